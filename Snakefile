@@ -1,0 +1,30 @@
+# fieldphot: raw CCD/CMOS frames -> calibrated frames, catalogs and light curves.
+# Thin entry point; the rules live in workflow/rules/, the science in src/fieldphot/.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        out("lightcurves"),
+        out("summary"),
+        out("frames"),
+    default_target: True
+
+
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/masters.smk"
+include: "workflow/rules/frames.smk"
+include: "workflow/rules/lightcurves.smk"

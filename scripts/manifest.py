@@ -1,0 +1,9 @@
+"""Snakemake adapter: classify raw frames into the manifest."""
+
+from fieldphot import stages
+
+sm = snakemake  # noqa: F821
+with stages.logged(sm.log[0]):
+    stages.manifest(
+        list(sm.input), sm.output[0], sm.params.instrument, sm.params.observatory or None
+    )

@@ -1,0 +1,246 @@
+"""Normalize FITS headers through an instrument profile.
+
+An instrument profile (``config/instruments/*.yaml``) lists, for each normalized
+quantity, the header keywords to try. :func:`normalize` turns one header into a flat
+dict of plain Python values with the same keys whatever the observatory wrote, and a
+list of what it could not find.
+
+Examples
+--------
+>>> from astropy.io import fits
+>>> h = fits.Header({"IMAGETYP": "Light Frame", "EXPTIME": "30", "FILTNAME": "V",
+...                  "DATE-OBS": "2024-03-15", "UTCSTART": "03:00:00"})
+>>> meta, missing = normalize(h, DEFAULT_PROFILE)
+>>> meta["frame_type"], meta["exptime"], meta["filter"], meta["date_obs"]
+('science', 30.0, 'V', '2024-03-15T03:00:00.000')
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import yaml
+from astropy.coordinates import Angle
+from astropy.time import Time
+
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "config" / "instruments"
+
+KINDS = ("bias", "dark", "flat", "science")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An instrument profile: keyword lists, frame-type words, defaults, time convention."""
+
+    name: str
+    keywords: dict
+    frame_types: dict
+    defaults: dict
+    time_convention: str = "start"
+    utc_offset_hours: float = 0.0
+    longitude_sign: int = 1
+
+
+def profile_from_dict(d: dict) -> Profile:
+    """Build a :class:`Profile` from a parsed profile YAML document."""
+    return Profile(
+        name=d["name"],
+        keywords=d["keywords"],
+        frame_types=d["frame_types"],
+        defaults=d.get("defaults", {}),
+        time_convention=d.get("time_convention", "start"),
+        utc_offset_hours=float(d.get("utc_offset_hours", 0.0)),
+        longitude_sign=int(d.get("longitude_sign", 1)),
+    )
+
+
+def _load_builtin() -> Profile:
+    with open(PROFILE_DIR / "generic.yaml") as fh:
+        return profile_from_dict(yaml.safe_load(fh))
+
+
+DEFAULT_PROFILE = _load_builtin()
+
+
+def first(header, keys):
+    """Value of the first of ``keys`` present (and not blank) in ``header``, else None."""
+    for k in keys:
+        if k in header:
+            v = header[k]
+            if v is None or (isinstance(v, str) and not v.strip()):
+                continue
+            return v
+    return None
+
+
+def to_float(value):
+    """A header value as float: numbers, numbers stored as quoted strings; else None.
+
+    Examples
+    --------
+    >>> to_float("124.6185920672"), to_float(3), to_float("n/a")
+    (124.6185920672, 3.0, None)
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(str(value).strip())
+    except ValueError:
+        return None
+    return out if np.isfinite(out) else None
+
+
+def classify(value, frame_types: dict) -> str | None:
+    """Map a frame-type header value to one of ``bias``, ``dark``, ``flat``, ``science``.
+
+    Examples
+    --------
+    >>> classify("SKYFLAT", DEFAULT_PROFILE.frame_types)
+    'flat'
+    >>> classify("Dark Frame", DEFAULT_PROFILE.frame_types)
+    'dark'
+    """
+    if value is None:
+        return None
+    words = re.split(r"[^a-z0-9]+", str(value).strip().lower())
+    joined = "".join(words)
+    for kind in KINDS:
+        for w in frame_types.get(kind, []):
+            if w in words or joined == w or joined.startswith(w):
+                return kind
+    return None
+
+
+def parse_angle(value, hours: bool) -> float | None:
+    """Degrees from a header angle: a number (degrees) or a sexagesimal string.
+
+    Sexagesimal right ascensions (``hours=True``) are read as hours.
+
+    Examples
+    --------
+    >>> round(parse_angle("07:27:36.0", hours=True), 6)
+    111.9
+    >>> parse_angle("+34:02:48", hours=False)
+    34.04666666666667
+    """
+    num = to_float(value)
+    if num is not None:
+        return num
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return float(Angle(text, unit="hourangle" if hours else "deg").deg)
+    except ValueError:
+        return None
+
+
+def parse_binning(header, profile: Profile) -> str:
+    """Binning as ``"XxY"`` from CCDSUM-like (``'2 2'``) or XBINNING/YBINNING cards."""
+    b = first(header, profile.keywords.get("binning", []))
+    if b is not None:
+        parts = re.findall(r"\d+", str(b))
+        if len(parts) >= 2:
+            return f"{int(parts[0])}x{int(parts[1])}"
+        if len(parts) == 1:
+            return f"{int(parts[0])}x{int(parts[0])}"
+    xb = to_float(first(header, profile.keywords.get("xbin", [])))
+    yb = to_float(first(header, profile.keywords.get("ybin", [])))
+    return f"{int(xb or 1)}x{int(yb or xb or 1)}"
+
+
+def parse_start(header, profile: Profile) -> str | None:
+    """ISO start time (UTC) from DATE-OBS with a time, DATE-OBS + a time card, or MJD-OBS."""
+    date = first(header, profile.keywords.get("date_obs", []))
+    tobs = first(header, profile.keywords.get("time_obs", []))
+    iso = None
+    if date is not None and "T" in str(date):
+        iso = str(date).strip()
+    elif date is not None and tobs is not None:
+        iso = f"{str(date).strip()}T{str(tobs).strip()}"
+    else:
+        mjd = to_float(first(header, profile.keywords.get("mjd_obs", [])))
+        if mjd is not None:
+            iso = Time(mjd, format="mjd", scale="utc").isot
+    if iso is None:
+        return None
+    try:
+        t = Time(iso, format="isot", scale="utc")
+    except ValueError:
+        return None
+    if profile.utc_offset_hours:
+        t = t - profile.utc_offset_hours * u.hour
+    return t.isot
+
+
+def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[str]]:
+    """Normalized values of one header, and the names of required values not found.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The frame's header (primary merged with the first image extension).
+    profile : Profile
+        Which keywords to read.
+
+    Returns
+    -------
+    meta : dict
+        ``frame_type, exptime, filter, gain, read_noise, saturate, date_obs, binning,
+        ra, dec, object, trimsec, biassec, site_lat, site_lon, site_elev, airmass``.
+    missing : list of str
+        Human-readable ``"QUANTITY (tried K1/K2)"`` entries for values that are
+        required for this frame type and absent or unreadable.
+    """
+    kw = profile.keywords
+    get = lambda name: first(header, kw.get(name, []))  # noqa: E731
+    missing = []
+    raw_type = get("frame_type")
+    frame_type = classify(raw_type, profile.frame_types)
+    exptime = to_float(get("exptime"))
+    flt = get("filter")
+    meta = {
+        "frame_type": frame_type,
+        "exptime": exptime,
+        "filter": str(flt).strip() if flt is not None else None,
+        "gain": to_float(get("gain")) or to_float(profile.defaults.get("gain")),
+        "read_noise": _or(to_float(get("read_noise")), profile.defaults.get("read_noise")),
+        "saturate": _or(to_float(get("saturate")), profile.defaults.get("saturate")),
+        "date_obs": parse_start(header, profile),
+        "binning": parse_binning(header, profile),
+        "ra": parse_angle(get("ra"), hours=True),
+        "dec": parse_angle(get("dec"), hours=False),
+        "object": str(get("object")).strip() if get("object") is not None else "",
+        "trimsec": _str_or_none(get("trimsec")),
+        "biassec": _str_or_none(get("biassec")),
+        "site_lat": parse_angle(get("site_lat"), hours=False),
+        "site_lon": _signed(parse_angle(get("site_lon"), hours=False), profile.longitude_sign),
+        "site_elev": to_float(get("site_elev")),
+        "airmass": to_float(get("airmass")),
+    }
+    if frame_type is None:
+        missing.append(f"frame type (tried {'/'.join(kw['frame_type'])}, value {raw_type!r})")
+    if exptime is None:
+        missing.append(f"exposure time (tried {'/'.join(kw['exptime'])})")
+    elif exptime < 0 or (exptime == 0 and frame_type not in (None, "bias")):
+        missing.append(f"exposure time {exptime} s is not positive")
+    if meta["date_obs"] is None:
+        keys = kw["date_obs"] + kw["time_obs"] + kw["mjd_obs"]
+        missing.append(f"start time (tried {'/'.join(keys)})")
+    if meta["filter"] is None and frame_type in ("flat", "science"):
+        missing.append(f"filter (tried {'/'.join(kw['filter'])})")
+    return meta, missing
+
+
+def _or(value, default):
+    return value if value is not None else to_float(default)
+
+
+def _str_or_none(v):
+    return None if v is None else str(v).strip()
+
+
+def _signed(v, sign):
+    return None if v is None else sign * v

@@ -1,0 +1,206 @@
+"""All disk access: FITS frames, Parquet tables with metadata, reference-catalog files.
+
+Every writer writes to a hidden temporary name beside the target and renames it, so a
+killed job never leaves a half-written product. Nothing here writes next to an input.
+
+Examples
+--------
+>>> import pandas as pd, tempfile, os
+>>> d = tempfile.mkdtemp()
+>>> write_table(os.path.join(d, "t.parquet"), pd.DataFrame({"a": [1, 2]}), {"status": "ok"})
+>>> df, meta = read_table(os.path.join(d, "t.parquet"))
+>>> df["a"].tolist(), meta["status"]
+([1, 2], 'ok')
+"""
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from astropy.io import fits
+from astropy.table import Table
+
+from . import __version__
+
+META_KEY = b"fieldphot"
+
+
+class FrameError(Exception):
+    """A raw frame that cannot be used; the message names the file and the reason."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> with atomic_path(p) as tmp:
+    ...     _ = open(tmp, "w").write("hi")
+    >>> open(p).read()
+    'hi'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_header(path) -> fits.Header:
+    """Header of a raw frame: the primary header merged with the first image extension's.
+
+    Raises :class:`FrameError` naming the file for anything unreadable.
+    """
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            header = hdul[0].header.copy()
+            if hdul[0].data is None or header.get("NAXIS", 0) == 0:
+                for hdu in hdul[1:]:
+                    if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
+                        header.update(
+                            {k: v for k, v in hdu.header.items() if k not in ("", "COMMENT")}
+                        )
+                        break
+            return header
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc
+
+
+def read_image(path) -> tuple[np.ndarray, fits.Header]:
+    """Pixel data (float64) and merged header of a raw frame's first 2-D image."""
+    header = read_header(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            for hdu in hdul:
+                if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
+                    return np.asarray(hdu.data, dtype=np.float64), header
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise FrameError(f"{path}: pixel data unreadable ({exc})") from exc
+    raise FrameError(f"{path}: no 2-D image in the file")
+
+
+def provenance_cards(config_slice: dict, inputs) -> list[tuple[str, str]]:
+    """FITS (keyword, value) cards recording the fieldphot version, config slice and inputs."""
+    cards = [("FP_VERS", __version__), ("FP_CONF", json.dumps(config_slice, sort_keys=True))]
+    cards += [(f"FP_IN{i:03d}", os.path.basename(str(p))) for i, p in enumerate(inputs)]
+    return cards
+
+
+def write_fits(path, data: np.ndarray, header: fits.Header, extra: dict | None = None) -> None:
+    """Write one image (float32) with ``header``, and optional named image extensions."""
+    hdus = [fits.PrimaryHDU(np.asarray(data, np.float32), header=header)]
+    for name, arr in (extra or {}).items():
+        hdus.append(fits.ImageHDU(arr, name=name))
+    with atomic_path(path) as tmp:
+        fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="silentfix")
+
+
+def read_master(path) -> tuple[np.ndarray, np.ndarray | None, fits.Header]:
+    """A master calibration frame: data, its MASK extension (or None) and header."""
+    with fits.open(path, memmap=False) as hdul:
+        mask = hdul["MASK"].data if "MASK" in hdul else None
+        return np.asarray(hdul[0].data, np.float64), mask, hdul[0].header.copy()
+
+
+def write_calibrated(path, sci, err, mask, header: fits.Header) -> None:
+    """Write a calibrated frame: SCI (e-) primary, ERR (e-) and MASK (bit flags)."""
+    header = header.copy()
+    header["BUNIT"] = "electron"
+    hdus = fits.HDUList(
+        [
+            fits.PrimaryHDU(np.asarray(sci, np.float32), header=header),
+            fits.ImageHDU(np.asarray(err, np.float32), name="ERR"),
+            fits.ImageHDU(np.asarray(mask, np.int32), name="MASK"),
+        ]
+    )
+    hdus[0].header["EXTNAME"] = "SCI"
+    with atomic_path(path) as tmp:
+        hdus.writeto(tmp, overwrite=True, output_verify="silentfix")
+
+
+def read_calibrated(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, fits.Header]:
+    """Read a calibrated frame written by :func:`write_calibrated`."""
+    with fits.open(path, memmap=False) as hdul:
+        return (
+            np.asarray(hdul[0].data, np.float64),
+            np.asarray(hdul["ERR"].data, np.float64),
+            np.asarray(hdul["MASK"].data, np.int32),
+            hdul[0].header.copy(),
+        )
+
+
+def _jsonable(meta: dict) -> dict:
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    return {"fieldphot_version": __version__, **conv(meta)}
+
+
+def write_table(path, df: pd.DataFrame, meta: dict) -> None:
+    """Write a Parquet table with ``meta`` (JSON) in the schema metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    md = dict(table.schema.metadata or {})
+    md[META_KEY] = json.dumps(_jsonable(meta)).encode()
+    table = table.replace_schema_metadata(md)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_table(path, columns=None) -> tuple[pd.DataFrame, dict]:
+    """Read a Parquet table and its fieldphot metadata (an empty dict when absent)."""
+    table = pq.read_table(path, columns=columns)
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    return table.to_pandas(), (json.loads(raw) if raw else {})
+
+
+def read_table_meta(path) -> dict:
+    """Only the fieldphot metadata of a Parquet table (no rows are read)."""
+    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def read_any_table(path) -> pd.DataFrame:
+    """A table from Parquet, ECSV, FITS, CSV or VOTable, by file extension."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    if name.endswith(".csv"):
+        return pd.read_csv(path)
+    fmt = {".ecsv": "ascii.ecsv", ".vot": "votable", ".xml": "votable"}.get(path.suffix.lower())
+    return Table.read(path, format=fmt).to_pandas() if fmt else Table.read(path).to_pandas()
+
+
+def write_text(path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def save_figure(fig, path) -> None:
+    """Save a matplotlib figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)

@@ -1,0 +1,30 @@
+"""Where every data product lives (DESIGN.md, "Data products"), for the workflow and the
+plain-loop runner alike. Paths are relative to the results folder.
+
+Examples
+--------
+>>> path("catalogs", night="20240314", frame="f001")
+'catalogs/20240314/f001.parquet'
+"""
+
+PATTERNS = {
+    "manifest": "manifest.parquet",
+    "refcat": "refcat.parquet",
+    "master": "masters/{night}/{kind}_{setup}.fits",
+    "calibrated": "calibrated/{night}/{frame}.fits",
+    "sources": "sources/{night}/{frame}.parquet",
+    "astrometry": "astrometry/{night}/{frame}.parquet",
+    "photometry": "photometry/{night}/{frame}.parquet",
+    "catalogs": "catalogs/{night}/{frame}.parquet",
+    "lightcurves": "lightcurves/lightcurves.parquet",
+    "summary": "lightcurves/summary.parquet",
+    "frames": "lightcurves/frames.parquet",
+    "rms_plot": "lightcurves/rms_mag.png",
+}
+
+PER_FRAME = ("calibrated", "sources", "astrometry", "photometry", "catalogs")
+
+
+def path(product: str, **wildcards) -> str:
+    """The relative path of one product, with its wildcards filled in."""
+    return PATTERNS[product].format(**wildcards)

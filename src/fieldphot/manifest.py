@@ -1,0 +1,233 @@
+"""The manifest: every raw frame classified from its header, and its calibration plan.
+
+:func:`build_manifest` turns (path, header) pairs into one table with a row per frame
+(normalized header values, night, times) and, for each science frame, the masters it
+will be calibrated with. Frames that cannot be used keep their row with
+``status='bad'`` and a one-line ``reason`` naming the file and the problem.
+
+Examples
+--------
+>>> from astropy.io import fits
+>>> h = fits.Header({"IMAGETYP": "BIAS", "EXPTIME": 0.0, "DATE-OBS": "2024-03-15T01:00:00"})
+>>> m = build_manifest([("raw/b1.fits", h)])
+>>> m.loc[0, ["frame", "kind", "night", "status"]].tolist()
+['b1', 'bias', '20240314', 'ok']
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import headers, timeutil
+
+RAW_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
+
+
+def is_raw_name(name: str) -> bool:
+    """Whether a file name looks like a FITS frame (plain, gzip or fpack)."""
+    n = name.lower()
+    return n.endswith(RAW_SUFFIXES) and not n.startswith(".")
+
+
+def safe_name(text: str) -> str:
+    """A string made safe for file names: only letters, digits, ``.``, ``_``, ``+``, ``-``.
+
+    Examples
+    --------
+    >>> safe_name("R/band; rm -rf")
+    'R_band_rm_-rf'
+    """
+    out = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).strip("._")
+    return out or "none"
+
+
+def frame_name(path: str) -> str:
+    """Frame identifier: the file name without its FITS/compression suffix, made safe."""
+    name = Path(path).name
+    for suf in sorted(RAW_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suf):
+            name = name[: -len(suf)]
+            break
+    return safe_name(name)
+
+
+def _setup(kind: str, filt: str, binning: str) -> str:
+    return safe_name(f"{filt}_{binning}") if kind == "flat" else safe_name(binning)
+
+
+def build_manifest(
+    items, profile: headers.Profile = headers.DEFAULT_PROFILE, observatory: dict | None = None
+) -> pd.DataFrame:
+    """Classify frames and plan their calibration.
+
+    Parameters
+    ----------
+    items : iterable of (path, header or Exception)
+        A header, or the error raised while reading it (the frame becomes ``bad``).
+    profile : headers.Profile
+        Keyword map of the instrument.
+    observatory : dict, optional
+        ``lat``, ``lon`` (deg, east positive), ``elev`` (m) overriding the headers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per file; see DESIGN.md for the columns.
+    """
+    rows = []
+    for path, header in items:
+        row = {"path": str(path), "frame": frame_name(path), "status": "ok", "reason": ""}
+        if isinstance(header, Exception):
+            row.update(status="bad", reason=str(header))
+            rows.append(row)
+            continue
+        meta, missing = headers.normalize(header, profile)
+        row.update(meta)
+        row["kind"] = meta["frame_type"]
+        row["naxis1"] = int(header.get("NAXIS1", 0) or 0)
+        row["naxis2"] = int(header.get("NAXIS2", 0) or 0)
+        if missing:
+            row.update(status="bad", reason=f"{path}: " + "; ".join(missing))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col, default in _COLUMNS.items():
+        if col not in df:
+            df[col] = default
+    df = df[list(_COLUMNS)].copy()
+    if observatory:
+        for key, col in (("lat", "site_lat"), ("lon", "site_lon"), ("elev", "site_elev")):
+            if observatory.get(key) is not None:
+                df[col] = float(observatory[key])
+    _dedupe_frames(df)
+    _add_times(df, profile)
+    df["filter"] = df["filter"].fillna("none").astype(str)
+    df["setup"] = [
+        _setup(k, f, b) for k, f, b in zip(df["kind"], df["filter"], df["binning"], strict=True)
+    ]
+    _plan_calibration(df)
+    return df
+
+
+_COLUMNS = {
+    "path": "",
+    "frame": "",
+    "kind": None,
+    "night": "",
+    "status": "ok",
+    "reason": "",
+    "filter": None,
+    "binning": "1x1",
+    "exptime": np.nan,
+    "date_obs": None,
+    "mjd_utc_mid": np.nan,
+    "bjd_tdb": np.nan,
+    "airmass": np.nan,
+    "gain": np.nan,
+    "read_noise": np.nan,
+    "saturate": np.nan,
+    "ra": np.nan,
+    "dec": np.nan,
+    "object": "",
+    "trimsec": None,
+    "biassec": None,
+    "site_lat": np.nan,
+    "site_lon": np.nan,
+    "site_elev": np.nan,
+    "naxis1": 0,
+    "naxis2": 0,
+}
+
+
+def _dedupe_frames(df: pd.DataFrame) -> None:
+    seen: dict[str, int] = {}
+    names = []
+    for f in df["frame"]:
+        n = seen.get(f, 0)
+        names.append(f if n == 0 else f"{f}_{n}")
+        seen[f] = n + 1
+    df["frame"] = names
+
+
+def _add_times(df: pd.DataFrame, profile: headers.Profile) -> None:
+    ok = df["date_obs"].notna() & df["exptime"].notna()
+    df["night"] = ""
+    if not ok.any():
+        return
+    sub = df[ok]
+    mjd = timeutil.mid_exposure_mjd(sub["date_obs"], sub["exptime"], profile.time_convention)
+    df.loc[ok, "mjd_utc_mid"] = mjd
+    df.loc[ok, "night"] = timeutil.night_label(mjd, sub["site_lon"].astype(float).to_numpy())
+    sci = ok & (df["kind"] == "science") & df["ra"].notna() & df["dec"].notna()
+    if sci.any():
+        s = df[sci]
+        args = [
+            s[c].astype(float).to_numpy()
+            for c in ("ra", "dec", "site_lat", "site_lon", "site_elev")
+        ]
+        df.loc[sci, "bjd_tdb"] = timeutil.bjd_tdb(s["mjd_utc_mid"].to_numpy(), *args)
+        computed = timeutil.airmass(s["mjd_utc_mid"].to_numpy(), *args)
+        df.loc[sci, "airmass"] = np.where(np.isfinite(computed), computed, s["airmass"])
+
+
+def master_path(night: str, kind: str, setup: str) -> str:
+    """Relative path of a master calibration frame (see DESIGN.md)."""
+    return f"masters/{night}/{kind}_{setup}.fits"
+
+
+def _plan_calibration(df: pd.DataFrame) -> None:
+    """Choose each frame's masters: same night and setup, else the nearest night."""
+    ok = df["status"] == "ok"
+    available: dict[tuple[str, str], list[str]] = {}
+    for (kind, setup, night), _ in df[ok & df["kind"].isin(["bias", "dark", "flat"])].groupby(
+        ["kind", "setup", "night"]
+    ):
+        available.setdefault((kind, setup), []).append(night)
+
+    def pick(kind, setup, night):
+        nights = available.get((kind, setup), [])
+        if not nights:
+            return "", False
+        if night in nights:
+            return master_path(night, kind, setup), False
+        best = min(nights, key=lambda n: abs(int(n) - int(night)) if n and night else 0)
+        return master_path(best, kind, setup), True
+
+    for col in ("bias_master", "dark_master", "flat_master"):
+        df[col] = ""
+    df["cal_fallback"] = False
+    for i in df.index[ok]:
+        kind, night, binning = df.at[i, "kind"], df.at[i, "night"], df.at[i, "binning"]
+        needs = {
+            "bias": [],
+            "dark": ["bias"],
+            "flat": ["bias", "dark"],
+            "science": ["bias", "dark", "flat"],
+        }.get(kind, [])
+        for need in needs:
+            setup = _setup(need, df.at[i, "filter"], binning)
+            path, fallback = pick(need, setup, night)
+            df.at[i, f"{need}_master"] = path
+            df.at[i, "cal_fallback"] |= fallback
+
+
+def masters_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per master to build: night, kind, setup, its input frames and masters."""
+    ok = (df["status"] == "ok") & df["kind"].isin(["bias", "dark", "flat"])
+    rows = []
+    for (night, kind, setup), g in df[ok].groupby(["night", "kind", "setup"]):
+        rows.append(
+            {
+                "night": night,
+                "kind": kind,
+                "setup": setup,
+                "path": master_path(night, kind, setup),
+                "inputs": list(g["path"]),
+                "bias_master": g["bias_master"].iloc[0],
+                "dark_master": g["dark_master"].iloc[0],
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["night", "kind", "setup", "path", "inputs", "bias_master", "dark_master"]
+    )

@@ -1,0 +1,581 @@
+"""One function per workflow stage: read inputs through :mod:`fieldphot.io`, call the
+science, write the output. The Snakemake scripts, the benchmarks and the tests all run
+the pipeline through these functions, so there is one code path.
+
+Each per-frame table carries the frame's metadata and every stage's diagnostics in its
+Parquet metadata; a science failure (no stars, no WCS, too few calibration stars) is
+written as an empty table with a ``status`` and ``reason``, never raised.
+
+Examples
+--------
+>>> import tempfile, os
+>>> from fieldphot import synthetic
+>>> d = tempfile.mkdtemp()
+>>> night = synthetic.simulate_night(d, synthetic.SimConfig(nx=96, ny=96, n_science=1,
+...     n_bias=2, n_dark=2, n_flat=2, seed=5))
+>>> m = manifest(sorted(night.raw_dir.iterdir()), os.path.join(d, "manifest.parquet"))
+>>> sorted(m["kind"].value_counts().items())
+[('bias', 2), ('dark', 2), ('flat', 2), ('science', 1)]
+"""
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+
+from . import calibrate as cal
+from . import extract as ext
+from . import headers, io, lightcurves, refcat
+from . import manifest as mf
+from . import photometry as phot
+from . import solve as sol
+from . import zeropoint as zpt
+from .flags import Flag, any_set
+
+log = logging.getLogger("fieldphot")
+
+#: Frame metadata carried in calibrated-frame headers: dict key -> FITS keyword.
+FRAME_CARDS = {
+    "frame": "FP_FRAME",
+    "night": "FP_NIGHT",
+    "filter": "FP_FILT",
+    "exptime": "FP_EXPT",
+    "mjd_utc_mid": "FP_MJD",
+    "bjd_tdb": "FP_BJD",
+    "airmass": "FP_AIRM",
+    "read_noise": "FP_RN",
+    "gain": "FP_GAIN",
+    "ra": "FP_RA",
+    "dec": "FP_DEC",
+    "object": "FP_OBJ",
+    "saturation_e": "FP_SATE",
+    "cal_flags": "FP_CALFL",
+}
+
+
+@contextlib.contextmanager
+def logged(path):
+    """Send the ``fieldphot`` log to ``path`` (a rule's log file) while the block runs."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield log
+    except Exception:
+        log.exception("failed")
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def load_profile(path) -> headers.Profile:
+    """An instrument profile from a YAML file (the generic profile when ``path`` is empty)."""
+    if not path:
+        return headers.DEFAULT_PROFILE
+    import yaml
+
+    with open(path) as fh:
+        return headers.profile_from_dict(yaml.safe_load(fh))
+
+
+# ----------------------------------------------------------------------------- manifest
+def manifest(raw_paths, out, profile_path: str = "", observatory: dict | None = None):
+    """Read every raw header once and write the manifest table; returns it."""
+    items = []
+    for p in raw_paths:
+        try:
+            items.append((str(p), io.read_header(p)))
+        except io.FrameError as exc:
+            items.append((str(p), exc))
+    df = mf.build_manifest(items, load_profile(profile_path), observatory)
+    for reason in df.loc[df["status"] != "ok", "reason"]:
+        log.warning(reason)
+    counts = df[df["status"] == "ok"].groupby(["night", "kind", "filter"]).size()
+    log.info("manifest: %d frames\n%s", len(df), counts.to_string())
+    io.write_table(out, df, {"profile": profile_path or "generic", "observatory": observatory})
+    return df
+
+
+def refcat_file(path, out, cfg: dict):
+    """Standardize a local reference catalog file into ``out``."""
+    table = refcat.standardize(io.read_any_table(path), cfg["columns"])
+    log.info("reference catalog %s: %d stars", path, len(table))
+    io.write_table(
+        out,
+        table,
+        {
+            "source": str(path),
+            "magnitude_system": cfg.get("magnitude_system", "Vega"),
+            "band": cfg["columns"]["mag"],
+        },
+    )
+
+
+# ------------------------------------------------------------------------- calibration
+def load_raw_electrons(path, row: dict, cfg: dict) -> tuple[np.ndarray, np.ndarray, fits.Header]:
+    """Raw frame -> overscan-subtracted, trimmed electrons, saturation map (raw ADU), header."""
+    raw, header = io.read_image(path)
+    rows, cols = cal.parse_section(row["trimsec"]) if row.get("trimsec") else (slice(None),) * 2
+    sat_level = row.get("saturate")
+    saturated = raw[rows, cols] >= (sat_level if _finite(sat_level) else np.inf)
+    over = cfg.get("overscan", {})
+    data = cal.overscan_trim(
+        raw, row.get("trimsec"), row.get("biassec"), over.get("mode", "poly"), over.get("order", 3)
+    )
+    return data * float(row["gain"]), saturated, header
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, int | float) and math.isfinite(v)
+
+
+def _read_optional(path):
+    return io.read_master(path) if path else (None, None, None)
+
+
+def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict):
+    """Combine raw bias, dark or flat frames (``rows`` from the manifest) into a master."""
+    frames = [load_raw_electrons(r["path"], r, cfg)[0] for r in rows]
+    bias, _, _ = _read_optional(bias_path)
+    dark, _, _ = _read_optional(dark_path)
+    sigma = cfg.get("combine_sigma", 3.0)
+    exptimes = [r["exptime"] for r in rows]
+    mask = np.zeros(frames[0].shape, np.int32)
+    if kind == "bias":
+        data = cal.master_bias(frames, sigma)
+    elif kind == "dark":
+        data = cal.master_dark(frames, exptimes, bias, sigma)
+        mask[cal.hot_pixels(data, cfg.get("hot_pixel_nsigma", 8.0))] |= Flag.BAD_PIXEL
+    elif kind == "flat":
+        data = cal.master_flat(frames, exptimes, bias, dark, sigma)
+        mask[cal.bad_flat_pixels(data)] |= Flag.BAD_PIXEL
+    else:
+        raise ValueError(f"unknown master kind {kind!r}")
+    header = fits.Header()
+    header["FP_KIND"] = kind
+    header["NCOMBINE"] = len(frames)
+    header["BUNIT"] = {"bias": "electron", "dark": "electron/s", "flat": ""}[kind]
+    for key, value in io.provenance_cards(
+        cfg, [r["path"] for r in rows] + [p for p in (bias_path, dark_path) if p]
+    ):
+        header[key] = value
+    log.info(
+        "master %s from %d frames: median %.4g, %d bad pixels",
+        kind,
+        len(frames),
+        np.nanmedian(data),
+        int((mask != 0).sum()),
+    )
+    io.write_fits(out, data, header, {"MASK": mask})
+
+
+def _calibrated_header(raw_header: fits.Header, row: dict) -> fits.Header:
+    """Raw header without structure cards, WCS shifted to the trimmed array, numbers fixed."""
+    h = fits.Header()
+    skip = {
+        "SIMPLE",
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "EXTEND",
+        "BZERO",
+        "BSCALE",
+        "EXTNAME",
+        "XTENSION",
+        "PCOUNT",
+        "GCOUNT",
+        "CHECKSUM",
+        "DATASUM",
+    }
+    for card in raw_header.cards:
+        if card.keyword not in skip and card.keyword not in ("", "COMMENT", "HISTORY"):
+            h.append(card, end=True)
+    wcs = sol.header_wcs(raw_header)
+    for key in [
+        k
+        for k in h
+        if k[:2] in ("CD", "PC", "PV", "CR", "A_", "B_", "AP", "BP")
+        or k.startswith(("CTYPE", "CUNIT", "CDELT", "WCSAXES"))
+    ]:
+        del h[key]
+    if wcs is not None:
+        if row.get("trimsec"):
+            rows, cols = cal.parse_section(row["trimsec"])
+            wcs.wcs.crpix = wcs.wcs.crpix - [cols.start, rows.start]
+        h.update(wcs.to_header(relax=True))
+    return h
+
+
+def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: dict):
+    """Calibrate one science frame into electrons with ERR and MASK; record provenance."""
+    data, saturated, raw_header = load_raw_electrons(raw_path, row, cfg)
+    bias, bmask, _ = _read_optional(bias_path)
+    dark, dmask, _ = _read_optional(dark_path)
+    flat, fmask, _ = _read_optional(flat_path)
+    bad = np.zeros(data.shape, bool)
+    for m in (bmask, dmask, fmask):
+        if m is not None:
+            bad |= m != 0
+    rn = float(row["read_noise"])
+    sci, err, mask = cal.calibrate_frame(
+        data, float(row["exptime"]), rn, saturated, bias, dark, flat, bad
+    )
+    sat_e = float(row["saturate"]) * float(row["gain"]) if _finite(row.get("saturate")) else np.inf
+    cal_flags = 0
+    missing = [
+        k for k, p in (("bias", bias_path), ("dark", dark_path), ("flat", flat_path)) if not p
+    ]
+    if missing or row.get("cal_fallback"):
+        cal_flags |= Flag.NO_CALIBRATION
+        log.warning(
+            "%s: calibrated without %s%s",
+            raw_path,
+            ", ".join(missing) or "-",
+            " (masters from another night)" if row.get("cal_fallback") else "",
+        )
+    cr = cfg.get("cosmic_rays", {})
+    if cr.get("enabled", True):
+        sci, mask = cal.clean_cosmic_rays(
+            sci,
+            mask,
+            rn,
+            sat_e if np.isfinite(sat_e) else 1e9,
+            sigclip=cr.get("sigclip", 4.5),
+            objlim=cr.get("objlim", 5.0),
+        )
+    header = _calibrated_header(raw_header, row)
+    meta = {
+        **{k: row.get(k) for k in FRAME_CARDS},
+        "saturation_e": sat_e,
+        "cal_flags": cal_flags,
+        "gain": 1.0,
+    }
+    for key, card in FRAME_CARDS.items():
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
+            header[card] = value
+    header["FP_RAWGN"] = (float(row["gain"]), "raw gain e-/ADU (applied)")
+    for key, value in io.provenance_cards(cfg, [raw_path, bias_path, dark_path, flat_path]):
+        header[key] = value
+    log.info(
+        "%s: sky %.1f e-, %d saturated, %d cosmic-ray pixels",
+        row["frame"],
+        float(np.median(sci)),
+        int(saturated.sum()),
+        int(any_set(mask, Flag.COSMIC_RAY).sum()),
+    )
+    io.write_calibrated(out, sci, err, mask, header)
+
+
+def frame_meta(header: fits.Header) -> dict:
+    """The frame metadata written by :func:`calibrate`, back as a dict."""
+    meta = {k: header.get(card) for k, card in FRAME_CARDS.items()}
+    meta["naxis1"], meta["naxis2"] = header.get("NAXIS1"), header.get("NAXIS2")
+    return meta
+
+
+# --------------------------------------------------------------------------- per frame
+def extract(calibrated, out, cfg: dict):
+    """Detect and measure sources on a calibrated frame."""
+    sci, err, mask, header = io.read_calibrated(calibrated)
+    src, info = ext.extract_sources(
+        sci,
+        err,
+        mask,
+        thresh=cfg.get("thresh", 5.0),
+        minarea=cfg.get("minarea", 5),
+        box=cfg.get("background_box", 64),
+    )
+    status = "ok" if len(src) else "no_sources"
+    log.info("%s sources, FWHM %.2f px, sky %.1f e-", len(src), info["fwhm"], info["sky"])
+    io.write_table(
+        out,
+        src,
+        {
+            "frame": frame_meta(header),
+            "extract": info,
+            "status": status,
+            "config": cfg,
+            "inputs": [str(calibrated)],
+        },
+    )
+
+
+def solve(calibrated, sources, refcat_path, out, cfg: dict):
+    """Match sources to the reference catalog from the header WCS; fit and record the WCS."""
+    header = io.read_header(calibrated)
+    src, meta = io.read_table(sources)
+    ref, _ = io.read_table(refcat_path)
+    guess = sol.header_wcs(header)
+    shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+    if guess is None:
+        wcs, matched, info = (
+            None,
+            pd.DataFrame({k: [] for k in sol.MATCH_COLUMNS}),
+            {"status": "unsolved", "reason": "no WCS in the header", "n_match": 0},
+        )
+    else:
+        wcs, matched, info = sol.solve(src, ref, guess, shape, **cfg)
+    log.info(
+        "%s: %s %s, %d matches, rms %.3f px",
+        meta["frame"].get("frame"),
+        info["status"],
+        info.get("reason", ""),
+        info["n_match"],
+        info.get("rms_px", np.nan),
+    )
+    meta.update(
+        astrometry=info,
+        status=info["status"],
+        reason=info.get("reason", ""),
+        wcs=sol.wcs_to_string(wcs) if wcs is not None else "",
+        config=cfg,
+        inputs=[str(calibrated), str(sources), str(refcat_path)],
+    )
+    io.write_table(out, matched, meta)
+
+
+def photometer(calibrated, astrometry, refcat_path, out, cfg: dict):
+    """Aperture photometry at every reference-catalog position inside the frame."""
+    _, meta = io.read_table(astrometry, columns=[])
+    ref, ref_meta = io.read_table(refcat_path)
+    meta.update(
+        config=cfg,
+        inputs=[str(calibrated), str(astrometry), str(refcat_path)],
+        magnitude_system=ref_meta.get("magnitude_system"),
+        band=ref_meta.get("band"),
+    )
+    if not meta.get("wcs"):
+        meta.update(status="no_wcs", reason=meta.get("reason") or "no astrometric solution")
+        io.write_table(out, pd.DataFrame(columns=PHOT_COLUMNS), meta)
+        return
+    sci, err, mask, _ = io.read_calibrated(calibrated)
+    table, info = measure_frame(
+        sci,
+        err,
+        mask,
+        sol.wcs_from_string(meta["wcs"]),
+        ref,
+        meta["extract"].get("fwhm"),
+        float(meta["frame"]["exptime"]),
+        cfg,
+    )
+    log.info(
+        "%d stars measured, aperture %.2f px, apcor %.4f from %d stars",
+        len(table),
+        info["r_ap"],
+        info["apcor"],
+        info["apcor_n"],
+    )
+    meta.update(photometry=info, status="ok", reason="")
+    io.write_table(out, table, meta)
+
+
+PHOT_COLUMNS = [
+    "id",
+    "ra",
+    "dec",
+    "x",
+    "y",
+    "flux",
+    "flux_err",
+    "flux_ap",
+    "sky",
+    "sky_err",
+    "snr",
+    "mag_inst",
+    "mag_inst_err",
+    "flags",
+    "mag_cat",
+    "mag_cat_err",
+    "color",
+    "contamination",
+]
+
+
+def measure_frame(sci, err, mask, wcs, ref: pd.DataFrame, fwhm, exptime: float, cfg: dict):
+    """Photometry of every reference star on one frame (arrays in, table out)."""
+    ny, nx = sci.shape
+    if fwhm is None or not np.isfinite(fwhm):
+        fwhm = cfg.get("fwhm_default", 3.0)
+    r_ap = max(cfg.get("aperture_fwhm", 2.0) * fwhm, cfg.get("min_radius", 2.0))
+    r_in, r_out = (max(f * fwhm, r_ap + 2) for f in cfg.get("annulus_fwhm", [4.0, 7.0]))
+    r_out = max(r_out, r_in + 3)
+    r_big = min(cfg.get("apcor_fwhm", 4.0) * fwhm, r_in)
+    x_all, y_all = wcs.world_to_pixel_values(ref["ra"].to_numpy(), ref["dec"].to_numpy())
+    reach = 40 * fwhm
+    near = (x_all > -reach) & (x_all < nx + reach) & (y_all > -reach) & (y_all < ny + reach)
+    x_all, y_all, mag_all = x_all[near], y_all[near], ref["mag"].to_numpy()[near]
+    inside = (x_all >= 0) & (x_all <= nx - 1) & (y_all >= 0) & (y_all <= ny - 1)
+    r = ref[near][inside].reset_index(drop=True)
+    x, y = x_all[inside], y_all[inside]
+    t = phot.aperture_photometry(sci, err, mask, x, y, r_ap, r_in, r_out)
+    contamination = phot.neighbour_contamination(
+        x_all, y_all, mag_all, fwhm, r_ap, measured=inside
+    )[inside]
+    blended = contamination > cfg.get("blend_fraction", 0.01)
+    t["flags"] |= np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
+    snr = np.where(t["flux_err"] > 0, t["flux"] / t["flux_err"], 0.0)
+    isolated = (
+        phot.neighbour_contamination(x_all, y_all, mag_all, fwhm, r_big, measured=inside)[inside]
+        < 1e-3
+    )
+    usable = (t["flags"].to_numpy() == 0) & isolated & (snr > cfg.get("apcor_min_snr", 50.0))
+    apcor, apcor_err, apcor_n = phot.aperture_correction(
+        sci, err, mask, x, y, r_ap, r_big, r_in, r_out, usable
+    )
+    t["flags"] |= np.where(snr < cfg.get("min_snr", 3.0), int(Flag.LOW_SNR), 0).astype(np.int32)
+    mag, merr = zpt.instrumental_mag(t["flux"] * apcor, t["flux_err"] * apcor, exptime)
+    out = pd.DataFrame(
+        {
+            "id": r["id"],
+            "ra": r["ra"],
+            "dec": r["dec"],
+            "x": x,
+            "y": y,
+            "flux": t["flux"] * apcor,
+            "flux_err": t["flux_err"] * apcor,
+            "flux_ap": t["flux"],
+            "sky": t["sky"],
+            "sky_err": t["sky_err"],
+            "snr": snr,
+            "mag_inst": mag,
+            "mag_inst_err": merr,
+            "flags": t["flags"].astype(np.int32),
+            "mag_cat": r["mag"],
+            "mag_cat_err": r["mag_err"],
+            "color": r["color"],
+            "contamination": contamination,
+        }
+    )
+    sky_sigma = float(np.nanmedian(np.where(any_set(mask, Flag.SATURATED), np.nan, err)))
+    lim = phot.limiting_flux(sky_sigma, np.pi * r_ap**2) * apcor
+    info = {
+        "fwhm": float(fwhm),
+        "r_ap": float(r_ap),
+        "r_in": float(r_in),
+        "r_out": float(r_out),
+        "r_apcor": float(r_big),
+        "apcor": apcor,
+        "apcor_err": apcor_err,
+        "apcor_n": apcor_n,
+        "maglim_inst": float(-2.5 * np.log10(lim / exptime)),
+        "n_stars": int(len(out)),
+    }
+    return out, info
+
+
+def zeropoint(photometry, out, cfg: dict):
+    """Fit the frame's zeropoint and write calibrated magnitudes (the per-frame catalog)."""
+    t, meta = io.read_table(photometry)
+    fr = meta.get("frame", {})
+    cat, info = calibrate_catalog(t, cfg)
+    for key in ("frame", "night", "filter", "exptime", "mjd_utc_mid", "bjd_tdb", "airmass"):
+        cat[key] = fr.get(key)
+    cat["fwhm"] = meta.get("extract", {}).get("fwhm", np.nan)
+    if meta.get("status") != "ok":
+        info.update(status=meta.get("status"), reason=meta.get("reason", ""))
+    maglim = meta.get("photometry", {}).get("maglim_inst", np.nan)
+    info["maglim"] = maglim + info["zp"] if info["status"] == "ok" else np.nan
+    log.info(
+        "%s: zeropoint %s %.4f +- %.4f from %d stars (rms %.3f), maglim %.2f",
+        fr.get("frame"),
+        info["status"],
+        info["zp"],
+        info["zp_err"],
+        info["n_used"],
+        info["rms"],
+        info["maglim"],
+    )
+    meta.update(
+        zeropoint=info,
+        status=info["status"],
+        reason=info.get("reason", ""),
+        config=cfg,
+        inputs=[str(photometry)],
+    )
+    io.write_table(out, cat, meta)
+
+
+def calibrate_catalog(t: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, dict]:
+    """Zeropoint fit on clean stars, then calibrated magnitudes for every star."""
+    cat_err = t["mag_cat_err"].to_numpy(float)
+    sel = (
+        (t["flags"].to_numpy() == 0)
+        & (t["snr"].to_numpy() >= cfg.get("min_snr", 20.0))
+        & np.isfinite(t["mag_cat"].to_numpy(float))
+        & ~(cat_err > cfg.get("max_catalog_err", 0.1))
+    )
+    fit = zpt.fit_zeropoint(
+        t["mag_inst"][sel],
+        t["mag_inst_err"][sel],
+        t["mag_cat"][sel],
+        cat_err[sel],
+        clip_sigma=cfg.get("clip_sigma", 3.0),
+        min_stars=cfg.get("min_stars", 5),
+    )
+    used = np.zeros(len(t), bool)
+    used[np.flatnonzero(sel)] = fit.pop("used")
+    out = t.copy()
+    out["mag"] = t["mag_inst"] + fit["zp"]
+    out["mag_err"] = np.sqrt(t["mag_inst_err"] ** 2 + fit["zp_err"] ** 2)
+    out["zp"], out["zp_err"], out["used_in_zp"] = fit["zp"], fit["zp_err"], used
+    if fit["status"] != "ok":
+        out["flags"] = (out["flags"] | int(Flag.NO_ZEROPOINT)).astype(np.int32)
+        fit["reason"] = f"{fit['n_used']} calibration stars (< {cfg.get('min_stars', 5)})"
+    return out, fit
+
+
+# ------------------------------------------------------------------------- all frames
+def light_curves(catalogs, outdir, cfg: dict):
+    """Transpose per-frame catalogs into the long light-curve table, summary and plot."""
+    outdir = Path(outdir)
+    tables, frames = [], []
+    for path in catalogs:
+        t, meta = io.read_table(path)
+        zp = meta.get("zeropoint", {})
+        frames.append(
+            {
+                **meta.get("frame", {}),
+                "status": meta.get("status"),
+                "reason": meta.get("reason", ""),
+                "zp": zp.get("zp"),
+                "zp_err": zp.get("zp_err"),
+                "n_zp_stars": zp.get("n_used"),
+                "maglim": zp.get("maglim"),
+                "fwhm": meta.get("extract", {}).get("fwhm"),
+                "sky": meta.get("extract", {}).get("sky"),
+                "astrometry_rms_arcsec": meta.get("astrometry", {}).get("rms_arcsec"),
+                "n_match": meta.get("astrometry", {}).get("n_match"),
+            }
+        )
+        if meta.get("status") == "ok":
+            tables.append(t)
+        else:
+            log.warning("%s skipped: %s %s", path, meta.get("status"), meta.get("reason", ""))
+    lc = lightcurves.long_table(tables)
+    summary = lightcurves.summarize(lc)
+    frame_table = pd.DataFrame(frames)
+    meta = {
+        "n_frames": len(frames),
+        "n_skipped": int((frame_table["status"] != "ok").sum()) if len(frames) else 0,
+        "config": cfg,
+    }
+    io.write_table(outdir / "lightcurves.parquet", lc, meta)
+    io.write_table(outdir / "summary.parquet", summary, meta)
+    io.write_table(outdir / "frames.parquet", frame_table, meta)
+    io.save_figure(lightcurves.rms_figure(summary, f"{len(tables)} frames"), outdir / "rms_mag.png")
+    log.info(
+        "light curves: %d stars x %d frames (%d skipped)",
+        summary.shape[0],
+        len(tables),
+        meta["n_skipped"],
+    )

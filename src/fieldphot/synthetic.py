@@ -1,0 +1,544 @@
+"""Field simulator: a raw night as an observatory writes it, with the truth beside it.
+
+:func:`simulate_night` writes bias, dark, flat and science frames of one field
+(``raw/``), a reference catalog with magnitudes in two bands (``refcat.parquet``), a
+ready-to-run config (``config.yaml``) and the truth (``truth/``): every star's
+position, flux and magnitude on every frame, and each frame's zeropoint, airmass,
+FWHM and times.
+
+The pixels follow the physics of a CCD: stars with a Moffat PSF whose FWHM changes from
+frame to frame, sky, dark current and hot pixels, vignetting and pixel-to-pixel
+response, atmospheric extinction with airmass and thin-cloud transparency changes,
+Poisson and read noise, a bias level with fixed structure and a drift along the rows
+that the overscan strip sees too, a few saturated stars (clipped at the ADC maximum),
+cosmic rays, pointing jitter and a small radial optical distortion. The header carries
+an approximate TAN WCS that is off by a few pixels and a fraction of a degree in
+rotation. One star transits, one varies sinusoidally, the rest are constant.
+
+Conventions of the truth: pixel positions are 0-based in the *trimmed* frame (what
+calibration produces); ``flux_e`` is the star's total number of electrons in the
+calibrated frame; the zeropoint ``zp`` of a frame satisfies
+``mag_true = -2.5 log10(flux_e / exptime) + zp`` for every constant star.
+
+Examples
+--------
+>>> import tempfile
+>>> night = simulate_night(tempfile.mkdtemp(), SimConfig(nx=128, ny=128, n_science=2,
+...                        n_bias=2, n_dark=2, n_flat=2, seed=3))
+>>> sorted(p.name for p in night.raw_dir.iterdir())[:2]
+['20240315.0001.fits', '20240315.0002.fits']
+>>> len(night.frames)
+2
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+import yaml
+from astropy.io import fits
+from astropy.time import Time
+from astropy.wcs import WCS
+
+from . import io, timeutil
+
+ADC_MAX = 65535
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Every knob of the simulated night (defaults make the demo night)."""
+
+    seed: int = 1
+    nx: int = 1024  #: imaging columns
+    ny: int = 1024  #: rows
+    n_science: int = 30
+    n_bias: int = 7
+    n_dark: int = 5
+    n_flat: int = 7
+    exptime: float = 60.0  #: science exposure, s
+    cadence: float = 300.0  #: seconds between science exposure starts
+    dark_exptime: float = 120.0
+    flat_exptime: float = 5.0
+    flat_level: float = 25000.0  #: e- per pixel in the flats
+    start: str = "2024-03-15T03:00:00"  #: UTC start of the first science frame
+    filter: str = "V"
+    ra: float = 150.25  #: field centre, deg
+    dec: float = 20.5
+    pixel_scale: float = 0.6  #: arcsec / pixel
+    rotation_deg: float = 0.7  #: true position angle of the detector columns
+    gain: float = 1.8  #: e- / ADU
+    read_noise: float = 6.5  #: e-
+    bias_level: float = 1000.0  #: ADU
+    prescan: int = 8
+    overscan: int = 32
+    saturate_adu: float = 62000.0  #: written as SATURATE
+    zp0: float = 24.8  #: mag of 1 e-/s above the atmosphere
+    extinction: float = 0.15  #: mag / airmass
+    transparency_rms: float = 0.01  #: mag, frame to frame
+    sky_mag: float = 20.8  #: mag / arcsec^2
+    dark_current: float = 0.02  #: e- / s / pixel
+    hot_fraction: float = 3e-4
+    fwhm_min: float = 2.6  #: px
+    fwhm_max: float = 4.2
+    moffat_beta: float = 3.0
+    stars_per_arcmin2: float = 4.5
+    mag_min: float = 10.5
+    mag_max: float = 20.5  #: catalog limit; fainter stars are in the images only
+    jitter_px: float = 2.5
+    wcs_shift_px: float = 4.0  #: error of the header WCS
+    wcs_rotation_deg: float = 0.3
+    distortion_px: float = 1.0  #: radial distortion at the frame corner
+    vignetting: float = 0.12  #: fractional loss at the corner
+    prnu: float = 0.01  #: pixel-to-pixel response rms
+    cosmic_rate: float = 0.5  #: per second per megapixel
+    transit_depth: float = 0.02
+    transit_duration_h: float = 1.0
+    transit_ingress_h: float = 0.15
+    variable_period_h: float = 1.3
+    variable_amplitude: float = 0.05  #: fractional flux semi-amplitude
+    site_lat: float = 31.9583
+    site_lon: float = -111.5967
+    site_elev: float = 2096.0
+
+
+@dataclass
+class Night:
+    """Paths and truth of a simulated night."""
+
+    root: Path
+    raw_dir: Path
+    refcat: Path
+    config: Path
+    stars: pd.DataFrame
+    frames: pd.DataFrame
+    fluxes: pd.DataFrame
+    params: dict
+
+
+def moffat_alpha(fwhm: float, beta: float) -> float:
+    """Moffat core width alpha for a given FWHM and beta."""
+    return fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
+def _stamp(x, y, alpha, beta, half, oversample=3):
+    """Moffat profile integrated over pixels (by oversampling) around (x, y).
+
+    Returns (x0, y0, stamp) with the stamp's lower-left pixel at integer (x0, y0)
+    and the profile normalized to unit total flux over the plane.
+    """
+    x0, y0 = int(np.floor(x)) - half, int(np.floor(y)) - half
+    n = 2 * half + 1
+    sub = (np.arange(n * oversample) + 0.5) / oversample - 0.5
+    dx = x0 + sub - x
+    dy = y0 + sub - y
+    r2 = dy[:, None] ** 2 + dx[None, :] ** 2
+    prof = (beta - 1.0) / (np.pi * alpha**2) * (1.0 + r2 / alpha**2) ** (-beta)
+    prof = prof.reshape(n, oversample, n, oversample).mean(axis=(1, 3))
+    return x0, y0, prof
+
+
+def _add(image, x0, y0, stamp):
+    ny, nx = image.shape
+    h, w = stamp.shape
+    xa, ya = max(x0, 0), max(y0, 0)
+    xb, yb = min(x0 + w, nx), min(y0 + h, ny)
+    if xa >= xb or ya >= yb:
+        return
+    image[ya:yb, xa:xb] += stamp[ya - y0 : yb - y0, xa - x0 : xb - x0]
+
+
+def _tan_wcs(cfg: SimConfig, rotation_deg: float, crval, crpix) -> WCS:
+    """A TAN WCS with north up, east left, rotated by ``rotation_deg`` (0-based crpix)."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = list(crval)
+    w.wcs.crpix = [crpix[0] + 1.0, crpix[1] + 1.0]
+    s = cfg.pixel_scale / 3600.0
+    t = np.radians(rotation_deg)
+    w.wcs.cd = np.array([[-s * np.cos(t), s * np.sin(t)], [s * np.sin(t), s * np.cos(t)]])
+    return w
+
+
+def _distort(cfg: SimConfig, u, v):
+    """Radial (barrel) distortion about the frame centre, ``distortion_px`` at the corner."""
+    cx, cy = (cfg.nx - 1) / 2.0, (cfg.ny - 1) / 2.0
+    rmax = np.hypot(cx, cy)
+    k = cfg.distortion_px / rmax**3
+    du, dv = u - cx, v - cy
+    f = 1.0 + k * (du**2 + dv**2)
+    return cx + du * f, cy + dv * f
+
+
+def transit_model(t, t0, depth, duration, ingress):
+    """Fractional flux of a trapezoidal transit (times in days)."""
+    dt = np.abs(np.asarray(t, float) - t0)
+    half = duration / 2.0
+    frac = np.clip((half - dt) / ingress, 0.0, 1.0)
+    return 1.0 - depth * frac
+
+
+def _draw_stars(cfg: SimConfig, rng, nominal: WCS) -> pd.DataFrame:
+    margin = 40
+    area = (cfg.nx + 2 * margin) * (cfg.ny + 2 * margin) * (cfg.pixel_scale / 60.0) ** 2
+    mag_faint = cfg.mag_max + 1.5
+    n = int(round(cfg.stars_per_arcmin2 * area * 10 ** (0.3 * (mag_faint - cfg.mag_max))))
+    # Luminosity function dN/dm ~ 10^(0.3 m), by inverse transform.
+    lo, hi = 10 ** (0.3 * cfg.mag_min), 10 ** (0.3 * mag_faint)
+    mags = np.log10(lo + rng.random(n) * (hi - lo)) / 0.3
+    x = rng.uniform(-margin, cfg.nx + margin, n)
+    y = rng.uniform(-margin, cfg.ny + margin, n)
+    # A few bright stars that saturate.
+    inner = np.flatnonzero((x > 60) & (x < cfg.nx - 60) & (y > 60) & (y < cfg.ny - 60))
+    for i, m in zip(inner[:3], (cfg.mag_min, cfg.mag_min + 1.0, cfg.mag_min + 2.0), strict=False):
+        mags[i] = m
+    color = rng.uniform(0.3, 1.4, n)  # B - V
+    sky = nominal.pixel_to_world(x, y)
+    stars = pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "ra": sky.ra.deg,
+            "dec": sky.dec.deg,
+            "mag": mags,
+            "color": color,
+            "kind": "constant",
+        }
+    )
+    # The transiting and variable stars: bright but unsaturated, well inside the frame.
+    cx, cy = cfg.nx / 2, cfg.ny / 2
+    ok = (
+        (mags > 14.3)
+        & (mags < 15.3)
+        & (np.abs(x - cx) < cfg.nx / 3)
+        & (np.abs(y - cy) < cfg.ny / 3)
+    )
+    ok_idx = np.flatnonzero(ok)
+    if len(ok_idx) < 2:  # tiny fields: promote two central stars
+        ok_idx = np.argsort(np.hypot(x - cx, y - cy))[:2]
+        stars.loc[ok_idx, "mag"] = [14.6, 15.0]
+    stars.loc[ok_idx[0], "kind"] = "transit"
+    stars.loc[ok_idx[1], "kind"] = "variable"
+    return stars
+
+
+def _refcat(cfg: SimConfig, stars: pd.DataFrame, rng) -> pd.DataFrame:
+    """The catalog a survey would give: positions, V and B with realistic errors."""
+    cat = stars[stars["mag"] <= cfg.mag_max].copy()
+    v, bv = cat["mag"].to_numpy(), cat["color"].to_numpy()
+    e_v = 0.005 + 0.03 * 10 ** (0.4 * (v - 19.0))
+    e_b = 0.005 + 0.03 * 10 ** (0.4 * (v + bv - 19.0))
+    return pd.DataFrame(
+        {
+            "id": cat["id"].to_numpy(),
+            "ra": cat["ra"].to_numpy(),
+            "dec": cat["dec"].to_numpy(),
+            "Vmag": v + rng.normal(0, e_v),
+            "e_Vmag": e_v,
+            "Bmag": v + bv + rng.normal(0, e_b),
+            "e_Bmag": e_b,
+        }
+    )
+
+
+def _illumination(cfg: SimConfig, rng) -> np.ndarray:
+    yy, xx = np.mgrid[0 : cfg.ny, 0 : cfg.nx]
+    r = np.hypot(xx - (cfg.nx - 1) / 2, yy - (cfg.ny - 1) / 2) / np.hypot(cfg.nx / 2, cfg.ny / 2)
+    illum = (1.0 - cfg.vignetting * r**2) * (1.0 + rng.normal(0, cfg.prnu, r.shape))
+    return illum / np.median(illum)
+
+
+class _Camera:
+    """Fixed properties of the detector, and the readout of an electron image to ADU."""
+
+    def __init__(self, cfg: SimConfig, rng):
+        self.cfg = cfg
+        self.width = cfg.prescan + cfg.nx + cfg.overscan
+        yy, xx = np.mgrid[0 : cfg.ny, 0 : cfg.nx]
+        # Fixed bias structure in the imaging area: column pattern and a gentle gradient.
+        self.bias_pattern = rng.normal(0, 1.5, cfg.nx)[None, :] + 3.0 * (xx / cfg.nx) * (
+            yy / cfg.ny
+        )
+        self.illum = _illumination(cfg, rng)
+        hot = rng.random((cfg.ny, cfg.nx)) < cfg.hot_fraction
+        self.dark_rate = np.full((cfg.ny, cfg.nx), cfg.dark_current)
+        self.dark_rate[hot] = rng.uniform(5.0, 60.0, hot.sum())
+
+    def read_out(self, electrons: np.ndarray, rng) -> np.ndarray:
+        """Raw uint16 frame: prescan | imaging | overscan, with bias level and row drift."""
+        cfg = self.cfg
+        rows = np.arange(cfg.ny) / cfg.ny
+        a, b, c = rng.normal(0, [2.0, 1.5, 1.0])
+        drift = a + b * rows + c * rows**2  # frame-to-frame level and row drift
+        raw = np.empty((cfg.ny, self.width))
+        img = slice(cfg.prescan, cfg.prescan + cfg.nx)
+        raw[:] = cfg.bias_level + drift[:, None]
+        raw[:, img] += self.bias_pattern + electrons / cfg.gain
+        raw += rng.normal(0, cfg.read_noise / cfg.gain, raw.shape)
+        return np.clip(np.round(raw), 0, ADC_MAX).astype(np.uint16)
+
+    def cosmic_rays(self, image: np.ndarray, exptime: float, rng) -> None:
+        cfg = self.cfg
+        n = rng.poisson(cfg.cosmic_rate * exptime * cfg.nx * cfg.ny / 1e6)
+        for _ in range(n):
+            x, y = rng.integers(0, cfg.nx), rng.integers(0, cfg.ny)
+            length = rng.integers(1, 4)
+            dx, dy = rng.choice([-1, 0, 1], 2)
+            energy = rng.lognormal(np.log(1500.0), 0.6)
+            for k in range(length):
+                xi, yi = x + k * dx, y + k * dy
+                if 0 <= xi < cfg.nx and 0 <= yi < cfg.ny:
+                    image[yi, xi] += energy / length
+
+
+def _header(cfg: SimConfig, imagetyp: str, start: Time, exptime: float) -> fits.Header:
+    h = fits.Header()
+    h["IMAGETYP"] = imagetyp
+    h["DATE-OBS"] = (start.isot, "UTC start of exposure")
+    h["EXPTIME"] = (float(exptime), "s")
+    h["GAIN"] = (cfg.gain, "e-/ADU")
+    h["RDNOISE"] = (cfg.read_noise, "e-")
+    h["SATURATE"] = (cfg.saturate_adu, "ADU")
+    h["XBINNING"] = 1
+    h["YBINNING"] = 1
+    h["SITELAT"] = cfg.site_lat
+    h["SITELONG"] = (cfg.site_lon, "deg, east positive")
+    h["SITEELEV"] = cfg.site_elev
+    h["TRIMSEC"] = f"[{cfg.prescan + 1}:{cfg.prescan + cfg.nx},1:{cfg.ny}]"
+    w0 = cfg.prescan + cfg.nx + 1
+    h["BIASSEC"] = f"[{w0 + 2}:{w0 + cfg.overscan - 1},1:{cfg.ny}]"
+    h["INSTRUME"] = "fieldphot-sim"
+    h["TELESCOP"] = "Simulated 0.6m"
+    return h
+
+
+def _header_wcs(cfg: SimConfig, rng) -> WCS:
+    """The approximate WCS a telescope writes: shifted and rotated from the truth."""
+    nominal = _nominal_wcs(cfg)
+    shift = rng.normal(0, 1, 2)
+    shift *= cfg.wcs_shift_px / np.hypot(*shift)
+    c = np.array([(cfg.nx - 1) / 2, (cfg.ny - 1) / 2])
+    crval = nominal.pixel_to_world(*(c + shift))
+    rot = cfg.rotation_deg + cfg.wcs_rotation_deg
+    return _tan_wcs(cfg, rot, (crval.ra.deg, crval.dec.deg), c)
+
+
+def _nominal_wcs(cfg: SimConfig) -> WCS:
+    c = ((cfg.nx - 1) / 2, (cfg.ny - 1) / 2)
+    return _tan_wcs(cfg, cfg.rotation_deg, (cfg.ra, cfg.dec), c)
+
+
+def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
+    """Write a simulated raw night and its truth into ``outdir``.
+
+    Parameters
+    ----------
+    outdir : path
+        Created if needed; receives ``raw/``, ``refcat.parquet``, ``config.yaml`` and
+        ``truth/`` (``stars.parquet``, ``frames.parquet``, ``fluxes.parquet``,
+        ``params.json``).
+    cfg : SimConfig
+        The night's parameters; the same ``cfg`` always gives the same files.
+
+    Returns
+    -------
+    Night
+    """
+    root = Path(outdir)
+    raw_dir = root / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    seeds = np.random.SeedSequence(cfg.seed)
+    rng_field, rng_frames = (np.random.default_rng(s) for s in seeds.spawn(2))
+    nominal = _nominal_wcs(cfg)
+    stars = _draw_stars(cfg, rng_field, nominal)
+    refcat = _refcat(cfg, stars, rng_field)
+    camera = _Camera(cfg, rng_field)
+    header_wcs = _header_wcs(cfg, rng_field)
+    date = cfg.start[:10].replace("-", "")
+    t_start = Time(cfg.start, scale="utc")
+
+    seq = iter(range(1, 10_000))
+
+    def write(data, header):
+        path = raw_dir / f"{date}.{next(seq):04d}.fits"
+        with io.atomic_path(path) as tmp:
+            fits.PrimaryHDU(data, header).writeto(tmp)
+        return path
+
+    frame_rng = iter(np.random.default_rng(s) for s in seeds.spawn(10_000)[2:])
+
+    # Calibration frames, taken before the science frames.
+    t_cal = t_start - 3600 * u.s
+    for i in range(cfg.n_bias):
+        rng = next(frame_rng)
+        write(
+            camera.read_out(np.zeros((cfg.ny, cfg.nx)), rng),
+            _header(cfg, "Bias Frame", t_cal + i * 10 * u.s, 0.0),
+        )
+    for i in range(cfg.n_dark):
+        rng = next(frame_rng)
+        e = rng.poisson(camera.dark_rate * cfg.dark_exptime).astype(float)
+        camera.cosmic_rays(e, cfg.dark_exptime, rng)
+        write(
+            camera.read_out(e, rng),
+            _header(cfg, "Dark Frame", t_cal + (600 + i * 150) * u.s, cfg.dark_exptime),
+        )
+    for i in range(cfg.n_flat):
+        rng = next(frame_rng)
+        level = cfg.flat_level * (1.0 + 0.15 * (i - cfg.n_flat / 2) / cfg.n_flat)
+        e = rng.poisson(level * camera.illum + camera.dark_rate * cfg.flat_exptime).astype(float)
+        h = _header(cfg, "Flat Field", t_cal + (1800 + 30 * i) * u.s, cfg.flat_exptime)
+        h["FILTER"] = cfg.filter
+        write(camera.read_out(e, rng), h)
+
+    # Science frames.
+    n = cfg.n_science
+    starts = t_start + np.arange(n) * cfg.cadence * u.s
+    mjd_mid = starts.mjd + cfg.exptime / 2 / 86400.0
+    site = (cfg.site_lat, cfg.site_lon, cfg.site_elev)
+    bjd = timeutil.bjd_tdb(mjd_mid, cfg.ra, cfg.dec, *site)
+    x_air = timeutil.airmass(mjd_mid, cfg.ra, cfg.dec, *site)
+    steps = rng_field.normal(0, 1, n).cumsum()
+    steps = (steps - steps.min()) / max(np.ptp(steps), 1e-9)
+    fwhm = cfg.fwhm_min + (cfg.fwhm_max - cfg.fwhm_min) * steps
+    transparency = rng_field.normal(0, cfg.transparency_rms, n)
+    zp = cfg.zp0 - cfg.extinction * x_air - transparency
+    jitter = rng_field.normal(0, cfg.jitter_px / np.sqrt(2), (n, 2))
+    t0_transit = float(bjd[n // 2])
+    t0_var = float(bjd[0])
+    sky_rate = 10 ** (-0.4 * (cfg.sky_mag - cfg.zp0)) * cfg.pixel_scale**2  # e-/s/px
+
+    x_nom, y_nom = nominal.world_to_pixel_values(stars["ra"].to_numpy(), stars["dec"].to_numpy())
+    kind = stars["kind"].to_numpy()
+    base_rate = 10 ** (-0.4 * (stars["mag"].to_numpy() - cfg.zp0))  # e-/s above atmosphere
+    frame_rows, flux_rows = [], []
+    for k in range(n):
+        rng = next(frame_rng)
+        factor = np.ones(len(stars))
+        tr = kind == "transit"
+        factor[tr] = transit_model(
+            bjd[k],
+            t0_transit,
+            cfg.transit_depth,
+            cfg.transit_duration_h / 24,
+            cfg.transit_ingress_h / 24,
+        )
+        vr = kind == "variable"
+        factor[vr] = 1 + cfg.variable_amplitude * np.sin(
+            2 * np.pi * (bjd[k] - t0_var) / (cfg.variable_period_h / 24)
+        )
+        atm = 10 ** (-0.4 * (cfg.zp0 - zp[k]))
+        flux_e = base_rate * factor * atm * cfg.exptime
+        x, y = _distort(cfg, x_nom + jitter[k, 0], y_nom + jitter[k, 1])
+        alpha = moffat_alpha(fwhm[k], cfg.moffat_beta)
+        beta = cfg.moffat_beta
+        stars_img = np.zeros((cfg.ny, cfg.nx))
+        peak = np.zeros(len(stars))
+        for i in np.flatnonzero((x > -30) & (x < cfg.nx + 30) & (y > -30) & (y < cfg.ny + 30)):
+            half = int(np.ceil(alpha * (25 if flux_e[i] > 3e6 else 8)))
+            x0, y0, st = _stamp(x[i], y[i], alpha, beta, half)
+            peak[i] = flux_e[i] * st.max()
+            _add(stars_img, x0, y0, flux_e[i] * st)
+        sky_e = sky_rate * cfg.exptime * atm
+        expected = (stars_img + sky_e) * camera.illum + camera.dark_rate * cfg.exptime
+        e = rng.poisson(expected).astype(float)
+        camera.cosmic_rays(e, cfg.exptime, rng)
+        h = _header(cfg, "Light Frame", starts[k], cfg.exptime)
+        h["FILTER"] = cfg.filter
+        h["OBJECT"] = "SIMFIELD"
+        h["RA"] = _sexa(cfg.ra / 15.0)
+        h["DEC"] = _sexa(cfg.dec, sign=True)
+        h["AIRMASS"] = round(float(x_air[k]), 4)
+        wcs_h = header_wcs.to_header()
+        wcs_h["CRPIX1"] += cfg.prescan  # header WCS refers to the raw array
+        h.update(wcs_h)
+        path = write(camera.read_out(e, rng), h)
+        frame_rows.append(
+            {
+                "frame": path.name.split(".fits")[0],
+                "mjd_utc_mid": mjd_mid[k],
+                "bjd_tdb": bjd[k],
+                "airmass": x_air[k],
+                "zp": zp[k],
+                "fwhm": fwhm[k],
+                "sky_e": sky_e,
+                "jitter_x": jitter[k, 0],
+                "jitter_y": jitter[k, 1],
+                "exptime": cfg.exptime,
+            }
+        )
+        inside = (x >= 0) & (x <= cfg.nx - 1) & (y >= 0) & (y <= cfg.ny - 1)
+        sat_e = (cfg.saturate_adu - cfg.bias_level - 10) * cfg.gain
+        flux_rows.append(
+            pd.DataFrame(
+                {
+                    "frame": frame_rows[-1]["frame"],
+                    "id": stars["id"].to_numpy(),
+                    "x": x,
+                    "y": y,
+                    "flux_e": flux_e,
+                    "mag_true": -2.5 * np.log10(flux_e / cfg.exptime) + zp[k],
+                    "in_frame": inside,
+                    "saturated": peak * 1.3 + sky_e > sat_e,
+                }
+            )
+        )
+
+    frames = pd.DataFrame(frame_rows)
+    fluxes = pd.concat(flux_rows, ignore_index=True)
+    params = {
+        "sim": asdict(cfg),
+        "transit": {
+            "id": int(stars.loc[stars["kind"] == "transit", "id"].iloc[0]),
+            "t0_bjd": t0_transit,
+            "depth": cfg.transit_depth,
+            "duration_d": cfg.transit_duration_h / 24,
+            "ingress_d": cfg.transit_ingress_h / 24,
+        },
+        "variable": {
+            "id": int(stars.loc[stars["kind"] == "variable", "id"].iloc[0]),
+            "t0_bjd": t0_var,
+            "period_d": cfg.variable_period_h / 24,
+            "amplitude": cfg.variable_amplitude,
+        },
+    }
+    truth = root / "truth"
+    io.write_table(truth / "stars.parquet", stars, {})
+    io.write_table(truth / "frames.parquet", frames, {})
+    io.write_table(truth / "fluxes.parquet", fluxes, {})
+    io.write_text(truth / "params.json", json.dumps(params, indent=2))
+    refcat_path = root / "refcat.parquet"
+    io.write_table(refcat_path, refcat, {"source": "fieldphot.synthetic", "seed": cfg.seed})
+    config_path = root / "config.yaml"
+    io.write_text(config_path, yaml.safe_dump(demo_config(raw_dir, refcat_path), sort_keys=False))
+    return Night(root, raw_dir, refcat_path, config_path, stars, frames, fluxes, params)
+
+
+def demo_config(raw_dir, refcat_path) -> dict:
+    """The config overrides that point the workflow at a simulated night."""
+    return {
+        "raw_dir": str(Path(raw_dir).resolve()),
+        "reference_catalog": {
+            "path": str(Path(refcat_path).resolve()),
+            "columns": {
+                "id": "id",
+                "ra": "ra",
+                "dec": "dec",
+                "mag": "Vmag",
+                "mag_err": "e_Vmag",
+                "color_mag": "Bmag",
+            },
+            "magnitude_system": "Vega",
+        },
+    }
+
+
+def _sexa(value: float, sign: bool = False) -> str:
+    s = "-" if value < 0 else ("+" if sign else "")
+    v = abs(value)
+    d = int(v)
+    m = int((v - d) * 60)
+    sec = (v - d - m / 60) * 3600
+    return f"{s}{d:02d}:{m:02d}:{sec:05.2f}"

@@ -1,0 +1,96 @@
+# Shared helpers: output paths, the manifest (a checkpoint) and input functions.
+import math
+import os
+from functools import lru_cache
+
+import pandas as pd
+
+from fieldphot import layout
+from fieldphot import manifest as mf
+from fieldphot.runner import raw_files
+
+RESULTS = config["results_dir"]
+SCRIPTS = os.path.join(workflow.basedir, "scripts")
+
+
+wildcard_constraints:
+    night=r"[0-9]{8}",
+    frame=r"[A-Za-z0-9._+-]+",
+    kind=r"bias|dark|flat",
+    setup=r"[A-Za-z0-9._+-]+",
+
+
+def out(product, **wildcards):
+    """Path of a data product under the results folder (wildcards left open if not given)."""
+    pattern = layout.PATTERNS[product]
+    return os.path.join(RESULTS, pattern.format(**wildcards) if wildcards else pattern)
+
+
+@lru_cache(maxsize=4)
+def _read_manifest(path, mtime):
+    return pd.read_parquet(path)
+
+
+def manifest():
+    """The manifest table, once the manifest checkpoint has run."""
+    path = checkpoints.manifest.get().output[0]
+    return _read_manifest(path, os.path.getmtime(path))
+
+
+def _plain(row):
+    """A manifest row as a dict of plain values (NaN -> None) for params."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def science_frames():
+    m = manifest()
+    excluded = set(config.get("exclude_frames", []))
+    sel = (m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)
+    return m[sel]
+
+
+def frame_row(wildcards):
+    m = manifest()
+    row = m[(m["frame"] == wildcards.frame) & (m["night"] == wildcards.night)]
+    if row.empty:
+        raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
+    return _plain(row.iloc[0].to_dict())
+
+
+
+def calibrate_inputs(wildcards):
+    row = frame_row(wildcards)
+    inputs = {"raw": row["path"]}
+    for kind in ("bias", "dark", "flat"):
+        if row[f"{kind}_master"]:
+            inputs[kind] = os.path.join(RESULTS, row[f"{kind}_master"])
+    return inputs
+
+
+def master_info(wildcards):
+    t = mf.masters_table(manifest())
+    sel = t[(t["night"] == wildcards.night) & (t["kind"] == wildcards.kind)
+            & (t["setup"] == wildcards.setup)]
+    if sel.empty:
+        raise ValueError(f"no raw {wildcards.kind} frames for {wildcards.night}/{wildcards.setup}")
+    return sel.iloc[0]
+
+
+def master_inputs(wildcards):
+    info = master_info(wildcards)
+    inputs = {"frames": list(info["inputs"])}
+    for kind in ("bias", "dark"):
+        if info[f"{kind}_master"]:
+            inputs[kind] = os.path.join(RESULTS, info[f"{kind}_master"])
+    return inputs
+
+
+def master_rows(wildcards):
+    m = manifest()
+    rows = m[m["path"].isin(master_info(wildcards)["inputs"])]
+    return [_plain(r) for r in rows.to_dict("records")]
+
+
+def all_catalogs(wildcards):
+    return [out("catalogs", night=n, frame=f)
+            for n, f in science_frames()[["night", "frame"]].itertuples(index=False)]

@@ -1,0 +1,17 @@
+# All frames: transpose the per-frame catalogs into light curves and summaries.
+rule lightcurves:
+    input:
+        all_catalogs,
+    output:
+        lightcurves=out("lightcurves"),
+        summary=out("summary"),
+        frames=out("frames"),
+        plot=report(out("rms_plot"), caption="../report/rms_mag.rst", category="Light curves"),
+    params:
+        cfg=config["lightcurves"],
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/lightcurves/lightcurves.log",
+    script:
+        os.path.join(SCRIPTS, "lightcurves.py")

@@ -1,0 +1,31 @@
+# Classify every raw frame from its header (a checkpoint: the frames are known after it).
+checkpoint manifest:
+    input:
+        raw_files(config["raw_dir"]),
+    output:
+        out("manifest"),
+    params:
+        instrument=config["instrument"],
+        observatory=config["observatory"],
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/manifest/manifest.log",
+    script:
+        os.path.join(SCRIPTS, "manifest.py")
+
+
+# Standardize the local reference catalog (column names from the config).
+rule reference_catalog:
+    input:
+        config["reference_catalog"]["path"],
+    output:
+        out("refcat"),
+    params:
+        cfg=config["reference_catalog"],
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/reference_catalog/reference_catalog.log",
+    script:
+        os.path.join(SCRIPTS, "reference_catalog.py")
