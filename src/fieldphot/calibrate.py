@@ -106,6 +106,20 @@ def sigma_clipped_mean(stack: np.ndarray, sigma: float = 3.0, iters: int = 3) ->
     return np.nanmean(data, axis=0)
 
 
+def master_noise(frames: list[np.ndarray], combined: np.ndarray) -> float:
+    """Per-pixel 1-sigma error of a combined master (same units), from the frames' scatter.
+
+    Each frame differs from the mean of N by noise of variance ``sigma^2 (1 - 1/N)``; the
+    mean's error is ``sigma / sqrt(N)``. The robust spread (MAD) ignores stars and hits.
+    """
+    n = len(frames)
+    if n < 2:
+        return float("nan")
+    d = np.asarray(frames[0], float) - combined
+    sigma = 1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d))) / np.sqrt(1.0 - 1.0 / n)
+    return float(sigma / np.sqrt(n))
+
+
 def master_bias(frames_e: list[np.ndarray], sigma: float = 3.0) -> np.ndarray:
     """Master bias (e-) from overscan-corrected, trimmed bias frames in electrons."""
     return sigma_clipped_mean(np.stack(frames_e), sigma)
@@ -158,6 +172,7 @@ def calibrate_frame(
     dark: np.ndarray | None = None,
     flat: np.ndarray | None = None,
     bad: np.ndarray | None = None,
+    master_errors: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calibrate one overscan-corrected, trimmed frame in electrons.
 
@@ -174,6 +189,9 @@ def calibrate_frame(
         are skipped (the caller flags the frame).
     bad : ndarray of bool, optional
         Bad pixels from the masters.
+    master_errors : (float, float, float)
+        Per-pixel 1-sigma errors of the bias (e-), dark (e-/s) and flat (relative)
+        masters, propagated into ERR.
 
     Returns
     -------
@@ -192,6 +210,8 @@ def calibrate_frame(
     dark_e = 0.0 if dark is None else dark * exptime
     sci = sci - dark_e
     var = np.maximum(sci + np.maximum(dark_e, 0.0), 0.0) + read_noise**2
+    e_bias, e_dark, e_flat = (0.0 if not np.isfinite(v) else v for v in master_errors)
+    var = var + e_bias**2 * (bias is not None) + (e_dark * exptime) ** 2 * (dark is not None)
     mask = np.zeros(sci.shape, np.int32)
     mask[saturated] |= Flag.SATURATED
     if bad is not None:
@@ -200,7 +220,7 @@ def calibrate_frame(
         good = np.isfinite(flat) & (flat > 0.05)
         f = np.where(good, flat, 1.0)
         sci = sci / f
-        var = var / f**2
+        var = var / f**2 + (sci * e_flat) ** 2
         mask[~good] |= Flag.BAD_PIXEL
     return sci, np.sqrt(var), mask
 

@@ -435,11 +435,9 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         alpha = moffat_alpha(fwhm[k], cfg.moffat_beta)
         beta = cfg.moffat_beta
         stars_img = np.zeros((cfg.ny, cfg.nx))
-        peak = np.zeros(len(stars))
         for i in np.flatnonzero((x > -30) & (x < cfg.nx + 30) & (y > -30) & (y < cfg.ny + 30)):
             half = int(np.ceil(alpha * (25 if flux_e[i] > 3e6 else 8)))
             x0, y0, st = _stamp(x[i], y[i], alpha, beta, half)
-            peak[i] = flux_e[i] * st.max()
             _add(stars_img, x0, y0, flux_e[i] * st)
         sky_e = sky_rate * cfg.exptime * atm
         expected = (stars_img + sky_e) * camera.illum + camera.dark_rate * cfg.exptime
@@ -454,7 +452,11 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         wcs_h = header_wcs.to_header()
         wcs_h["CRPIX1"] += cfg.prescan  # header WCS refers to the raw array
         h.update(wcs_h)
-        path = write(camera.read_out(e, rng), h)
+        raw = camera.read_out(e, rng)
+        path = write(raw, h)
+        saturated = _saturated_within(
+            raw[:, cfg.prescan : cfg.prescan + cfg.nx] >= cfg.saturate_adu, x, y, 2.0 * fwhm[k]
+        )
         frame_rows.append(
             {
                 "frame": path.name.split(".fits")[0],
@@ -470,7 +472,6 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             }
         )
         inside = (x >= 0) & (x <= cfg.nx - 1) & (y >= 0) & (y <= cfg.ny - 1)
-        sat_e = (cfg.saturate_adu - cfg.bias_level - 10) * cfg.gain
         flux_rows.append(
             pd.DataFrame(
                 {
@@ -481,7 +482,7 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
                     "flux_e": flux_e,
                     "mag_true": -2.5 * np.log10(flux_e / cfg.exptime) + zp[k],
                     "in_frame": inside,
-                    "saturated": peak * 1.3 + sky_e > sat_e,
+                    "saturated": saturated,  # a raw pixel >= SATURATE within 2 FWHM
                 }
             )
         )
@@ -514,6 +515,18 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     config_path = root / "config.yaml"
     io.write_text(config_path, yaml.safe_dump(demo_config(raw_dir, refcat_path), sort_keys=False))
     return Night(root, raw_dir, refcat_path, config_path, stars, frames, fluxes, params)
+
+
+def _saturated_within(sat_map: np.ndarray, x, y, radius: float) -> np.ndarray:
+    """Whether any saturated pixel lies within ``radius`` of each position."""
+    ys, xs = np.nonzero(sat_map)
+    out = np.zeros(len(x), bool)
+    if len(xs):
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(np.column_stack([xs, ys])).query(np.column_stack([x, y]))
+        out = d <= radius
+    return out
 
 
 def demo_config(raw_dir, refcat_path) -> dict:

@@ -1,0 +1,64 @@
+"""Shared fixtures: a simulated night with its truth, processed once per test session.
+
+The unit night is processed by :func:`fieldphot.runner.run_night` (the same stage
+functions the workflow runs, in a plain loop); the workflow tests run ``snakemake``.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fieldphot import io, synthetic
+from fieldphot.runner import run_night
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+#: The unit-test night: the demo's field at 768 x 768, 30 frames.
+UNIT_NIGHT = synthetic.SimConfig(nx=768, ny=768, n_science=30, seed=11)
+
+
+class Processed:
+    """A simulated night, its truth and the pipeline's products."""
+
+    def __init__(self, night: synthetic.Night, results: Path):
+        self.night = night
+        self.results = results
+        self.truth_frames = night.frames.set_index("frame")
+        self.truth_fluxes = night.fluxes
+        self.params = night.params
+
+    def table(self, product: str, frame: str):
+        night = next(iter((self.results / product).iterdir())).name
+        return io.read_table(self.results / product / night / f"{frame}.parquet")
+
+    def catalogs(self) -> pd.DataFrame:
+        return io.read_table(self.results / "lightcurves" / "lightcurves.parquet")[0]
+
+    @property
+    def frames(self) -> list[str]:
+        return list(self.truth_frames.index)
+
+
+@pytest.fixture(scope="session")
+def processed(tmp_path_factory) -> Processed:
+    root = tmp_path_factory.mktemp("unit_night")
+    night = synthetic.simulate_night(root, UNIT_NIGHT)
+    cfg = yaml.safe_load(night.config.read_text())
+    run_night(cfg, root / "results", processes=2)
+    return Processed(night, root / "results")
+
+
+@pytest.fixture(scope="session")
+def lowell_dir() -> Path:
+    d = SHARED_DATA / "lowell42-vr"
+    if not d.is_dir():
+        pytest.skip(f"real data not present at {d} (it is in CI, beside the checkout)")
+    return d
+
+
+def truth_params(root: Path) -> dict:
+    return json.loads((root / "truth" / "params.json").read_text())

@@ -1,0 +1,86 @@
+"""Calibration: overscan, masters, science frames against the simulator's truth."""
+
+import numpy as np
+import pytest
+
+from fieldphot import calibrate as cal
+from fieldphot import io
+from fieldphot.flags import Flag
+
+
+def test_overscan_modes_follow_a_row_drift():
+    rows = np.arange(200)
+    drift = 1000 + 5 * (rows / 200) ** 2
+    raw = np.tile(drift[:, None], (1, 60)) + np.random.default_rng(0).normal(0, 0.5, (200, 60))
+    for mode in ("row", "poly"):
+        out = cal.overscan_trim(raw, "[1:40,1:200]", "[45:60,1:200]", mode=mode)
+        assert out.shape == (200, 40)
+        assert abs(np.mean(out[:20])) < 0.5 and abs(np.mean(out[-20:])) < 0.5, mode
+    flat = cal.overscan_trim(raw, "[1:40,1:200]", "[45:60,1:200]", mode="median")
+    assert np.mean(flat[-20:]) - np.mean(flat[:20]) > 3  # one median cannot follow it
+
+
+def test_sigma_clipped_mean_rejects_cosmic_rays():
+    rng = np.random.default_rng(1)
+    stack = rng.normal(100, 1, (7, 50, 50))
+    stack[3, 10, 10] = 5000.0
+    out = cal.sigma_clipped_mean(stack)
+    assert abs(out[10, 10] - 100) < 2
+
+
+def test_ccd_equation_error():
+    sci, err, mask = cal.calibrate_frame(
+        np.full((3, 3), 1000.0),
+        100.0,
+        5.0,
+        np.eye(3, dtype=bool),
+        bias=np.full((3, 3), 100.0),
+        dark=np.full((3, 3), 0.5),
+        flat=np.full((3, 3), 2.0),
+    )
+    assert sci[0, 1] == pytest.approx((1000 - 100 - 50) / 2)
+    assert err[0, 1] == pytest.approx(np.sqrt(850 + 50 + 25) / 2)
+    assert (mask[np.eye(3, dtype=bool)] & Flag.SATURATED).all()
+
+
+def test_section_parsing_rejects_nonsense():
+    with pytest.raises(ValueError, match="not a FITS section"):
+        cal.parse_section("[1:10]")
+
+
+def test_calibrated_frames_match_truth(processed):
+    """Electrons, flat sky, and the flat/bias/dark masters recover the simulated detector."""
+    cfg = processed.params["sim"]
+    for frame in processed.frames[::10]:
+        night = next((processed.results / "calibrated").iterdir()).name
+        sci, err, mask, header = io.read_calibrated(
+            processed.results / "calibrated" / night / f"{frame}.fits"
+        )
+        assert sci.shape == (cfg["ny"], cfg["nx"])  # prescan and overscan are gone
+        sky_true = processed.truth_frames.loc[frame, "sky_e"]
+        # Flat across the frame: 8x8 block medians of the sky within 1 % of each other.
+        blocks = [np.median(b) for r in np.array_split(sci, 8) for b in np.array_split(r, 8, 1)]
+        assert np.ptp(np.percentile(blocks, [10, 90])) / np.median(blocks) < 0.01
+        assert abs(np.median(blocks) - sky_true) / sky_true < 0.01
+        # The error plane is the CCD equation at the sky: sqrt(sky + dark + rn^2).
+        expect = np.sqrt(sky_true + cfg["dark_current"] * cfg["exptime"] + cfg["read_noise"] ** 2)
+        assert np.median(err) == pytest.approx(expect, rel=0.03)
+        # Pure-sky pixels (> 3 FWHM from every simulated star, faint ones included) scatter
+        # as the ERR plane says.
+        truth = processed.truth_fluxes[processed.truth_fluxes["frame"] == frame]
+        yy, xx = np.mgrid[0 : sci.shape[0], 0 : sci.shape[1]]
+        near = np.zeros(sci.shape, bool)
+        r = 3 * processed.truth_frames.loc[frame, "fwhm"]
+        for x, y in truth[["x", "y"]].to_numpy():
+            ya, xa = max(int(y - r), 0), max(int(x - r), 0)
+            sl = (slice(ya, max(int(y + r) + 2, ya)), slice(xa, max(int(x + r) + 2, xa)))
+            near[sl] |= (xx[sl] - x) ** 2 + (yy[sl] - y) ** 2 < r**2
+        sky = (mask == 0) & ~near
+        assert sky.sum() > 0.2 * sky.size
+        v, e = sci[sky], err[sky]
+        robust_std = 1.4826 * np.median(np.abs(v - np.median(v)))
+        assert robust_std == pytest.approx(np.median(e), rel=0.03)
+        # Outliers (cosmic-ray pixels too faint for L.A.Cosmic) are rare.
+        assert np.mean(np.abs(v - np.median(v)) > 6 * e) < 2e-3
+        assert header["FP_FRAME"] == frame and header["BUNIT"] == "electron"
+        assert any(header.get(f"FP_IN{i:03d}", "").startswith("flat_") for i in range(4))

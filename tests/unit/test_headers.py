@@ -1,0 +1,97 @@
+"""Header dialects, frame classification, times and the manifest."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from fieldphot import headers, manifest, timeutil
+
+
+@pytest.mark.parametrize(
+    "cards, kind",
+    [
+        ({"IMAGETYP": "Bias Frame"}, "bias"),
+        ({"IMAGETYP": "zero"}, "bias"),
+        ({"OBSTYPE": "DARK"}, "dark"),
+        ({"IMAGETYP": "SKYFLAT"}, "flat"),
+        ({"FRAMETYP": "Flat Field"}, "flat"),
+        ({"IMAGETYP": "OBJECT"}, "science"),
+        ({"IMAGETYP": "Light Frame"}, "science"),
+    ],
+)
+def test_frame_type_dialects(cards, kind):
+    meta, _ = headers.normalize(fits.Header(cards))
+    assert meta["frame_type"] == kind
+
+
+@pytest.mark.parametrize("key", ["EXPTIME", "EXPOSURE", "ITIME"])
+def test_exposure_dialects(key):
+    meta, _ = headers.normalize(fits.Header({key: "12.5"}))
+    assert meta["exptime"] == 12.5
+
+
+@pytest.mark.parametrize(
+    "cards, iso",
+    [
+        ({"DATE-OBS": "2019-03-26T02:27:31.13"}, "2019-03-26T02:27:31.130"),
+        ({"DATE-OBS": "2019-03-26", "UTCSTART": "02:27:31.13"}, "2019-03-26T02:27:31.130"),
+        ({"DATE-OBS": "2019-03-26", "TIME-OBS": "02:27:31.13"}, "2019-03-26T02:27:31.130"),
+        ({"MJD-OBS": 58568.0}, "2019-03-26T00:00:00.000"),
+    ],
+)
+def test_start_time_dialects(cards, iso):
+    meta, _ = headers.normalize(fits.Header(cards))
+    assert meta["date_obs"] == iso
+
+
+def test_missing_values_are_named():
+    meta, missing = headers.normalize(fits.Header({"IMAGETYP": "LIGHT"}))
+    text = "; ".join(missing)
+    assert "exposure time" in text and "start time" in text and "filter" in text
+
+
+def test_sexagesimal_and_quoted_numbers():
+    meta, _ = headers.normalize(
+        fits.Header({"RA": "08:18:29.9", "DEC": "+25:19:59", "GAIN": "4.95"})
+    )
+    assert meta["ra"] == pytest.approx(124.624583, abs=1e-5)
+    assert meta["dec"] == pytest.approx(25.333056, abs=1e-5)
+    assert meta["gain"] == 4.95
+
+
+def test_manifest_plans_calibration_and_flags_bad_files():
+    def h(kind, t, **kw):
+        return fits.Header(
+            {
+                "IMAGETYP": kind,
+                "EXPTIME": t,
+                "DATE-OBS": "2024-03-15T03:00:00",
+                "SITELONG": -111.6,
+                **kw,
+            }
+        )
+
+    items = [
+        ("b1.fits", h("BIAS", 0.0)),
+        ("d1.fits", h("DARK", 60.0)),
+        ("f1.fits", h("FLAT", 2.0, FILTER="V")),
+        ("s1.fits", h("LIGHT", 60.0, FILTER="V")),
+        ("s2.fits", h("LIGHT", 60.0, FILTER="R")),
+        ("x.fits", OSError("x.fits: truncated")),
+    ]
+    m = manifest.build_manifest(items).set_index("frame")
+    assert m.loc["s1", "flat_master"] == "masters/20240314/flat_V_1x1.fits"
+    assert m.loc["s1", "bias_master"] == "masters/20240314/bias_1x1.fits"
+    assert m.loc["s2", "flat_master"] == ""  # no R flats: calibrated without, flagged later
+    assert m.loc["x", "status"] == "bad" and "truncated" in m.loc["x", "reason"]
+
+
+def test_bjd_and_night():
+    mjd = timeutil.mid_exposure_mjd(["2024-03-15T03:00:00"], [60.0])
+    assert mjd[0] == pytest.approx(60384.125 + 30 / 86400, abs=1e-9)
+    bjd = timeutil.bjd_tdb(mjd, 150.0, 20.0, 31.96, -111.6, 2100.0)
+    # Barycentric correction for RA 150 in mid-March: a few minutes; TDB-UTC = 69.184 s.
+    corr = (bjd[0] - 2400000.5 - mjd[0]) * 86400 - 69.184
+    assert 0 < abs(corr) < 500
+    assert timeutil.night_label(mjd, [-111.6]) == ["20240314"]
+    assert np.isfinite(timeutil.airmass(mjd, 150.0, 20.0, 31.96, -111.6, 2100.0)[0])
