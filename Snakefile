@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 
 rule all:
     input:
+        all_products,
         out("lightcurves"),
         out("summary"),
         out("frames"),

@@ -424,14 +424,21 @@ def measure_frame(sci, err, mask, wcs, ref: pd.DataFrame, fwhm, exptime: float, 
     blended = contamination > cfg.get("blend_fraction", 0.01)
     t["flags"] |= np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
     snr = np.where(t["flux_err"] > 0, t["flux"] / t["flux_err"], 0.0)
-    isolated = (
-        phot.neighbour_contamination(x_all, y_all, mag_all, fwhm, r_big, measured=inside)[inside]
-        < 1e-3
-    )
-    usable = (t["flags"].to_numpy() == 0) & isolated & (snr > cfg.get("apcor_min_snr", 50.0))
-    apcor, apcor_err, apcor_n = phot.aperture_correction(
-        sci, err, mask, x, y, r_ap, r_big, r_in, r_out, usable
-    )
+    big_contamination = phot.neighbour_contamination(
+        x_all, y_all, mag_all, fwhm, r_big, measured=inside
+    )[inside]
+    clean = t["flags"].to_numpy() == 0
+    # Bright isolated stars first; on sparse or small frames, fainter and less isolated ones.
+    tiers = (("measured", 1e-3, cfg.get("apcor_min_snr", 50.0)), ("relaxed", 1e-2, 20.0))
+    apcor_status = "none"
+    for status, max_cont, min_snr in tiers:
+        usable = clean & (big_contamination < max_cont) & (snr > min_snr)
+        apcor, apcor_err, apcor_n = phot.aperture_correction(
+            sci, err, mask, x, y, r_ap, r_big, r_in, r_out, usable
+        )
+        if apcor_n >= 3:
+            apcor_status = status
+            break
     t["flags"] |= np.where(snr < cfg.get("min_snr", 3.0), int(Flag.LOW_SNR), 0).astype(np.int32)
     mag, merr = zpt.instrumental_mag(t["flux"] * apcor, t["flux_err"] * apcor, exptime)
     out = pd.DataFrame(
@@ -467,6 +474,7 @@ def measure_frame(sci, err, mask, wcs, ref: pd.DataFrame, fwhm, exptime: float, 
         "apcor": apcor,
         "apcor_err": apcor_err,
         "apcor_n": apcor_n,
+        "apcor_status": apcor_status,
         "maglim_inst": float(-2.5 * np.log10(lim / exptime)),
         "n_stars": int(len(out)),
     }

@@ -92,5 +92,15 @@ def master_rows(wildcards):
 
 
 def all_catalogs(wildcards):
-    return [out("catalogs", night=n, frame=f)
-            for n, f in science_frames()[["night", "frame"]].itertuples(index=False)]
+    return per_frame("catalogs")
+
+
+def per_frame(*products):
+    """Paths of the given per-frame products for every science frame."""
+    frames = science_frames()[["night", "frame"]].itertuples(index=False)
+    return [out(p, night=n, frame=f) for n, f in frames for p in products]
+
+
+def all_products(wildcards):
+    """Every data product: a deleted one is rebuilt, with exactly what depends on it."""
+    return per_frame(*layout.PER_FRAME)

@@ -1,0 +1,123 @@
+"""`snakemake` end to end on a small simulated night in a temporary folder."""
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fieldphot import io, synthetic
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL_NIGHT = synthetic.SimConfig(
+    nx=384, ny=384, n_science=6, n_bias=3, n_dark=3, n_flat=3, seed=21, stars_per_arcmin2=9.0
+)
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir, config, *args):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def job_counts(output: str) -> dict:
+    """Rule -> job count from a dry run's "Job stats" table."""
+    stats = output.split("Job stats:")[-1]
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)
+        if m.group(1) != "total"
+    }
+
+
+def checksums(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wf_night")
+    night = synthetic.simulate_night(root / "night", SMALL_NIGHT)
+    # A real night holds junk: a truncated FITS file and a text file.
+    good = sorted(night.raw_dir.iterdir())[-1].read_bytes()
+    (night.raw_dir / "broken.fits").write_bytes(good[: len(good) // 3])
+    (night.raw_dir / "observing-log.txt").write_text("clouds at 04:10\n")
+    before = checksums(night.raw_dir)
+    work = root / "work"
+    work.mkdir()
+    proc = snakemake(work, night.config)
+    return night, work, proc, before
+
+
+def test_night_completes_despite_a_broken_file(run):
+    night, work, proc, before = run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m, _ = io.read_table(work / "results" / "manifest.parquet")
+    broken = m[m["frame"] == "broken"].iloc[0]
+    assert broken["status"] == "bad" and "broken.fits" in broken["reason"]
+    assert "observing-log" not in set(m["frame"])  # not a FITS name: never read
+    assert checksums(night.raw_dir) == before  # the raw folder is untouched
+    assert (work / "logs" / "manifest" / "manifest.log").read_text().count("broken.fits") >= 1
+
+
+def test_outputs_exist_and_agree_with_truth(run):
+    night, work, proc, _ = run
+    res = work / "results"
+    lc, _ = io.read_table(res / "lightcurves" / "lightcurves.parquet")
+    summary, _ = io.read_table(res / "lightcurves" / "summary.parquet")
+    assert set(lc["frame"]) == set(night.frames["frame"])
+    assert len(summary) >= 20 and (res / "lightcurves" / "rms_mag.png").stat().st_size > 1000
+    truth = night.fluxes.set_index(["frame", "id"])["mag_true"]
+    for frame in night.frames["frame"]:
+        cat, meta = io.read_table(next(res.glob(f"catalogs/*/{frame}.parquet")))
+        assert meta["status"] == "ok" and meta["astrometry"]["rms_px"] < 0.3
+        assert meta["fieldphot_version"] and meta["config"]["min_stars"] == 5
+        clean = cat[(cat["flags"] == 0) & (cat["snr"] > 50)]
+        d = clean["mag"].to_numpy() - truth.loc[frame].loc[clean["id"]].to_numpy()
+        assert len(d) >= 5 and abs(np.median(d)) < 0.02, f"{frame}: {np.median(d):+.4f}"
+    for rule in ("calibrate", "extract", "solve", "photometer", "zeropoint"):
+        assert len(list((work / "logs" / rule).rglob("*.log"))) == len(night.frames)
+
+
+def test_second_run_has_nothing_to_do(run):
+    night, work, _, _ = run
+    proc = snakemake(work, night.config, "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_deleting_one_photometry_reruns_only_its_downstream(run):
+    night, work, _, _ = run
+    frame = night.frames["frame"].iloc[2]
+    target = next((work / "results").glob(f"photometry/*/{frame}.parquet"))
+    others = {p: p.stat().st_mtime_ns for p in (work / "results").glob("catalogs/*/*.parquet")}
+    target.unlink()
+    dry = snakemake(work, night.config, "--dry-run")
+    assert job_counts(dry.stdout + dry.stderr) == {
+        "all": 1,
+        "lightcurves": 1,
+        "photometer": 1,
+        "zeropoint": 1,
+    }
+    proc = snakemake(work, night.config)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert target.exists()
+    changed = [p for p, t in others.items() if p.stat().st_mtime_ns != t]
+    assert [p.stem for p in changed] == [frame]
