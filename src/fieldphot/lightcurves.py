@@ -81,7 +81,17 @@ def rms_figure(summary: pd.DataFrame, title: str = ""):
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
     s = summary[summary["n_points"] >= 3].sort_values("mean_mag")
     ax.semilogy(s["mean_mag"], s["rms"], ".", ms=4, label="measured rms")
-    ax.semilogy(s["mean_mag"], s["expected"], "-", lw=1, color="C3", label="expected (noise model)")
+    if len(s):
+        edges = np.arange(np.floor(s["mean_mag"].min()), s["mean_mag"].max() + 0.5, 0.5)
+        binned = s.groupby(pd.cut(s["mean_mag"], edges), observed=True)
+        ax.semilogy(
+            binned["mean_mag"].median(),
+            binned["expected"].median(),
+            "-",
+            lw=1.5,
+            color="C3",
+            label="expected (noise model, binned median)",
+        )
     ax.set_xlabel("mean magnitude")
     ax.set_ylabel("rms (mag)")
     ax.set_title(title)

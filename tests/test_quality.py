@@ -1,0 +1,47 @@
+"""The project's own standards, checked on every CI run: ruff and snakemake --lint."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ruff_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", str(REPO)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_snakemake_lint_clean(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"raw_dir: {tmp_path}\nreference_catalog: {{path: {tmp_path}/cat.csv}}\n")
+    (tmp_path / "cat.csv").write_text("ra,dec,mag\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+            "--lint",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in text, text[-3000:]
+
+
+def test_config_readme_is_current():
+    from fieldphot import config
+
+    assert (REPO / "config" / "README.md").read_text() == config.markdown(), (
+        "config/README.md is stale: run `fieldphot config-doc > config/README.md`"
+    )
