@@ -4,14 +4,13 @@ The unit night is processed by :func:`fieldphot.runner.run_night` (the same stag
 functions the workflow runs, in a plain loop); the workflow tests run ``snakemake``.
 """
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from fieldphot import io, synthetic
+from fieldphot import io, synthetic, validation
 from fieldphot.runner import run_night
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +29,7 @@ class Processed:
         self.truth_frames = night.frames.set_index("frame")
         self.truth_fluxes = night.fluxes
         self.params = night.params
+        self.truth = validation.Truth(night.root)
 
     def table(self, product: str, frame: str):
         night = next(iter((self.results / product).iterdir())).name
@@ -58,7 +58,3 @@ def lowell_dir() -> Path:
     if not d.is_dir():
         pytest.skip(f"real data not present at {d} (it is in CI, beside the checkout)")
     return d
-
-
-def truth_params(root: Path) -> dict:
-    return json.loads((root / "truth" / "params.json").read_text())

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fieldphot.cli import snakemake_command
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -18,23 +20,8 @@ def test_snakemake_lint_clean(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(f"raw_dir: {tmp_path}\nreference_catalog: {{path: {tmp_path}/cat.csv}}\n")
     (tmp_path / "cat.csv").write_text("ra,dec,mag\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(config),
-            "--lint",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cmd = snakemake_command(config, tmp_path, 1, "--lint")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     text = proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in text, text[-3000:]
 

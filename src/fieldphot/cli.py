@@ -45,11 +45,15 @@ def simulate(outdir: Path, size: int, frames: int, seed: int):
     return night
 
 
-def run(config: Path, workdir: Path, cores: str, extra: list[str]) -> int:
-    if not SNAKEFILE.exists():
-        sys.exit(f"fieldphot run: no Snakefile at {SNAKEFILE} (install from a checkout: pip -e .)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [
+def snakemake_command(config, workdir, cores="all", *extra) -> list[str]:
+    """The ``snakemake`` command line that runs fieldphot on ``config`` in ``workdir``.
+
+    Examples
+    --------
+    >>> snakemake_command("night.yaml", "work", 2, "--dry-run")[-3:]
+    ['--cores', '2', '--dry-run']
+    """
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -58,11 +62,18 @@ def run(config: Path, workdir: Path, cores: str, extra: list[str]) -> int:
         "--directory",
         str(workdir),
         "--configfile",
-        str(config.resolve()),
+        str(Path(config).resolve()),
         "--cores",
         str(cores),
         *extra,
     ]
+
+
+def run(config: Path, workdir: Path, cores: str, extra: list[str]) -> int:
+    if not SNAKEFILE.exists():
+        sys.exit(f"fieldphot run: no Snakefile at {SNAKEFILE} (install from a checkout: pip -e .)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = snakemake_command(config, workdir, cores, *extra)
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 

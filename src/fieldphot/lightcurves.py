@@ -8,6 +8,8 @@ Examples
 >>> s = summarize(cat)
 >>> int(s.loc[0, "n_points"]), float(s.loc[0, "mean_mag"]), round(float(s.loc[0, "rms"]), 4)
 (3, 10.0, 0.02)
+>>> len(summarize(long_table([])))  # every frame failed: an empty summary, not an error
+0
 """
 
 import numpy as np
@@ -30,7 +32,14 @@ def long_table(catalogs: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-frame catalogs into one long table sorted by star and time."""
     frames = [c for c in catalogs if len(c)]
     if not frames:
-        return pd.DataFrame(columns=["id", "frame", "bjd_tdb", "mag", "mag_err", "flags"])
+        return pd.DataFrame(
+            {
+                "id": pd.Series(dtype="int64"),
+                "frame": pd.Series(dtype=str),
+                **{c: pd.Series(dtype=float) for c in ("bjd_tdb", "mag", "mag_err")},
+                "flags": pd.Series(dtype="int32"),
+            }
+        )
     return pd.concat(frames, ignore_index=True).sort_values(["id", "bjd_tdb"], ignore_index=True)
 
 
@@ -42,7 +51,8 @@ def summarize(lc: pd.DataFrame, bad_bits: int = BAD_FOR_SUMMARY) -> pd.DataFrame
     ``mad_std`` (1.4826 MAD), ``expected`` (median reported error: the noise model),
     ``chi2_red`` (about the weighted mean).
     """
-    good = ((lc["flags"].to_numpy() & int(bad_bits)) == 0) & np.isfinite(lc["mag"].to_numpy())
+    flags = lc["flags"].to_numpy(dtype=np.int64)
+    good = ((flags & int(bad_bits)) == 0) & np.isfinite(lc["mag"].to_numpy(dtype=float))
     g = lc[good]
     w = 1.0 / g["mag_err"] ** 2
     work = pd.DataFrame(

@@ -3,15 +3,14 @@
 import hashlib
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fieldphot import io, synthetic
+from fieldphot.cli import snakemake_command
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL_NIGHT = synthetic.SimConfig(
     nx=384, ny=384, n_science=6, n_bias=3, n_dark=3, n_flat=3, seed=21, stars_per_arcmin2=9.0
 )
@@ -20,20 +19,7 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir, config, *args):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(config, workdir, 2, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 

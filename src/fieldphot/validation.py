@@ -1,0 +1,147 @@
+"""Measure a processed simulated night against the simulator's truth.
+
+One implementation of every accuracy number, shared by the tests (which assert on them) and
+``benchmarks/accuracy.py`` (which prints them).
+
+Examples
+--------
+>>> import numpy as np
+>>> t = np.linspace(0, 0.2, 50)
+>>> f = 1 + 0.05 * np.sin(2 * np.pi * t / 0.05)
+>>> round(sine_amplitude(t, f, np.full(50, 1e-3), 0.0, 0.05), 4)
+0.05
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .lightcurves import summarize
+from .synthetic import transit_model
+
+
+class Truth:
+    """The truth written by :func:`fieldphot.synthetic.simulate_night`."""
+
+    def __init__(self, root):
+        import json
+
+        root = Path(root)
+        self.stars = io.read_table(root / "truth" / "stars.parquet")[0].set_index("id")
+        self.frames = io.read_table(root / "truth" / "frames.parquet")[0].set_index("frame")
+        self.fluxes = io.read_table(root / "truth" / "fluxes.parquet")[0]
+        self.params = json.loads((root / "truth" / "params.json").read_text())
+
+    def frame(self, frame: str) -> pd.DataFrame:
+        return self.fluxes[self.fluxes["frame"] == frame].set_index("id")
+
+
+def _per_frame(results: Path, product: str):
+    for path in sorted(Path(results).glob(f"{product}/*/*.parquet")):
+        yield path.stem, *io.read_table(path)
+
+
+def astrometry_rms(results, truth: Truth) -> pd.Series:
+    """Per frame: rms (px) of fitted-WCS positions of the used matched stars minus the truth."""
+    out = {}
+    for frame, matched, meta in _per_frame(results, "astrometry"):
+        if meta.get("status") != "ok":
+            out[frame] = np.nan
+            continue
+        m = matched[matched["used"]]
+        t = truth.frame(frame).loc[m["id"]]
+        out[frame] = float(
+            np.sqrt(
+                np.mean(
+                    (m["x_fit"].to_numpy() - t["x"].to_numpy()) ** 2
+                    + (m["y_fit"].to_numpy() - t["y"].to_numpy()) ** 2
+                )
+            )
+        )
+    return pd.Series(out, name="astrometry_rms_px")
+
+
+def zeropoint_offsets(results, truth: Truth) -> pd.Series:
+    """Per frame: fitted zeropoint minus the true one (mag)."""
+    out = {
+        frame: meta.get("zeropoint", {}).get("zp", np.nan) - truth.frames.loc[frame, "zp"]
+        for frame, _, meta in _per_frame(results, "catalogs")
+    }
+    return pd.Series(out, name="zp_minus_truth")
+
+
+def light_curves(results) -> pd.DataFrame:
+    return io.read_table(Path(results) / "lightcurves" / "lightcurves.parquet")[0]
+
+
+def constant_star_noise(results, truth: Truth, min_snr: float = 50.0) -> pd.DataFrame:
+    """Constant, never-saturated stars with S/N > ``min_snr`` on at least 80 % of the frames:
+    measured rms, CCD-equation prediction (median ``mag_inst_err``) and median reported error.
+    """
+    lc = light_curves(results)
+    s = summarize(lc)
+    ever_sat = truth.fluxes.groupby("id")["saturated"].any()
+    n = lc["frame"].nunique()
+    snr = lc.groupby("id")["snr"].median()
+    keep = (
+        (s["id"].map(truth.stars["kind"]) == "constant")
+        & ~s["id"].map(ever_sat).astype(bool)
+        & (s["n_points"] >= 0.8 * n)
+        & (s["id"].map(snr) > min_snr)
+    )
+    s = s[keep].copy()
+    s["predicted"] = s["id"].map(lc.groupby("id")["mag_inst_err"].median())
+    return s[["id", "mean_mag", "n_points", "rms", "predicted", "expected"]]
+
+
+def flux_curve(results, star_id: int):
+    """Time (BJD_TDB), relative flux and its error of one star's unflagged points."""
+    lc = light_curves(results)
+    s = lc[(lc["id"] == star_id) & (lc["flags"] == 0)]
+    flux = 10 ** (-0.4 * (s["mag"].to_numpy() - s["mag"].median()))
+    return s["bjd_tdb"].to_numpy(), flux, flux * s["mag_err"].to_numpy() / 1.0857
+
+
+def transit_depth(t, flux, err, t0, duration, ingress) -> float:
+    """Depth from a weighted linear fit of the trapezoid shape (known ephemeris)."""
+    shape = 1 - transit_model(t, t0, 1.0, duration, ingress)
+    design = np.column_stack([np.ones_like(t), -shape]) / err[:, None]
+    (a, ad), *_ = np.linalg.lstsq(design, flux / err, rcond=None)
+    return float(ad / a)
+
+
+def sine_amplitude(t, flux, err, t0, period) -> float:
+    """Fractional semi-amplitude from a weighted linear sine fit (known period)."""
+    ph = 2 * np.pi * (np.asarray(t) - t0) / period
+    design = np.column_stack([np.ones_like(ph), np.sin(ph), np.cos(ph)]) / err[:, None]
+    (a, b, c), *_ = np.linalg.lstsq(design, flux / err, rcond=None)
+    return float(np.hypot(b, c) / a)
+
+
+def report(results, truth_root) -> dict:
+    """Every accuracy number of a processed simulated night."""
+    truth = Truth(truth_root)
+    astro = astrometry_rms(results, truth)
+    zp = zeropoint_offsets(results, truth)
+    noise = constant_star_noise(results, truth)
+    tr, var = truth.params["transit"], truth.params["variable"]
+    t, f, e = flux_curve(results, tr["id"])
+    depth = transit_depth(t, f, e, tr["t0_bjd"], tr["duration_d"], tr["ingress_d"])
+    t, f, e = flux_curve(results, var["id"])
+    amp = sine_amplitude(t, f, e, var["t0_bjd"], var["period_d"])
+    return {
+        "frames": int(len(zp)),
+        "astrometry_rms_px_max": float(astro.max()),
+        "astrometry_rms_px_median": float(astro.median()),
+        "zp_minus_truth_max_abs": float(zp.abs().max()),
+        "zp_minus_truth_mean": float(zp.mean()),
+        "constant_stars_snr50": int(len(noise)),
+        "scatter_over_ccd_prediction_median": float((noise["rms"] / noise["predicted"]).median()),
+        "reported_over_scatter_median": float((noise["expected"] / noise["rms"]).median()),
+        "transit_depth": depth,
+        "transit_depth_true": tr["depth"],
+        "variable_amplitude": amp,
+        "variable_amplitude_true": var["amplitude"],
+    }

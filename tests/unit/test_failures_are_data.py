@@ -1,0 +1,72 @@
+"""Science failures become flagged outputs; reference catalogs load from every format."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from astropy.io import fits
+from astropy.table import Table
+
+from fieldphot import io, refcat, runner, synthetic
+
+
+def test_frame_without_wcs_flows_through_as_data(tmp_path):
+    night = synthetic.simulate_night(
+        tmp_path / "night",
+        synthetic.SimConfig(nx=256, ny=256, n_science=3, n_bias=3, n_dark=3, n_flat=3, seed=31),
+    )
+    victim = sorted(night.raw_dir.iterdir())[-1]
+    with fits.open(victim) as hdul:
+        data, header = hdul[0].data.copy(), hdul[0].header.copy()
+    for key in [k for k in header if k.startswith(("CTYPE", "CRVAL", "CRPIX", "PC", "CD"))]:
+        del header[key]
+    fits.PrimaryHDU(data, header).writeto(victim, overwrite=True)
+    res = runner.run_night(yaml.safe_load(night.config.read_text()), tmp_path / "results")
+    frame = victim.name.removesuffix(".fits")
+    metas = {p: io.read_table(p)[1] for p in (tmp_path / "results").rglob(f"*/{frame}.parquet")}
+    assert len(metas) == 4  # sources, astrometry, photometry, catalogs: all written
+    statuses = {p.parent.parent.name: m["status"] for p, m in metas.items()}
+    assert statuses["astrometry"] == "unsolved" and statuses["catalogs"] != "ok"
+    frames, _ = io.read_table(tmp_path / "results" / "lightcurves" / "frames.parquet")
+    row = frames.set_index("frame").loc[frame]
+    assert row["status"] != "ok" and "WCS" in row["reason"]
+    lc, _ = io.read_table(res["lightcurves"])
+    assert frame not in set(lc["frame"]) and lc["frame"].nunique() == 2
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "ecsv", "fits", "csv"])
+def test_reference_catalog_formats(tmp_path, fmt):
+    t = pd.DataFrame(
+        {
+            "src": [7, 8],
+            "RAJ2000": [10.0, 10.1],
+            "DEJ2000": [-5.0, -5.1],
+            "Gmag": [12.0, 13.5],
+            "e_Gmag": [0.01, 0.02],
+            "BPmag": [12.4, 14.2],
+        }
+    )
+    path = tmp_path / f"cat.{fmt}"
+    if fmt == "parquet":
+        t.to_parquet(path)
+    elif fmt == "csv":
+        t.to_csv(path, index=False)
+    else:
+        Table.from_pandas(t).write(path, format="ascii.ecsv" if fmt == "ecsv" else "fits")
+    cols = {
+        "id": "src",
+        "ra": "RAJ2000",
+        "dec": "DEJ2000",
+        "mag": "Gmag",
+        "mag_err": "e_Gmag",
+        "color_mag": "BPmag",
+    }
+    out = refcat.standardize(io.read_any_table(path), cols)
+    assert out["id"].tolist() == [7, 8] and np.allclose(out["color"], [0.4, 0.7])
+
+
+def test_reference_catalog_missing_column_is_named():
+    with pytest.raises(KeyError, match="no column 'Vmag' for mag"):
+        refcat.standardize(
+            pd.DataFrame({"ra": [1.0], "dec": [2.0]}), {"ra": "ra", "dec": "dec", "mag": "Vmag"}
+        )
