@@ -58,6 +58,64 @@ def atomic_path(path):
             tmp.unlink()
 
 
+class ScratchStack:
+    """A (frames, rows, cols) float32 stack kept in a scratch file, read a band at a time.
+
+    Supports ``stack[i] = frame``, ``stack[i]`` and ``stack[:, r0:r1]``; plain reads and
+    writes (no memory map), so only what is asked for is ever in memory.
+    """
+
+    def __init__(self, path, shape):
+        self.path, self.shape = Path(path), tuple(int(v) for v in shape)
+        self._fh = open(self.path, "w+b")  # noqa: SIM115 - closed by scratch_stack
+        self._frame = self.shape[1] * self.shape[2]
+        self._fh.truncate(self.shape[0] * self._frame * 4)  # sparse: frames not set read as 0
+
+    def __setitem__(self, i, frame):
+        self._fh.seek(int(i) * self._frame * 4)
+        self._fh.write(np.ascontiguousarray(frame, np.float32).tobytes())
+
+    def __getitem__(self, key):
+        if isinstance(key, int | np.integer):
+            return self[:, 0 : self.shape[1]][int(key)]
+        _, rows = key
+        r0, r1, _ = rows.indices(self.shape[1])
+        n, _, nx = self.shape
+        out = np.empty((n, r1 - r0, nx), np.float32)
+        for i in range(n):
+            self._fh.seek((i * self._frame + r0 * nx) * 4)
+            out[i] = np.frombuffer(self._fh.read((r1 - r0) * nx * 4), np.float32).reshape(-1, nx)
+        return out
+
+    def close(self):
+        self._fh.close()
+
+
+@contextlib.contextmanager
+def scratch_stack(beside, shape):
+    """A :class:`ScratchStack` in a hidden file beside ``beside``; deleted afterwards.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with scratch_stack(os.path.join(d, "m.fits"), (3, 4, 5)) as s:
+    ...     s[1] = np.ones((4, 5))
+    ...     float(s[:, 1:3].sum()), s[1].shape
+    (10.0, (4, 5))
+    >>> os.listdir(d)
+    []
+    """
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    stack = ScratchStack(beside.with_name(f".{beside.name}.{os.getpid()}.stack"), shape)
+    try:
+        yield stack
+    finally:
+        stack.close()
+        stack.path.unlink(missing_ok=True)
+
+
 def read_header(path) -> fits.Header:
     """Header of a raw frame: the primary header merged with the first image extension's.
 

@@ -141,35 +141,47 @@ def _read_optional(path):
 
 
 def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict):
-    """Combine raw bias, dark or flat frames (``rows`` from the manifest) into a master."""
-    frames = [load_raw_electrons(r["path"], r, cfg)[0] for r in rows]
+    """Combine raw bias, dark or flat frames (``rows`` from the manifest) into a master.
+
+    Frames are prepared one at a time; when the stack exceeds ``combine_memory_mb`` it is
+    kept on disk (a scratch memory map beside ``out``) and combined a band of rows at a time.
+    """
     bias, _, _ = _read_optional(bias_path)
     dark, _, _ = _read_optional(dark_path)
-    sigma = cfg.get("combine_sigma", 3.0)
-    exptimes = [r["exptime"] for r in rows]
-    mask = np.zeros(frames[0].shape, np.int32)
-    if kind == "bias":
-        data = cal.master_bias(frames, sigma)
-    elif kind == "dark":
-        data = cal.master_dark(frames, exptimes, bias, sigma)
+    budget = cfg.get("combine_memory_mb", 1024) * 1e6
+    with contextlib.ExitStack() as stack_ctx:
+        stack = None
+        for i, r in enumerate(rows):
+            frame = load_raw_electrons(r["path"], r, cfg)[0]
+            prepared = cal.master_input(kind, frame, r["exptime"], bias, dark)
+            if stack is None:
+                shape = (len(rows), *prepared.shape)
+                if np.prod(shape) * 4 > budget / 2:
+                    stack = stack_ctx.enter_context(io.scratch_stack(out, shape))
+                else:
+                    stack = np.empty(shape, np.float32)
+            stack[i] = prepared
+        data = cal.combine_in_chunks(stack, cfg.get("combine_sigma", 3.0), budget / 2)
+        noise = cal.master_noise(stack[0], data, len(rows))
+    mask = np.zeros(data.shape, np.int32)
+    if kind == "dark":
         mask[cal.hot_pixels(data, cfg.get("hot_pixel_nsigma", 8.0))] |= Flag.BAD_PIXEL
     elif kind == "flat":
-        data = cal.master_flat(frames, exptimes, bias, dark, sigma)
+        noise = noise / np.nanmedian(data)
+        data = data / np.nanmedian(data)
         mask[cal.bad_flat_pixels(data)] |= Flag.BAD_PIXEL
-    else:
-        raise ValueError(f"unknown master kind {kind!r}")
     header = fits.Header()
     header["FP_KIND"] = kind
-    header["NCOMBINE"] = len(frames)
+    header["NCOMBINE"] = len(rows)
     header["BUNIT"] = {"bias": "electron", "dark": "electron/s", "flat": ""}[kind]
-    for key, value in io.provenance_cards(
-        cfg, [r["path"] for r in rows] + [p for p in (bias_path, dark_path) if p]
-    ):
+    header["FP_NOISE"] = (noise if np.isfinite(noise) else 0.0, "per-pixel 1-sigma error")
+    inputs = [r["path"] for r in rows] + [p for p in (bias_path, dark_path) if p]
+    for key, value in io.provenance_cards(cfg, inputs):
         header[key] = value
     log.info(
         "master %s from %d frames: median %.4g, %d bad pixels",
         kind,
-        len(frames),
+        len(rows),
         np.nanmedian(data),
         int((mask != 0).sum()),
     )
