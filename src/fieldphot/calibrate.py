@@ -80,6 +80,75 @@ def overscan_trim(
     return data
 
 
+def parse_detsec(section: str) -> tuple[slice, slice, bool, bool]:
+    """A DETSEC (1-based, either axis may run backwards) as (rows, cols, flip_y, flip_x).
+
+    Examples
+    --------
+    >>> parse_detsec("[2048:1,1:100]")
+    (slice(0, 100, None), slice(0, 2048, None), False, True)
+    """
+    m = re.fullmatch(r"\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*", str(section))
+    if not m:
+        raise ValueError(f"not a FITS section: {section!r}")
+    x1, x2, y1, y2 = (int(v) for v in m.groups())
+    return (
+        slice(min(y1, y2) - 1, max(y1, y2)),
+        slice(min(x1, x2) - 1, max(x1, x2)),
+        y1 > y2,
+        x1 > x2,
+    )
+
+
+def assemble(amps: list[dict], mode: str = "poly", order: int = 3):
+    """Electrons and saturation map of a frame read through one or more amplifiers.
+
+    Each amplifier (``data``, ``trimsec``, ``biassec``, ``gain``, ``saturate`` in ADU,
+    ``detsec``) is overscan-corrected with its own strip, trimmed, multiplied by its own
+    gain and placed at its DETSEC; saturation is judged in its raw ADU. A single amplifier
+    without DETSEC is returned as trimmed. The saturation map holds
+    :data:`~fieldphot.flags.Flag` bits: ``SATURATED`` at or above ``saturate``,
+    ``NONLINEAR`` at or above ``nonlinear`` (ADU, optional).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> left = np.hstack([np.full((2, 3), 110.0), np.full((2, 2), 100.0)])   # bias 100, g=2
+    >>> right = np.hstack([np.full((2, 3), 225.0), np.full((2, 2), 200.0)])  # bias 200, g=0.8
+    >>> amp = lambda d, g, det: {"data": d, "trimsec": "[1:3,1:2]", "biassec": "[4:5,1:2]",
+    ...                          "gain": g, "saturate": 6e4, "detsec": det}
+    >>> e, sat = assemble([amp(left, 2.0, "[1:3,1:2]"), amp(right, 0.8, "[6:4,1:2]")], "median")
+    >>> e[0].tolist()
+    [20.0, 20.0, 20.0, 20.0, 20.0, 20.0]
+    """
+    parts = []
+    for a in amps:
+        rows, cols = parse_section(a["trimsec"]) if a.get("trimsec") else (slice(None),) * 2
+        raw = a["data"][rows, cols]
+        sat = np.zeros(raw.shape, np.int32)
+        for bit, level in (
+            (Flag.SATURATED, a.get("saturate")),
+            (Flag.NONLINEAR, a.get("nonlinear")),
+        ):
+            if level is not None:
+                sat[raw >= level] |= bit
+        e = overscan_trim(a["data"], a.get("trimsec"), a.get("biassec"), mode, order)
+        parts.append((e * float(a["gain"]), sat, a.get("detsec")))
+    if len(parts) == 1 and not parts[0][2]:
+        return parts[0][0], parts[0][1]
+    placed = [(parse_detsec(det), e, s) for e, s, det in parts]
+    ny = max(r.stop for (r, _, _, _), _, _ in placed)
+    nx = max(c.stop for (_, c, _, _), _, _ in placed)
+    out, sat_out = np.full((ny, nx), np.nan), np.zeros((ny, nx), np.int32)
+    for (r, c, fy, fx), e, s in placed:
+        if e.shape != (r.stop - r.start, c.stop - c.start):
+            raise ValueError(f"amplifier of shape {e.shape} does not fit DETSEC {r}, {c}")
+        e, s = (v[::-1] if fy else v for v in (e, s))
+        e, s = (v[:, ::-1] if fx else v for v in (e, s))
+        out[r, c], sat_out[r, c] = e, s
+    return out, sat_out
+
+
 def sigma_clipped_mean(stack: np.ndarray, sigma: float = 3.0, iters: int = 3) -> np.ndarray:
     """Mean along axis 0 after iterative clipping about the median (robust sigma from MAD).
 
@@ -189,8 +258,9 @@ def calibrate_frame(
         Frame in electrons (gain applied), overscan removed and trimmed.
     exptime, read_noise : float
         Exposure time (s) and read noise (e-).
-    saturated : ndarray of bool
-        Pixels at or above saturation, judged in raw ADU.
+    saturated : ndarray of int
+        ``SATURATED`` and ``NONLINEAR`` bits judged in raw ADU (see :func:`assemble`); a
+        boolean array marks saturation only.
     bias, dark, flat : ndarray, optional
         Masters: bias (e-), dark current (e-/s), flat (unit median). Missing masters
         are skipped (the caller flags the frame).
@@ -220,7 +290,10 @@ def calibrate_frame(
     e_bias, e_dark, e_flat = (0.0 if not np.isfinite(v) else v for v in master_errors)
     var = var + e_bias**2 * (bias is not None) + (e_dark * exptime) ** 2 * (dark is not None)
     mask = np.zeros(sci.shape, np.int32)
-    mask[saturated] |= Flag.SATURATED
+    if saturated.dtype == bool:
+        mask[saturated] |= Flag.SATURATED
+    else:
+        mask |= saturated.astype(np.int32) & (Flag.SATURATED | Flag.NONLINEAR)
     if bad is not None:
         mask[bad] |= Flag.BAD_PIXEL
     if flat is not None:

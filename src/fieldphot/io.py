@@ -136,6 +136,24 @@ def read_header(path) -> fits.Header:
         raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc
 
 
+def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.Header]:
+    """Every 2-D image in a raw file (one per amplifier for multi-extension frames), each
+    with its own header, and the merged header of the frame."""
+    header = read_header(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            amps = [
+                (np.asarray(h.data, np.float64), h.header.copy())
+                for h in hdul
+                if h.is_image and h.data is not None and h.data.ndim == 2
+            ]
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise FrameError(f"{path}: pixel data unreadable ({exc})") from exc
+    if not amps:
+        raise FrameError(f"{path}: no 2-D image in the file")
+    return amps, header
+
+
 def read_image(path) -> tuple[np.ndarray, fits.Header]:
     """Pixel data (float64) and merged header of a raw frame's first 2-D image."""
     header = read_header(path)

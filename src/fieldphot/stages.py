@@ -119,17 +119,53 @@ def refcat_file(path, out, cfg: dict):
 
 
 # ------------------------------------------------------------------------- calibration
-def load_raw_electrons(path, row: dict, cfg: dict) -> tuple[np.ndarray, np.ndarray, fits.Header]:
-    """Raw frame -> overscan-subtracted, trimmed electrons, saturation map (raw ADU), header."""
-    raw, header = io.read_image(path)
-    rows, cols = cal.parse_section(row["trimsec"]) if row.get("trimsec") else (slice(None),) * 2
-    sat_level = row.get("saturate")
-    saturated = raw[rows, cols] >= (sat_level if _finite(sat_level) else np.inf)
+def load_raw_electrons(path, row: dict, cfg: dict):
+    """Raw frame -> overscan-subtracted, trimmed, assembled electrons; saturation map (raw
+    ADU); the merged header; and the (x, y) offset of the result in raw pixels.
+
+    A multi-extension frame is one amplifier per extension, each with its own TRIMSEC or
+    DATASEC, BIASSEC, GAIN and DETSEC; a single image uses the manifest's values.
+    """
+    amps, header = io.read_amplifiers(path)
     over = cfg.get("overscan", {})
-    data = cal.overscan_trim(
-        raw, row.get("trimsec"), row.get("biassec"), over.get("mode", "poly"), over.get("order", 3)
-    )
-    return data * float(row["gain"]), saturated, header
+    if len(amps) == 1:
+        specs = [
+            {
+                "data": amps[0][0],
+                "trimsec": row.get("trimsec"),
+                "biassec": row.get("biassec"),
+                "gain": row["gain"],
+                "saturate": row.get("saturate") if _finite(row.get("saturate")) else None,
+                "nonlinear": cfg.get("nonlinearity_adu"),
+            }
+        ]
+        rows, cols = (
+            cal.parse_section(row["trimsec"])
+            if row.get("trimsec")
+            else (slice(0, None), slice(0, None))
+        )
+        offset = (cols.start, rows.start)
+    else:
+        specs = [_amp_spec(path, data, h, row, cfg.get("nonlinearity_adu")) for data, h in amps]
+        offset = (0, 0)
+    data, saturated = cal.assemble(specs, over.get("mode", "poly"), over.get("order", 3))
+    return data, saturated, header, offset
+
+
+def _amp_spec(path, data, h, row, nonlinear) -> dict:
+    kw = headers.DEFAULT_PROFILE.keywords
+    spec = {
+        "data": data,
+        "trimsec": headers.first(h, kw["trimsec"]),
+        "biassec": headers.first(h, kw["biassec"]),
+        "detsec": h.get("DETSEC"),
+        "gain": headers.to_float(headers.first(h, kw["gain"])) or row["gain"],
+        "saturate": headers.to_float(headers.first(h, kw["saturate"])) or row.get("saturate"),
+        "nonlinear": nonlinear,
+    }
+    if not spec["detsec"]:
+        raise io.FrameError(f"{path}: amplifier extension {h.get('EXTNAME', '?')} has no DETSEC")
+    return spec
 
 
 def _finite(v) -> bool:
@@ -188,7 +224,7 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict):
     io.write_fits(out, data, header, {"MASK": mask})
 
 
-def _calibrated_header(raw_header: fits.Header, row: dict) -> fits.Header:
+def _calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
     """Raw header without structure cards, WCS shifted to the trimmed array, numbers fixed."""
     h = fits.Header()
     skip = {
@@ -219,16 +255,14 @@ def _calibrated_header(raw_header: fits.Header, row: dict) -> fits.Header:
     ]:
         del h[key]
     if wcs is not None:
-        if row.get("trimsec"):
-            rows, cols = cal.parse_section(row["trimsec"])
-            wcs.wcs.crpix = wcs.wcs.crpix - [cols.start, rows.start]
+        wcs.wcs.crpix = wcs.wcs.crpix - np.asarray(offset, float)
         h.update(wcs.to_header(relax=True))
     return h
 
 
 def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: dict):
     """Calibrate one science frame into electrons with ERR and MASK; record provenance."""
-    data, saturated, raw_header = load_raw_electrons(raw_path, row, cfg)
+    data, saturated, raw_header, offset = load_raw_electrons(raw_path, row, cfg)
     bias, bmask, _ = _read_optional(bias_path)
     dark, dmask, _ = _read_optional(dark_path)
     flat, fmask, _ = _read_optional(flat_path)
@@ -263,7 +297,7 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
             sigclip=cr.get("sigclip", 4.5),
             objlim=cr.get("objlim", 5.0),
         )
-    header = _calibrated_header(raw_header, row)
+    header = _calibrated_header(raw_header, offset)
     meta = {
         **{k: row.get(k) for k in FRAME_CARDS},
         "saturation_e": sat_e,
@@ -281,7 +315,7 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         "%s: sky %.1f e-, %d saturated, %d cosmic-ray pixels",
         row["frame"],
         float(np.median(sci)),
-        int(saturated.sum()),
+        int(any_set(saturated, Flag.SATURATED).sum()),
         int(any_set(mask, Flag.COSMIC_RAY).sum()),
     )
     io.write_calibrated(out, sci, err, mask, header)

@@ -75,6 +75,7 @@ class SimConfig:
     bias_level: float = 1000.0  #: ADU
     prescan: int = 8
     overscan: int = 32
+    amplifiers: int = 1  #: read out through this many amplifiers side by side (MEF when > 1)
     saturate_adu: float = 62000.0  #: written as SATURATE
     zp0: float = 24.8  #: mag of 1 e-/s above the atmosphere
     extinction: float = 0.15  #: mag / airmass
@@ -255,7 +256,11 @@ class _Camera:
 
     def __init__(self, cfg: SimConfig, rng):
         self.cfg = cfg
-        self.width = cfg.prescan + cfg.nx + cfg.overscan
+        if cfg.nx % cfg.amplifiers:
+            raise ValueError(f"nx={cfg.nx} does not split into {cfg.amplifiers} amplifiers")
+        # Amplifiers differ in gain and bias level, as real multi-amplifier CCDs do.
+        self.amp_gain = [cfg.gain * (1 + 0.12 * k) for k in range(cfg.amplifiers)]
+        self.amp_bias = [cfg.bias_level + 120.0 * k for k in range(cfg.amplifiers)]
         yy, xx = np.mgrid[0 : cfg.ny, 0 : cfg.nx]
         # Fixed bias structure in the imaging area: column pattern and a gentle gradient.
         self.bias_pattern = rng.normal(0, 1.5, cfg.nx)[None, :] + 3.0 * (xx / cfg.nx) * (
@@ -266,18 +271,42 @@ class _Camera:
         self.dark_rate = np.full((cfg.ny, cfg.nx), cfg.dark_current)
         self.dark_rate[hot] = rng.uniform(5.0, 60.0, hot.sum())
 
-    def read_out(self, electrons: np.ndarray, rng) -> np.ndarray:
-        """Raw uint16 frame: prescan | imaging | overscan, with bias level and row drift."""
+    def read_out(self, electrons: np.ndarray, rng):
+        """Read an electron image out through the amplifiers.
+
+        Returns each amplifier's raw uint16 array (prescan | imaging | overscan, with its
+        own gain, bias level and row drift), its header cards, and the detector-shaped
+        map of pixels at or above SATURATE.
+        """
         cfg = self.cfg
+        w = cfg.nx // cfg.amplifiers
         rows = np.arange(cfg.ny) / cfg.ny
-        a, b, c = rng.normal(0, [2.0, 1.5, 1.0])
-        drift = a + b * rows + c * rows**2  # frame-to-frame level and row drift
-        raw = np.empty((cfg.ny, self.width))
-        img = slice(cfg.prescan, cfg.prescan + cfg.nx)
-        raw[:] = cfg.bias_level + drift[:, None]
-        raw[:, img] += self.bias_pattern + electrons / cfg.gain
-        raw += rng.normal(0, cfg.read_noise / cfg.gain, raw.shape)
-        return np.clip(np.round(raw), 0, ADC_MAX).astype(np.uint16)
+        img = slice(cfg.prescan, cfg.prescan + w)
+        arrays, cards = [], []
+        saturated = np.zeros((cfg.ny, cfg.nx), bool)
+        for k, (gain, level) in enumerate(zip(self.amp_gain, self.amp_bias, strict=True)):
+            cols = slice(k * w, (k + 1) * w)
+            a, b, c = rng.normal(0, [2.0, 1.5, 1.0])
+            drift = a + b * rows + c * rows**2  # frame-to-frame level and row drift
+            raw = np.empty((cfg.ny, cfg.prescan + w + cfg.overscan))
+            raw[:] = level + drift[:, None]
+            raw[:, img] += self.bias_pattern[:, cols] + electrons[:, cols] / gain
+            raw += rng.normal(0, cfg.read_noise / gain, raw.shape)
+            raw = np.clip(np.round(raw), 0, ADC_MAX).astype(np.uint16)
+            saturated[:, cols] = raw[:, img] >= cfg.saturate_adu
+            o0 = cfg.prescan + w + 1
+            arrays.append(raw)
+            cards.append(
+                {
+                    "GAIN": (gain, "e-/ADU"),
+                    "RDNOISE": (cfg.read_noise, "e-"),
+                    "SATURATE": (cfg.saturate_adu, "ADU"),
+                    "TRIMSEC": f"[{cfg.prescan + 1}:{cfg.prescan + w},1:{cfg.ny}]",
+                    "BIASSEC": f"[{o0 + 2}:{o0 + cfg.overscan - 1},1:{cfg.ny}]",
+                    "DETSEC": f"[{k * w + 1}:{(k + 1) * w},1:{cfg.ny}]",
+                }
+            )
+        return arrays, cards, saturated
 
     def cosmic_rays(self, image: np.ndarray, exptime: float, rng) -> None:
         cfg = self.cfg
@@ -298,17 +327,11 @@ def _header(cfg: SimConfig, imagetyp: str, start: Time, exptime: float) -> fits.
     h["IMAGETYP"] = imagetyp
     h["DATE-OBS"] = (start.isot, "UTC start of exposure")
     h["EXPTIME"] = (float(exptime), "s")
-    h["GAIN"] = (cfg.gain, "e-/ADU")
-    h["RDNOISE"] = (cfg.read_noise, "e-")
-    h["SATURATE"] = (cfg.saturate_adu, "ADU")
     h["XBINNING"] = 1
     h["YBINNING"] = 1
     h["SITELAT"] = cfg.site_lat
     h["SITELONG"] = (cfg.site_lon, "deg, east positive")
     h["SITEELEV"] = cfg.site_elev
-    h["TRIMSEC"] = f"[{cfg.prescan + 1}:{cfg.prescan + cfg.nx},1:{cfg.ny}]"
-    w0 = cfg.prescan + cfg.nx + 1
-    h["BIASSEC"] = f"[{w0 + 2}:{w0 + cfg.overscan - 1},1:{cfg.ny}]"
     h["INSTRUME"] = "fieldphot-sim"
     h["TELESCOP"] = "Simulated 0.6m"
     return h
@@ -361,11 +384,31 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
 
     seq = iter(range(1, 10_000))
 
-    def write(data, header):
+    def write(readout, header):
+        """One FITS file: a single image, or one extension per amplifier (with DETSEC)."""
+        arrays, cards, saturated = readout
         path = raw_dir / f"{date}.{next(seq):04d}.fits"
+        if len(arrays) == 1:
+            header = header.copy()
+            header.update({k: v for k, v in cards[0].items() if k != "DETSEC"})
+            hdus = fits.HDUList([fits.PrimaryHDU(arrays[0], header)])
+        else:
+            hdus = fits.HDUList(
+                [fits.PrimaryHDU(header=header)]
+                + [
+                    fits.ImageHDU(
+                        a,
+                        fits.Header(
+                            [(k_, *v) if isinstance(v, tuple) else (k_, v) for k_, v in c.items()]
+                        ),
+                        name=f"AMP{k + 1}",
+                    )
+                    for k, (a, c) in enumerate(zip(arrays, cards, strict=True))
+                ]
+            )
         with io.atomic_path(path) as tmp:
-            fits.PrimaryHDU(data, header).writeto(tmp)
-        return path
+            hdus.writeto(tmp)
+        return path, saturated
 
     frame_rng = iter(np.random.default_rng(s) for s in seeds.spawn(10_000)[2:])
 
@@ -450,13 +493,11 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         h["DEC"] = _sexa(cfg.dec, sign=True)
         h["AIRMASS"] = round(float(x_air[k]), 4)
         wcs_h = header_wcs.to_header()
-        wcs_h["CRPIX1"] += cfg.prescan  # header WCS refers to the raw array
+        if cfg.amplifiers == 1:
+            wcs_h["CRPIX1"] += cfg.prescan  # the WCS refers to the raw array (MEF: the detector)
         h.update(wcs_h)
-        raw = camera.read_out(e, rng)
-        path = write(raw, h)
-        saturated = _saturated_within(
-            raw[:, cfg.prescan : cfg.prescan + cfg.nx] >= cfg.saturate_adu, x, y, 2.0 * fwhm[k]
-        )
+        path, sat_map = write(camera.read_out(e, rng), h)
+        saturated = _saturated_within(sat_map, x, y, 2.0 * fwhm[k])
         frame_rows.append(
             {
                 "frame": path.name.split(".fits")[0],

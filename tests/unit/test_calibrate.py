@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from fieldphot import calibrate as cal
 from fieldphot import io
@@ -107,3 +108,50 @@ def test_master_on_disk_equals_master_in_memory(tmp_path):
     # The master bias recovers the simulated bias structure (in e-) to its noise.
     assert hb["FP_NOISE"] == pytest.approx(6.5 / np.sqrt(5), rel=0.15)
     assert manifest.masters_table(m)["kind"].tolist() == ["bias", "dark", "flat"]
+
+
+def test_multi_amplifier_frames_come_out_seamless(tmp_path):
+    """Two amplifiers with 12 % different gains and 120 ADU different bias levels."""
+    import yaml
+
+    from fieldphot import runner, synthetic, validation
+
+    cfg = synthetic.SimConfig(
+        nx=512, ny=384, n_science=3, n_bias=5, n_dark=3, n_flat=5, amplifiers=2, seed=41
+    )
+    night = synthetic.simulate_night(tmp_path / "night", cfg)
+    with fits.open(sorted(night.raw_dir.iterdir())[-1]) as hdul:
+        assert len(hdul) == 3 and hdul[1].header["GAIN"] != hdul[2].header["GAIN"]
+    runner.run_night(yaml.safe_load(night.config.read_text()), tmp_path / "results")
+    for path in sorted((tmp_path / "results" / "calibrated").rglob("*.fits")):
+        sci, err, mask, _ = io.read_calibrated(path)
+        assert sci.shape == (384, 512)
+        w = 256
+        left, right = sci[:, w - 8 : w].ravel(), sci[:, w : w + 8].ravel()
+        sky = np.median(sci)
+        lo, hi = sky - 3 * np.median(err), sky + 3 * np.median(err)  # sky pixels only
+        left, right = left[(left > lo) & (left < hi)], right[(right > lo) & (right < hi)]
+        step = np.mean(right) - np.mean(left)
+        noise = np.hypot(np.std(left) / np.sqrt(left.size), np.std(right) / np.sqrt(right.size))
+        # No step between the amplifiers above the noise (raw: 120 ADU and 12 % in gain).
+        assert abs(step) < 3 * noise, (step, noise)
+    truth = validation.Truth(night.root)
+    zp = validation.zeropoint_offsets(tmp_path / "results", truth)
+    assert len(zp) == 3 and zp.abs().max() < 0.02
+
+
+def test_nonlinear_and_saturated_pixels_judged_in_raw_adu():
+    raw = np.hstack([np.array([[100.0, 50000.0, 61000.0, 65535.0]]), np.full((1, 2), 100.0)])
+    amp = {
+        "data": raw,
+        "trimsec": "[1:4,1:1]",
+        "biassec": "[5:6,1:1]",
+        "gain": 2.0,
+        "saturate": 65000.0,
+        "nonlinear": 60000.0,
+    }
+    e, bits = cal.assemble([amp], "median")
+    assert e[0, 1] == (50000 - 100) * 2.0
+    assert bits[0].tolist() == [0, 0, Flag.NONLINEAR, Flag.NONLINEAR | Flag.SATURATED]
+    _, _, mask = cal.calibrate_frame(e, 1.0, 5.0, bits)
+    assert mask[0].tolist() == bits[0].tolist()
