@@ -30,6 +30,11 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate a night and run the whole workflow on it, offline")
     d.add_argument("outdir", type=Path, nargs="?", default=Path("demo"))
     d.add_argument("--cores", default="all")
+    i = sub.add_parser("init", help="read a raw folder's headers; report; write config+manifest")
+    i.add_argument("raw_dir", type=Path)
+    i.add_argument("--out", type=Path, default=Path("."), help="where config.yaml and results/ go")
+    i.add_argument("--catalog", default="", help="reference catalog file of the field")
+    i.add_argument("--instrument", default="", help="instrument profile (default: generic)")
     sub.add_parser("config-doc", help="print config/README.md (every key, from the schema)")
     return p
 
@@ -111,6 +116,20 @@ def main(argv=None) -> int:
     args, extra = parser().parse_known_args(argv)
     if args.command == "simulate":
         simulate(args.outdir, args.size, args.frames, args.seed)
+        return 0
+    if args.command == "init":
+        from . import stages
+
+        table, problems = stages.init_night(args.raw_dir, args.out, args.catalog, args.instrument)
+        print(table)
+        print(
+            "\n".join(
+                ["", "What is missing or doubtful:", *problems]
+                if problems
+                else ["", "Nothing missing."]
+            )
+        )
+        print(f"\nwrote {args.out / 'config.yaml'} and {args.out / 'results/manifest.parquet'}")
         return 0
     if args.command == "config-doc":
         from . import config

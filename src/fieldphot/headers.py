@@ -220,6 +220,11 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         "site_elev": to_float(get("site_elev")),
         "airmass": to_float(get("airmass")),
     }
+    meta["guessed"] = ",".join(
+        q
+        for q in ("gain", "read_noise", "saturate")
+        if to_float(get(q)) is None and profile.defaults.get(q) is not None
+    )
     if frame_type is None:
         missing.append(f"frame type (tried {'/'.join(kw['frame_type'])}, value {raw_type!r})")
     if exptime is None:

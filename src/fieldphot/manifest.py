@@ -135,6 +135,7 @@ _COLUMNS = {
     "site_lat": np.nan,
     "site_lon": np.nan,
     "site_elev": np.nan,
+    "guessed": "",
     "naxis1": 0,
     "naxis2": 0,
 }

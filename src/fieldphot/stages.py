@@ -633,3 +633,48 @@ def light_curves(catalogs, outdir, cfg: dict):
         len(tables),
         meta["n_skipped"],
     )
+
+
+# ------------------------------------------------------------------------------- init
+def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[str, list[str]]:
+    """Read every header of ``raw_dir`` once; write a config, the manifest and, where the
+    profile had to guess, a profile override, into ``out``. Returns (inventory, problems).
+    """
+    import yaml
+
+    from . import nightplan, runner
+
+    out = Path(out)
+    m = manifest(runner.raw_files(raw_dir), out / "results" / "manifest.parquet", instrument)
+    problems = nightplan.problems(m)
+    guessed = sorted({q for v in m["guessed"] for q in str(v).split(",") if q})
+    profile_path = instrument
+    if guessed:
+        prof = load_profile(instrument)
+        doc = {
+            "name": f"{prof.name}-{Path(raw_dir).name}",
+            "keywords": prof.keywords,
+            "frame_types": prof.frame_types,
+            "defaults": {**prof.defaults, **{q: prof.defaults.get(q) for q in guessed}},
+            "time_convention": prof.time_convention,
+            "utc_offset_hours": prof.utc_offset_hours,
+            "longitude_sign": prof.longitude_sign,
+        }
+        profile_path = str(out / "instrument.yaml")
+        io.write_text(
+            profile_path,
+            "# Written by `fieldphot init`: the headers lack "
+            f"{', '.join(guessed)}; the values under `defaults` are guesses.\n"
+            "# Replace them with your camera's real values.\n"
+            + yaml.safe_dump(doc, sort_keys=False),
+        )
+    config = {
+        "raw_dir": str(Path(raw_dir).resolve()),
+        "instrument": profile_path,
+        "reference_catalog": {
+            "path": catalog or "SET-ME: a catalog of the field",
+            "columns": {"id": "id", "ra": "ra", "dec": "dec", "mag": "mag", "mag_err": "mag_err"},
+        },
+    }
+    io.write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    return nightplan.inventory(m).to_string(index=False), problems

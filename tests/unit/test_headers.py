@@ -95,3 +95,71 @@ def test_bjd_and_night():
     assert 0 < abs(corr) < 500
     assert timeutil.night_label(mjd, [-111.6]) == ["20240314"]
     assert np.isfinite(timeutil.airmass(mjd, 150.0, 20.0, 31.96, -111.6, 2100.0)[0])
+
+
+@pytest.mark.parametrize(
+    "cards, key, value",
+    [
+        ({"FILTER1": "r'"}, "filter", "r'"),
+        ({"FILTNAME": "VR"}, "filter", "VR"),
+        ({"EGAIN": 1.3}, "gain", 1.3),
+        ({"AGAIN_01": "4.95"}, "gain", 4.95),
+        ({"DATAMAX": 50000}, "saturate", 50000.0),
+        ({"SATURATE": "60000"}, "saturate", 60000.0),
+        ({"CCDSUM": "2 2"}, "binning", "2x2"),
+        ({"XBINNING": 3, "YBINNING": 3}, "binning", "3x3"),
+        ({"DATE-OBS": "2024-01-02", "UT-OBS": "03:04:05"}, "date_obs", "2024-01-02T03:04:05.000"),
+        ({"OBJCTRA": "10 01 00", "OBJCTDEC": "+20 30 00"}, "ra", 150.25),
+    ],
+)
+def test_more_dialects(cards, key, value):
+    meta, _ = headers.normalize(fits.Header(cards))
+    assert meta[key] == value
+
+
+def test_local_time_header_with_profile_offset():
+    prof = headers.Profile(**{**headers.DEFAULT_PROFILE.__dict__, "utc_offset_hours": -7.0})
+    meta, _ = headers.normalize(fits.Header({"DATE-OBS": "2024-01-02T20:00:00"}), prof)
+    assert meta["date_obs"] == "2024-01-03T03:00:00.000"  # 20:00 at UTC-7 is 03:00 UTC
+
+
+def test_guessed_values_are_reported():
+    meta, _ = headers.normalize(fits.Header({"IMAGETYP": "BIAS", "GAIN": 2.0}))
+    assert meta["gain"] == 2.0 and meta["guessed"] == "read_noise,saturate"
+
+
+def test_unreadable_values_give_one_line_naming_file_and_keyword():
+    m = manifest.build_manifest(
+        [
+            (
+                "night/f1.fits",
+                fits.Header(
+                    {
+                        "IMAGETYP": "LIGHT",
+                        "EXPTIME": "n/a",
+                        "DATE-OBS": "2024-01-02T03:04:05",
+                        "FILTER": "V",
+                    }
+                ),
+            )
+        ]
+    )
+    reason = m.loc[0, "reason"]
+    assert m.loc[0, "status"] == "bad" and "\n" not in reason
+    assert reason.startswith("night/f1.fits:") and "EXPTIME" in reason
+
+
+def test_init_reports_what_is_missing(tmp_path):
+    from fieldphot import stages, synthetic
+
+    night = synthetic.simulate_night(
+        tmp_path / "n",
+        synthetic.SimConfig(nx=64, ny=64, n_science=2, n_bias=2, n_dark=0, n_flat=0, seed=3),
+    )
+    table, problems = stages.init_night(night.raw_dir, tmp_path / "w", str(night.refcat))
+    assert "science" in table and "bias" in table
+    text = "\n".join(problems)
+    assert "no flats in V (1x1)" in text and "no darks (1x1)" in text
+    assert (tmp_path / "w" / "config.yaml").exists()
+    assert (tmp_path / "w" / "results" / "manifest.parquet").exists()
+    assert not (tmp_path / "w" / "instrument.yaml").exists()  # nothing was guessed

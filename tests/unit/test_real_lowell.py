@@ -74,3 +74,11 @@ def test_calibration_removes_overscan_and_flattens_the_sky(lowell):
     w = solve.header_wcs(header)  # the WCS moved with the trim
     raw_w = solve.header_wcs(io.read_header(sci_row["path"]))
     assert np.allclose(w.wcs_pix2world([[100, 100]], 0), raw_w.wcs_pix2world([[117, 100]], 0))
+
+
+def test_init_on_the_real_night(lowell_dir, tmp_path):
+    table, problems = stages.init_night(lowell_dir, tmp_path)
+    assert "no darks (3x3)" in "\n".join(problems)
+    assert any("saturate" in p for p in problems)  # no SATURATE card: guessed, and said so
+    profile = (tmp_path / "instrument.yaml").read_text()
+    assert "saturate" in profile and "guesses" in profile
