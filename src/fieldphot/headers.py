@@ -43,8 +43,23 @@ class Profile:
     longitude_sign: int = 1
 
 
-def profile_from_dict(d: dict) -> Profile:
-    """Build a :class:`Profile` from a parsed profile YAML document."""
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "instrument.schema.yaml"
+
+
+def profile_from_dict(d: dict, source: str = "profile") -> Profile:
+    """Build a :class:`Profile` from a parsed profile YAML document, validated first.
+
+    Raises ``ValueError`` naming ``source`` and the offending key when it breaks the schema.
+    """
+    import jsonschema
+
+    with open(SCHEMA) as fh:
+        schema = yaml.safe_load(fh)
+    try:
+        jsonschema.validate(d, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise ValueError(f"{source}: invalid instrument profile at {where}: {exc.message}") from exc
     return Profile(
         name=d["name"],
         keywords=d["keywords"],
@@ -58,7 +73,7 @@ def profile_from_dict(d: dict) -> Profile:
 
 def _load_builtin() -> Profile:
     with open(PROFILE_DIR / "generic.yaml") as fh:
-        return profile_from_dict(yaml.safe_load(fh))
+        return profile_from_dict(yaml.safe_load(fh), str(PROFILE_DIR / "generic.yaml"))
 
 
 DEFAULT_PROFILE = _load_builtin()

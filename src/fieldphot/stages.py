@@ -82,7 +82,7 @@ def load_profile(path) -> headers.Profile:
     import yaml
 
     with open(path) as fh:
-        return headers.profile_from_dict(yaml.safe_load(fh))
+        return headers.profile_from_dict(yaml.safe_load(fh), str(path))
 
 
 # ----------------------------------------------------------------------------- manifest

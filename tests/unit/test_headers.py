@@ -163,3 +163,27 @@ def test_init_reports_what_is_missing(tmp_path):
     assert (tmp_path / "w" / "config.yaml").exists()
     assert (tmp_path / "w" / "results" / "manifest.parquet").exists()
     assert not (tmp_path / "w" / "instrument.yaml").exists()  # nothing was guessed
+
+
+def test_profile_is_validated_with_a_clear_error(tmp_path):
+    from fieldphot import stages
+
+    bad = tmp_path / "cam.yaml"
+    bad.write_text("name: cam\nkeywords: {exptime: [EXPTIME]}\nframe_types: {bias: [bias]}\n")
+    with pytest.raises(ValueError, match=r"cam.yaml: invalid instrument profile"):
+        stages.load_profile(bad)
+
+
+def test_fpack_compressed_frames_are_read(tmp_path):
+    from fieldphot import io
+
+    data = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64)
+    hdr = fits.Header(
+        {"IMAGETYP": "LIGHT", "EXPTIME": 5.0, "DATE-OBS": "2024-01-02T03:04:05", "FILTER": "V"}
+    )
+    path = tmp_path / "f.fits.fz"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, hdr)]).writeto(path)
+    meta, missing = headers.normalize(io.read_header(path))
+    assert not missing and meta["frame_type"] == "science"
+    img, _ = io.read_image(path)
+    assert np.array_equal(img, data) and manifest.frame_name(str(path)) == "f"
