@@ -80,6 +80,30 @@ def overscan_trim(
     return data
 
 
+def raw_problem(raw: np.ndarray, saturate: float | None, max_fraction: float = 0.5) -> str:
+    """Why a raw image (ADU) cannot be calibrated; an empty string when it can.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> raw_problem(np.full((4, 4), 7.0), 65535)
+    'constant image (every pixel 7)'
+    >>> raw_problem(np.full((4, 4), np.nan), 65535)
+    'no finite pixels'
+    """
+    finite = np.isfinite(raw)
+    if not finite.any():
+        return "no finite pixels"
+    if finite.mean() < max_fraction:
+        return f"{100 * (1 - finite.mean()):.0f} % of pixels are not finite"
+    good = raw[finite]
+    if np.ptp(good) == 0:
+        return f"constant image (every pixel {good[0]:g})"
+    if saturate is not None and np.mean(good >= saturate) > max_fraction:
+        return f"{100 * np.mean(good >= saturate):.0f} % of pixels saturated"
+    return ""
+
+
 def parse_detsec(section: str) -> tuple[slice, slice, bool, bool]:
     """A DETSEC (1-based, either axis may run backwards) as (rows, cols, flip_y, flip_x).
 
@@ -283,6 +307,9 @@ def calibrate_frame(
     >>> float(sci[0, 0]), float(err[0, 0])
     (100.0, 11.180339887498949)
     """
+    nonfinite = ~np.isfinite(data_e)
+    if nonfinite.any():  # a few NaN/inf pixels: masked and filled with the median
+        data_e = np.where(nonfinite, np.nanmedian(data_e), data_e)
     sci = data_e - (0.0 if bias is None else bias)
     dark_e = 0.0 if dark is None else dark * exptime
     sci = sci - dark_e
@@ -294,6 +321,7 @@ def calibrate_frame(
         mask[saturated] |= Flag.SATURATED
     else:
         mask |= saturated.astype(np.int32) & (Flag.SATURATED | Flag.NONLINEAR)
+    mask[nonfinite] |= Flag.BAD_PIXEL
     if bad is not None:
         mask[bad] |= Flag.BAD_PIXEL
     if flat is not None:

@@ -17,6 +17,7 @@ Examples
 (2, True)
 """
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -80,7 +81,11 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
         )
     sci = m[(m["kind"] == "science") & (m["status"] == "ok")].to_dict("records")
     if processes > 1:
-        with ProcessPoolExecutor(processes) as pool:
+        # spawn, not fork: a forked child of a process that already ran OpenMP code
+        # (astroscrappy) can deadlock in the OpenMP runtime.
+        with ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             cats = list(pool.map(process_frame, sci, [str(r)] * len(sci), [cfg] * len(sci)))
     else:
         cats = [process_frame(row, str(r), cfg) for row in sci]

@@ -148,6 +148,10 @@ def load_raw_electrons(path, row: dict, cfg: dict):
     else:
         specs = [_amp_spec(path, data, h, row, cfg.get("nonlinearity_adu")) for data, h in amps]
         offset = (0, 0)
+    for spec in specs:
+        problem = cal.raw_problem(spec["data"], spec.get("saturate"))
+        if problem:
+            raise io.FrameError(f"{path}: {problem}")
     data, saturated = cal.assemble(specs, over.get("mode", "poly"), over.get("order", 3))
     return data, saturated, header, offset
 
@@ -261,18 +265,36 @@ def _calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
 
 
 def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: dict):
-    """Calibrate one science frame into electrons with ERR and MASK; record provenance."""
-    data, saturated, raw_header, offset = load_raw_electrons(raw_path, row, cfg)
-    bias, bmask, _ = _read_optional(bias_path)
-    dark, dmask, _ = _read_optional(dark_path)
-    flat, fmask, _ = _read_optional(flat_path)
+    """Calibrate one science frame into electrons with ERR and MASK; record provenance.
+
+    An unreadable or unusable frame (no finite pixels, constant, mostly saturated) is
+    written as a failed frame (``FP_STAT = 'bad'`` and ``FP_WHY``) that every later
+    stage carries forward, so the rest of the night goes on.
+    """
+    try:
+        data, saturated, raw_header, offset = load_raw_electrons(raw_path, row, cfg)
+        problem = ""
+    except io.FrameError as exc:
+        problem = str(exc)
+    if problem:
+        reason = problem if str(raw_path) in problem else f"{raw_path}: {problem}"
+        log.warning(reason)
+        header = fits.Header()
+        _frame_cards(header, {k: row.get(k) for k in FRAME_CARDS})
+        header["FP_STAT"], header["FP_WHY"] = "bad", reason
+        nan = np.full((1, 1), np.nan)
+        io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
+        return
+    masters = [_read_optional(p) for p in (bias_path, dark_path, flat_path)]
+    (bias, _, _), (dark, _, _), (flat, _, _) = masters
     bad = np.zeros(data.shape, bool)
-    for m in (bmask, dmask, fmask):
+    for _, m, _ in masters:
         if m is not None:
             bad |= m != 0
+    errors = tuple(float(h.get("FP_NOISE", 0.0)) if h is not None else 0.0 for _, _, h in masters)
     rn = float(row["read_noise"])
     sci, err, mask = cal.calibrate_frame(
-        data, float(row["exptime"]), rn, saturated, bias, dark, flat, bad
+        data, float(row["exptime"]), rn, saturated, bias, dark, flat, bad, errors
     )
     sat_e = float(row["saturate"]) * float(row["gain"]) if _finite(row.get("saturate")) else np.inf
     cal_flags = 0
@@ -304,10 +326,8 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         "cal_flags": cal_flags,
         "gain": 1.0,
     }
-    for key, card in FRAME_CARDS.items():
-        value = meta.get(key)
-        if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
-            header[card] = value
+    _frame_cards(header, meta)
+    header["FP_STAT"] = "ok"
     header["FP_RAWGN"] = (float(row["gain"]), "raw gain e-/ADU (applied)")
     for key, value in io.provenance_cards(cfg, [raw_path, bias_path, dark_path, flat_path]):
         header[key] = value
@@ -321,6 +341,13 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
     io.write_calibrated(out, sci, err, mask, header)
 
 
+def _frame_cards(header: fits.Header, meta: dict) -> None:
+    for key, card in FRAME_CARDS.items():
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
+            header[card] = value
+
+
 def frame_meta(header: fits.Header) -> dict:
     """The frame metadata written by :func:`calibrate`, back as a dict."""
     meta = {k: header.get(card) for k, card in FRAME_CARDS.items()}
@@ -332,6 +359,20 @@ def frame_meta(header: fits.Header) -> dict:
 def extract(calibrated, out, cfg: dict):
     """Detect and measure sources on a calibrated frame."""
     sci, err, mask, header = io.read_calibrated(calibrated)
+    if header.get("FP_STAT", "ok") != "ok":
+        io.write_table(
+            out,
+            pd.DataFrame({c: [] for c in ext.SOURCE_COLUMNS}),
+            {
+                "frame": frame_meta(header),
+                "extract": {"fwhm": np.nan, "sky": np.nan},
+                "status": header["FP_STAT"],
+                "reason": header.get("FP_WHY", ""),
+                "config": cfg,
+                "inputs": [str(calibrated)],
+            },
+        )
+        return
     src, info = ext.extract_sources(
         sci,
         err,
@@ -362,7 +403,13 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict):
     ref, _ = io.read_table(refcat_path)
     guess = sol.header_wcs(header)
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
-    if guess is None:
+    if meta.get("status") == "bad":  # the frame itself is unusable: say why, not "no WCS"
+        wcs, matched, info = (
+            None,
+            pd.DataFrame({k: [] for k in sol.MATCH_COLUMNS}),
+            {"status": "bad", "reason": meta.get("reason", ""), "n_match": 0},
+        )
+    elif guess is None:
         wcs, matched, info = (
             None,
             pd.DataFrame({k: [] for k in sol.MATCH_COLUMNS}),
@@ -400,7 +447,8 @@ def photometer(calibrated, astrometry, refcat_path, out, cfg: dict):
         band=ref_meta.get("band"),
     )
     if not meta.get("wcs"):
-        meta.update(status="no_wcs", reason=meta.get("reason") or "no astrometric solution")
+        status = "bad" if meta.get("status") == "bad" else "no_wcs"
+        meta.update(status=status, reason=meta.get("reason") or "no astrometric solution")
         io.write_table(out, pd.DataFrame(columns=PHOT_COLUMNS), meta)
         return
     sci, err, mask, _ = io.read_calibrated(calibrated)

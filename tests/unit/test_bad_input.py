@@ -1,0 +1,103 @@
+"""A night with broken frames completes; each bad frame gets a one-line reason; the raw
+folder is byte-identical afterwards."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+
+from fieldphot import io, runner, synthetic
+
+
+def _rewrite(path, fn):
+    with fits.open(path) as hdul:
+        data, header = hdul[0].data.astype(float), hdul[0].header.copy()
+    data, header = fn(data, header)
+    fits.PrimaryHDU(data.astype(np.float32), header).writeto(path, overwrite=True)
+
+
+def _shift_wcs(d, h):
+    h["CRVAL1"] += 1.0  # the header WCS is a degree off
+    return d, h
+
+
+@pytest.fixture(scope="module")
+def bad_night(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_night")
+    night = synthetic.simulate_night(
+        root / "night",
+        synthetic.SimConfig(nx=256, ny=256, n_science=8, n_bias=3, n_dark=3, n_flat=3, seed=51),
+    )
+    sci = sorted(night.raw_dir.iterdir())[-8:]
+    rng = np.random.default_rng(0)
+    cases = {
+        sci[0]: lambda d, h: (np.full(d.shape, np.nan), h),
+        sci[1]: lambda d, h: (np.full(d.shape, 1000.0), h),
+        sci[2]: lambda d, h: (np.where(rng.random(d.shape) < 0.9, 65535.0, d), h),
+        sci[3]: lambda d, h: (1000 + rng.normal(0, 20, d.shape), h),  # clouds: no stars
+        sci[4]: _shift_wcs,
+    }
+    for path, fn in cases.items():
+        _rewrite(path, fn)
+    (night.raw_dir / "empty.fits").write_bytes(b"")
+    (night.raw_dir / "notes.fits").write_text("not a FITS file\n")
+    with fits.open(sci[5]) as hdul:
+        h = hdul[0].header.copy()
+        del h["EXPTIME"]
+        fits.PrimaryHDU(hdul[0].data, h).writeto(night.raw_dir / "noexp.fits")
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
+    res = runner.run_night(yaml.safe_load(night.config.read_text()), root / "results")
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
+    frames, _ = io.read_table(root / "results" / "lightcurves" / "frames.parquet")
+    manifest, _ = io.read_table(root / "results" / "manifest.parquet")
+    return {
+        "sci": [p.name.removesuffix(".fits") for p in sci],
+        "before": before,
+        "after": after,
+        "frames": frames.set_index("frame"),
+        "manifest": manifest.set_index("frame"),
+        "lc": io.read_table(res["lightcurves"])[0],
+    }
+
+
+def test_raw_folder_untouched(bad_night):
+    assert bad_night["before"] == bad_night["after"]
+
+
+@pytest.mark.parametrize(
+    "frame, reason",
+    [
+        ("empty", "empty.fits: not a readable FITS file"),
+        ("notes", "notes.fits: not a readable FITS file"),
+        ("noexp", "noexp.fits: exposure time (tried EXPTIME"),
+    ],
+)
+def test_unreadable_files_listed_in_the_manifest(bad_night, frame, reason):
+    row = bad_night["manifest"].loc[frame]
+    assert row["status"] == "bad" and reason in row["reason"] and "\n" not in row["reason"]
+
+
+@pytest.mark.parametrize(
+    "index, status, reason",
+    [
+        (0, "bad", "no finite pixels"),
+        (1, "bad", "constant image"),
+        (2, "bad", "% of pixels saturated"),
+        (3, "no_wcs", ""),
+        (4, "no_wcs", ""),
+    ],
+)
+def test_bad_frames_flagged_with_a_reason(bad_night, index, status, reason):
+    frame = bad_night["sci"][index]
+    row = bad_night["frames"].loc[frame]
+    assert row["status"] == status and reason in row["reason"] and row["reason"]
+    assert "\n" not in row["reason"]
+    assert frame not in set(bad_night["lc"]["frame"])
+
+
+def test_good_frames_complete(bad_night):
+    good = bad_night["sci"][5:]
+    assert (bad_night["frames"].loc[good, "status"] == "ok").all()
+    assert set(bad_night["lc"]["frame"]) == set(good)
