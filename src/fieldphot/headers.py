@@ -41,6 +41,7 @@ class Profile:
     time_convention: str = "start"
     utc_offset_hours: float = 0.0
     longitude_sign: int = 1
+    amplifiers: tuple = ()
 
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "instrument.schema.yaml"
@@ -68,6 +69,7 @@ def profile_from_dict(d: dict, source: str = "profile") -> Profile:
         time_convention=d.get("time_convention", "start"),
         utc_offset_hours=float(d.get("utc_offset_hours", 0.0)),
         longitude_sign=int(d.get("longitude_sign", 1)),
+        amplifiers=tuple(d.get("amplifiers", ())),
     )
 
 
@@ -190,6 +192,37 @@ def parse_start(header, profile: Profile) -> str | None:
     return t.isot
 
 
+def amplifier_layout(header, profile: Profile) -> tuple[str, list[str]]:
+    """The profile's amplifier list resolved against one header, as JSON ('' when none).
+
+    Each field is taken literally when it is a section or a number, else read from the
+    header keyword it names. Returns the JSON and the keywords that were missing.
+
+    Examples
+    --------
+    >>> import json
+    >>> p = Profile("x", {}, {}, {}, amplifiers=({"trimsec": "[1:10,1:5]", "biassec": "B1",
+    ...                                           "detsec": "[1:10,1:5]", "gain": 2.0},))
+    >>> layout, missing = amplifier_layout({"B1": "[11:14,1:5]"}, p)
+    >>> json.loads(layout)[0]["biassec"], missing
+    ('[11:14,1:5]', [])
+    """
+    import json
+
+    amps, missing = [], []
+    for amp in profile.amplifiers:
+        resolved = {}
+        for key, value in amp.items():
+            literal = isinstance(value, int | float) or str(value).strip().startswith("[")
+            resolved[key] = value if literal else header.get(value)
+            if resolved[key] is None:
+                missing.append(f"amplifier {key} (keyword {value})")
+            elif key in ("gain", "read_noise"):
+                resolved[key] = to_float(resolved[key])
+        amps.append(resolved)
+    return (json.dumps(amps) if amps else ""), missing
+
+
 def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[str]]:
     """Normalized values of one header, and the names of required values not found.
 
@@ -234,7 +267,10 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         "site_lon": _signed(parse_angle(get("site_lon"), hours=False), profile.longitude_sign),
         "site_elev": to_float(get("site_elev")),
         "airmass": to_float(get("airmass")),
+        "pixel_scale": _or(to_float(get("pixel_scale")), profile.defaults.get("pixel_scale")),
     }
+    meta["amplifiers"], amp_missing = amplifier_layout(header, profile)
+    missing += amp_missing
     meta["guessed"] = ",".join(
         q
         for q in ("gain", "read_noise", "saturate")

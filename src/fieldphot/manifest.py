@@ -53,8 +53,10 @@ def frame_name(path: str) -> str:
     return safe_name(name)
 
 
-def _setup(kind: str, filt: str, binning: str) -> str:
-    return safe_name(f"{filt}_{binning}") if kind == "flat" else safe_name(binning)
+def _setup(kind: str, filt: str, binning: str, readout: str) -> str:
+    """Calibration setup: binning and raw readout shape, and the filter for flats."""
+    base = f"{binning}_{readout}"
+    return safe_name(f"{filt}_{base}") if kind == "flat" else safe_name(base)
 
 
 def build_manifest(
@@ -103,8 +105,12 @@ def build_manifest(
     _dedupe_frames(df)
     _add_times(df, profile)
     df["filter"] = df["filter"].fillna("none").astype(str)
+    for col in ("naxis1", "naxis2"):
+        df[col] = df[col].fillna(0).astype(int)
+    df["readout"] = [f"{a}x{b}" for a, b in zip(df["naxis1"], df["naxis2"], strict=True)]
     df["setup"] = [
-        _setup(k, f, b) for k, f, b in zip(df["kind"], df["filter"], df["binning"], strict=True)
+        _setup(k, f, b, r)
+        for k, f, b, r in zip(df["kind"], df["filter"], df["binning"], df["readout"], strict=True)
     ]
     _plan_calibration(df)
     return df
@@ -135,6 +141,8 @@ _COLUMNS = {
     "site_lat": np.nan,
     "site_lon": np.nan,
     "site_elev": np.nan,
+    "pixel_scale": np.nan,
+    "amplifiers": "",
     "guessed": "",
     "naxis1": 0,
     "naxis2": 0,
@@ -200,6 +208,7 @@ def _plan_calibration(df: pd.DataFrame) -> None:
     df["cal_fallback"] = False
     for i in df.index[ok]:
         kind, night, binning = df.at[i, "kind"], df.at[i, "night"], df.at[i, "binning"]
+        readout = df.at[i, "readout"]
         needs = {
             "bias": [],
             "dark": ["bias"],
@@ -207,7 +216,7 @@ def _plan_calibration(df: pd.DataFrame) -> None:
             "science": ["bias", "dark", "flat"],
         }.get(kind, [])
         for need in needs:
-            setup = _setup(need, df.at[i, "filter"], binning)
+            setup = _setup(need, df.at[i, "filter"], binning, readout)
             path, fallback = pick(need, setup, night)
             df.at[i, f"{need}_master"] = path
             df.at[i, "cal_fallback"] |= fallback

@@ -19,6 +19,7 @@ Examples
 """
 
 import contextlib
+import json
 import logging
 import math
 from pathlib import Path
@@ -128,7 +129,18 @@ def load_raw_electrons(path, row: dict, cfg: dict):
     """
     amps, header = io.read_amplifiers(path)
     over = cfg.get("overscan", {})
-    if len(amps) == 1:
+    if len(amps) == 1 and row.get("amplifiers"):  # several amplifiers in one image
+        specs = [
+            {
+                **a,
+                "data": amps[0][0],
+                "saturate": row.get("saturate"),
+                "nonlinear": cfg.get("nonlinearity_adu"),
+            }
+            for a in json.loads(row["amplifiers"])
+        ]
+        offset = (0, 0)
+    elif len(amps) == 1:
         specs = [
             {
                 "data": amps[0][0],

@@ -43,7 +43,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from . import io, timeutil
+from . import calibrate, io, timeutil
 
 ADC_MAX = 65535
 
@@ -75,7 +75,8 @@ class SimConfig:
     bias_level: float = 1000.0  #: ADU
     prescan: int = 8
     overscan: int = 32
-    amplifiers: int = 1  #: read out through this many amplifiers side by side (MEF when > 1)
+    amplifiers: int = 1  #: read out through this many amplifiers side by side
+    amp_extensions: bool = True  #: one FITS extension per amplifier, else all in one image
     saturate_adu: float = 62000.0  #: written as SATURATE
     zp0: float = 24.8  #: mag of 1 e-/s above the atmosphere
     extinction: float = 0.15  #: mag / airmass
@@ -392,6 +393,16 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             header = header.copy()
             header.update({k: v for k, v in cards[0].items() if k != "DETSEC"})
             hdus = fits.HDUList([fits.PrimaryHDU(arrays[0], header)])
+        elif not cfg.amp_extensions:  # amplifiers side by side in one image, numbered cards
+            header = header.copy()
+            width = arrays[0].shape[1]
+            for k, c in enumerate(cards):
+                for key, value in c.items():
+                    if key in ("TRIMSEC", "BIASSEC"):
+                        rows, cols = calibrate.parse_section(value)
+                        value = f"[{cols.start + 1 + k * width}:{cols.stop + k * width},1:{cfg.ny}]"
+                    header[f"{key[:7]}{k + 1}"] = value
+            hdus = fits.HDUList([fits.PrimaryHDU(np.hstack(arrays), header)])
         else:
             hdus = fits.HDUList(
                 [fits.PrimaryHDU(header=header)]

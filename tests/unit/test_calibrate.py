@@ -110,19 +110,44 @@ def test_master_on_disk_equals_master_in_memory(tmp_path):
     assert manifest.masters_table(m)["kind"].tolist() == ["bias", "dark", "flat"]
 
 
-def test_multi_amplifier_frames_come_out_seamless(tmp_path):
-    """Two amplifiers with 12 % different gains and 120 ADU different bias levels."""
+@pytest.mark.parametrize("extensions", [True, False], ids=["one-extension-each", "one-image"])
+def test_multi_amplifier_frames_come_out_seamless(tmp_path, extensions):
+    """Two amplifiers with 12 % different gains and 120 ADU different bias levels, written
+    as one extension per amplifier (DETSEC cards) or side by side in one image (described
+    by the instrument profile's ``amplifiers`` list)."""
     import yaml
 
-    from fieldphot import runner, synthetic, validation
+    from fieldphot import headers, runner, synthetic, validation
 
     cfg = synthetic.SimConfig(
-        nx=512, ny=384, n_science=3, n_bias=5, n_dark=3, n_flat=5, amplifiers=2, seed=41
+        nx=512,
+        ny=384,
+        n_science=3,
+        n_bias=5,
+        n_dark=3,
+        n_flat=5,
+        amplifiers=2,
+        amp_extensions=extensions,
+        seed=41,
     )
     night = synthetic.simulate_night(tmp_path / "night", cfg)
+    config = yaml.safe_load(night.config.read_text())
+    if not extensions:
+        profile = yaml.safe_load((headers.PROFILE_DIR / "generic.yaml").read_text())
+        profile["amplifiers"] = [
+            {
+                "trimsec": f"TRIMSEC{k}",
+                "biassec": f"BIASSEC{k}",
+                "detsec": f"DETSEC{k}",
+                "gain": f"GAIN{k}",
+            }
+            for k in (1, 2)
+        ]
+        (tmp_path / "cam.yaml").write_text(yaml.safe_dump(profile))
+        config["instrument"] = str(tmp_path / "cam.yaml")
     with fits.open(sorted(night.raw_dir.iterdir())[-1]) as hdul:
-        assert len(hdul) == 3 and hdul[1].header["GAIN"] != hdul[2].header["GAIN"]
-    runner.run_night(yaml.safe_load(night.config.read_text()), tmp_path / "results")
+        assert len(hdul) == (3 if extensions else 1)
+    runner.run_night(config, tmp_path / "results")
     for path in sorted((tmp_path / "results" / "calibrated").rglob("*.fits")):
         sci, err, mask, _ = io.read_calibrated(path)
         assert sci.shape == (384, 512)

@@ -60,13 +60,15 @@ def test_sexagesimal_and_quoted_numbers():
 
 
 def test_manifest_plans_calibration_and_flags_bad_files():
-    def h(kind, t, **kw):
+    def h(kind, t, naxis=(100, 80), **kw):
         return fits.Header(
             {
                 "IMAGETYP": kind,
                 "EXPTIME": t,
                 "DATE-OBS": "2024-03-15T03:00:00",
                 "SITELONG": -111.6,
+                "NAXIS1": naxis[0],
+                "NAXIS2": naxis[1],
                 **kw,
             }
         )
@@ -80,8 +82,8 @@ def test_manifest_plans_calibration_and_flags_bad_files():
         ("x.fits", OSError("x.fits: truncated")),
     ]
     m = manifest.build_manifest(items).set_index("frame")
-    assert m.loc["s1", "flat_master"] == "masters/20240314/flat_V_1x1.fits"
-    assert m.loc["s1", "bias_master"] == "masters/20240314/bias_1x1.fits"
+    assert m.loc["s1", "flat_master"] == "masters/20240314/flat_V_1x1_100x80.fits"
+    assert m.loc["s1", "bias_master"] == "masters/20240314/bias_1x1_100x80.fits"
     assert m.loc["s2", "flat_master"] == ""  # no R flats: calibrated without, flagged later
     assert m.loc["x", "status"] == "bad" and "truncated" in m.loc["x", "reason"]
 
@@ -110,6 +112,8 @@ def test_bjd_and_night():
         ({"XBINNING": 3, "YBINNING": 3}, "binning", "3x3"),
         ({"DATE-OBS": "2024-01-02", "UT-OBS": "03:04:05"}, "date_obs", "2024-01-02T03:04:05.000"),
         ({"OBJCTRA": "10 01 00", "OBJCTDEC": "+20 30 00"}, "ra", 150.25),
+        ({"PIXSCALE": "0.98"}, "pixel_scale", 0.98),
+        ({"SECPIX": 1.5}, "pixel_scale", 1.5),
     ],
 )
 def test_more_dialects(cards, key, value):
@@ -187,3 +191,26 @@ def test_fpack_compressed_frames_are_read(tmp_path):
     assert not missing and meta["frame_type"] == "science"
     img, _ = io.read_image(path)
     assert np.array_equal(img, data) and manifest.frame_name(str(path)) == "f"
+
+
+def test_masters_never_mix_readout_shapes():
+    def h(kind, naxis):
+        return fits.Header(
+            {
+                "IMAGETYP": kind,
+                "EXPTIME": 0.0 if kind == "BIAS" else 10.0,
+                "DATE-OBS": "2024-03-15T03:00:00",
+                "FILTER": "V",
+                "NAXIS1": naxis[0],
+                "NAXIS2": naxis[1],
+            }
+        )
+
+    items = [
+        ("b_full.fits", h("BIAS", (100, 80))),
+        ("b_sub.fits", h("BIAS", (50, 40))),
+        ("s_sub.fits", h("LIGHT", (50, 40))),
+    ]
+    m = manifest.build_manifest(items).set_index("frame")
+    assert len(manifest.masters_table(m.reset_index())) == 2
+    assert m.loc["s_sub", "bias_master"].endswith("bias_1x1_50x40.fits")

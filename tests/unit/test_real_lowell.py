@@ -25,7 +25,7 @@ def test_frames_classified_from_headers_alone(lowell):
     # DATE-OBS holds the date only; the start time is read from UTCSTART.
     assert sci["date_obs"].str.startswith("2019-03-26T0").all()
     assert sci["airmass"].between(1.0, 2.0).all() and sci["bjd_tdb"].notna().all()
-    assert (sci["flat_master"] == "masters/20190325/flat_VR_3x3.fits").all()
+    assert (sci["flat_master"] == "masters/20190325/flat_VR_3x3_1432x1370.fits").all()
     assert (sci["dark_master"] == "").all()  # no darks at -100 C: calibrated without
 
 
