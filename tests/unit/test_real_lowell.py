@@ -48,29 +48,35 @@ def test_calibration_removes_overscan_and_flattens_the_sky(lowell):
         bias = str(out / masters["bias"]) if row["kind"] == "flat" else ""
         stages.master(row["kind"], rows, bias, "", out / row["path"], cfg)
         masters[row["kind"]] = row["path"]
-    sci_row = m[m["kind"] == "science"].iloc[0].to_dict()
-    stages.calibrate(
-        sci_row["path"],
-        sci_row,
-        str(out / masters["bias"]),
-        "",
-        str(out / masters["flat"]),
-        out / "sci.fits",
-        cfg,
-    )
-    sci, err, mask, header = io.read_calibrated(out / "sci.fits")
-    assert sci.shape == (1370, 1365)  # TRIMSEC [18:1382,1:1370]: prescan and overscan gone
-    assert header["FP_RAWGN"] == 4.95 and header["FP_CALFL"] & 256  # no dark: flagged
-    # Sky flat across the frame to 1 %: medians of 8 x 8 blocks (stars are a minority).
-    blocks = np.array(
-        [
-            np.median(b)
-            for r in np.array_split(sci[10:-10, 10:-10], 8)
-            for b in np.array_split(r, 8, axis=1)
-        ]
-    )
-    spread = (np.percentile(blocks, 90) - np.percentile(blocks, 10)) / np.median(blocks)
-    assert spread < 0.01, spread
+    spreads = []
+    for sci_row in m[m["kind"] == "science"].to_dict("records"):
+        out_path = out / f"{sci_row['frame']}.fits"
+        stages.calibrate(
+            sci_row["path"],
+            sci_row,
+            str(out / masters["bias"]),
+            "",
+            str(out / masters["flat"]),
+            out_path,
+            cfg,
+        )
+        sci, err, mask, header = io.read_calibrated(out_path)
+        assert sci.shape == (1370, 1365)  # TRIMSEC [18:1382,1:1370]: prescan, overscan gone
+        assert header["FP_RAWGN"] == 4.95 and header["FP_CALFL"] & 256  # no dark: flagged
+        # Sky flat across the frame: medians of 8 x 8 blocks (stars are a minority).
+        blocks = np.array(
+            [
+                np.median(b)
+                for r in np.array_split(sci[10:-10, 10:-10], 8)
+                for b in np.array_split(r, 8, axis=1)
+            ]
+        )
+        spreads.append((np.percentile(blocks, 90) - np.percentile(blocks, 10)) / np.median(blocks))
+    # The first frame, taken in twilight like the flats, is flat to 1 %. Later frames, on a
+    # dark sky five times fainter, keep a stable 2-4 % pattern (highest at the amplifier
+    # edge): the twilight flats' own illumination gradient, which only a night-sky
+    # illumination correction (not built yet) removes. Guard against regressions.
+    assert len(spreads) == 12 and spreads[0] < 0.01 and max(spreads) < 0.05, spreads
     w = solve.header_wcs(header)  # the WCS moved with the trim
     raw_w = solve.header_wcs(io.read_header(sci_row["path"]))
     assert np.allclose(w.wcs_pix2world([[100, 100]], 0), raw_w.wcs_pix2world([[117, 100]], 0))
