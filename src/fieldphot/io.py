@@ -154,19 +154,6 @@ def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.He
     return amps, header
 
 
-def read_image(path) -> tuple[np.ndarray, fits.Header]:
-    """Pixel data (float64) and merged header of a raw frame's first 2-D image."""
-    header = read_header(path)
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            for hdu in hdul:
-                if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
-                    return np.asarray(hdu.data, dtype=np.float64), header
-    except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise FrameError(f"{path}: pixel data unreadable ({exc})") from exc
-    raise FrameError(f"{path}: no 2-D image in the file")
-
-
 def provenance_cards(config_slice: dict, inputs) -> list[tuple[str, str]]:
     """FITS (keyword, value) cards recording the fieldphot version, config slice and inputs."""
     cards = [("FP_VERS", __version__), ("FP_CONF", json.dumps(config_slice, sort_keys=True))]
@@ -247,12 +234,6 @@ def read_table(path, columns=None) -> tuple[pd.DataFrame, dict]:
     table = pq.read_table(path, columns=columns)
     raw = (table.schema.metadata or {}).get(META_KEY)
     return table.to_pandas(), (json.loads(raw) if raw else {})
-
-
-def read_table_meta(path) -> dict:
-    """Only the fieldphot metadata of a Parquet table (no rows are read)."""
-    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
-    return json.loads(raw) if raw else {}
 
 
 def read_any_table(path) -> pd.DataFrame:
