@@ -5,5 +5,9 @@ from fieldphot import stages
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
     stages.manifest(
-        list(sm.input), sm.output[0], sm.params.instrument, sm.params.observatory or None
+        list(sm.input),
+        sm.output[0],
+        sm.params.instrument,
+        sm.params.observatory or None,
+        sm.params.sky_dark_min_frames,
     )

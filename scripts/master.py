@@ -11,4 +11,5 @@ with stages.logged(sm.log[0]):
         sm.input.get("dark", ""),
         sm.output[0],
         sm.params.cfg,
+        sm.input.get("flat", ""),
     )

@@ -200,11 +200,14 @@ def sigma_clipped_mean(stack: np.ndarray, sigma: float = 3.0, iters: int = 3) ->
     return np.nanmean(data, axis=0)
 
 
-def combine_in_chunks(stack, sigma: float = 3.0, max_bytes: float = 512e6) -> np.ndarray:
+def combine_in_chunks(
+    stack, sigma: float = 3.0, max_bytes: float = 512e6, reducer=None
+) -> np.ndarray:
     """:func:`sigma_clipped_mean` of a (frames, rows, cols) stack, a band of rows at a time.
 
-    ``stack`` may be a ``numpy.memmap`` on disk: only one band (about ``max_bytes`` of
-    working memory) is ever in memory, so hundreds of large frames combine in bounded RAM.
+    ``stack`` may live on disk (:class:`fieldphot.io.ScratchStack`): only one band (about
+    ``max_bytes`` of working memory) is ever in memory, so hundreds of large frames combine
+    in bounded RAM. ``reducer(band)`` replaces the sigma-clipped mean when given.
 
     Examples
     --------
@@ -217,17 +220,21 @@ def combine_in_chunks(stack, sigma: float = 3.0, max_bytes: float = 512e6) -> np
     rows = max(1, int(max_bytes // (n * nx * 8 * 4)))  # float64 band and its working copies
     out = np.empty((ny, nx), np.float64)
     for r0 in range(0, ny, rows):
-        out[r0 : r0 + rows] = sigma_clipped_mean(np.asarray(stack[:, r0 : r0 + rows]), sigma)
+        band = np.asarray(stack[:, r0 : r0 + rows])
+        out[r0 : r0 + rows] = sigma_clipped_mean(band, sigma) if reducer is None else reducer(band)
     return out
 
 
 def master_input(
-    kind: str, frame_e: np.ndarray, exptime: float, bias=None, dark=None
+    kind: str, frame_e: np.ndarray, exptime: float, bias=None, dark=None, flat=None
 ) -> np.ndarray:
-    """What a master combines from one frame: bias (e-), dark rate (e-/s), or flat (unit
-    median, after bias and scaled dark)."""
+    """What a master combines from one frame: bias (e-), dark rate (e-/s), flat (unit
+    median, after bias and scaled dark), or for a ``skydark`` the rate of what a science
+    frame holds beyond its sky (see :func:`sky_dark_input`)."""
     if kind == "bias":
         return frame_e
+    if kind == "skydark":
+        return sky_dark_input(frame_e, exptime, bias, flat)
     d = frame_e - (0.0 if bias is None else bias)
     if kind == "dark":
         return d / float(exptime)
@@ -235,6 +242,60 @@ def master_input(
         d = d - (0.0 if dark is None else dark * float(exptime))
         return d / np.median(d)
     raise ValueError(f"unknown master kind {kind!r}")
+
+
+def sky_dark_input(
+    frame_e, exptime: float, bias=None, flat=None, nsigma: float = 3.0, grow: int = 3
+) -> np.ndarray:
+    """Dark current and glow (e-/s) left in a science frame once its sky is removed.
+
+    The sky is modelled as a constant times the flat (what illumination does); what remains
+    beyond it, with sources masked (NaN, grown by ``grow`` pixels), is additive signal that
+    a dark frame would have measured. Combined over a night's frames by a median, it stands
+    in for missing darks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> glow = np.tile(np.linspace(0, 50, 40), (30, 1))
+    >>> frame = 1000.0 + glow; frame[10, 10] = 9e4  # a star
+    >>> r = sky_dark_input(frame, 100.0)
+    >>> bool(np.isnan(r[10, 10])), round(float(np.nanmax(r) - np.nanmin(r)), 2)
+    (True, 0.5)
+    """
+    from scipy.ndimage import binary_dilation
+
+    d = np.asarray(frame_e, float) - (0.0 if bias is None else bias)
+    f = 1.0 if flat is None else np.where(np.isfinite(flat) & (flat > 0.05), flat, 1.0)
+    resid = d - np.nanmedian(d / f) * f
+    sigma = 1.4826 * np.nanmedian(np.abs(resid - np.nanmedian(resid)))
+    sources = binary_dilation(
+        resid - np.nanmedian(resid) > nsigma * max(sigma, 1e-9), iterations=grow
+    )
+    rate = resid / float(exptime)
+    rate[sources] = np.nan
+    return rate
+
+
+def nan_median(stack: np.ndarray) -> np.ndarray:
+    """Median along axis 0 ignoring NaN; NaN (without a warning) where every value is NaN."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return np.nanmedian(stack, axis=0)
+
+
+def smooth_map(data: np.ndarray, box: int = 64) -> np.ndarray:
+    """Large-scale structure of a map with NaN holes: sep's background mesh, interpolated."""
+    import sep
+
+    bad = ~np.isfinite(data)
+    filled = np.where(bad, np.nanmedian(data), data)
+    bkg = sep.Background(
+        np.ascontiguousarray(filled, np.float64), mask=bad, bw=box, bh=box, fw=3, fh=3
+    )
+    return bkg.back()
 
 
 def master_noise(first: np.ndarray, combined: np.ndarray, n: int) -> float:

@@ -60,7 +60,10 @@ def _setup(kind: str, filt: str, binning: str, readout: str) -> str:
 
 
 def build_manifest(
-    items, profile: headers.Profile = headers.DEFAULT_PROFILE, observatory: dict | None = None
+    items,
+    profile: headers.Profile = headers.DEFAULT_PROFILE,
+    observatory: dict | None = None,
+    sky_dark_min_frames: int = 5,
 ) -> pd.DataFrame:
     """Classify frames and plan their calibration.
 
@@ -72,6 +75,10 @@ def build_manifest(
         Keyword map of the instrument.
     observatory : dict, optional
         ``lat``, ``lon`` (deg, east positive), ``elev`` (m) overriding the headers.
+    sky_dark_min_frames : int
+        Where a night has no darks for a setup but at least this many science frames, their
+        dark current and glow are estimated from the science frames themselves (a
+        ``skydark`` master); 0 turns this off.
 
     Returns
     -------
@@ -113,6 +120,7 @@ def build_manifest(
         for k, f, b, r in zip(df["kind"], df["filter"], df["binning"], df["readout"], strict=True)
     ]
     _plan_calibration(df)
+    _plan_sky_darks(df, sky_dark_min_frames)
     return df
 
 
@@ -222,6 +230,17 @@ def _plan_calibration(df: pd.DataFrame) -> None:
             df.at[i, "cal_fallback"] |= fallback
 
 
+def _plan_sky_darks(df: pd.DataFrame, min_frames: int) -> None:
+    """Science frames with no dark master get a ``skydark`` made from their own night."""
+    if min_frames <= 0:
+        return
+    sci = (df["status"] == "ok") & (df["kind"] == "science") & (df["dark_master"] == "")
+    for (night, binning, readout), g in df[sci].groupby(["night", "binning", "readout"]):
+        if len(g) >= min_frames:
+            setup = _setup("dark", "", binning, readout)
+            df.loc[g.index, "dark_master"] = master_path(night, "skydark", setup)
+
+
 def masters_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per master to build: night, kind, setup, its input frames and masters."""
     ok = (df["status"] == "ok") & df["kind"].isin(["bias", "dark", "flat"])
@@ -236,8 +255,33 @@ def masters_table(df: pd.DataFrame) -> pd.DataFrame:
                 "inputs": list(g["path"]),
                 "bias_master": g["bias_master"].iloc[0],
                 "dark_master": g["dark_master"].iloc[0],
+                "flat_master": "",
+            }
+        )
+    sky = (df["status"] == "ok") & df["dark_master"].str.contains("/skydark_", regex=False)
+    for path, g in df[sky].groupby("dark_master"):
+        rows.append(
+            {
+                "night": path.split("/")[1],
+                "kind": "skydark",
+                "setup": path.split("/skydark_")[1].removesuffix(".fits"),
+                "path": path,
+                "inputs": list(g["path"]),
+                "bias_master": g["bias_master"].iloc[0],
+                "dark_master": "",
+                "flat_master": g["flat_master"].iloc[0],
             }
         )
     return pd.DataFrame(
-        rows, columns=["night", "kind", "setup", "path", "inputs", "bias_master", "dark_master"]
+        rows,
+        columns=[
+            "night",
+            "kind",
+            "setup",
+            "path",
+            "inputs",
+            "bias_master",
+            "dark_master",
+            "flat_master",
+        ],
     )

@@ -51,7 +51,17 @@ def problems(m: pd.DataFrame) -> list[str]:
         ):
             for binning in sorted(set(g["binning"])):
                 have = ok[(ok["kind"] == kind) & (ok["binning"] == binning)]
-                if have.empty:
+                sky_dark = (
+                    g["dark_master"].str.contains("skydark").any()
+                    if ("dark_master" in g)
+                    else False
+                )
+                if have.empty and kind == "dark" and sky_dark:
+                    out.append(
+                        f"{night}: no darks ({binning}): dark current and glow "
+                        f"estimated from the night's {len(g)} science frames (skydark)"
+                    )
+                elif have.empty:
                     out.append(
                         f"{night}: no {kind}{'es' if kind == 'bias' else 's'} ({binning}): {effect}"
                     )

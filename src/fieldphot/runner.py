@@ -65,6 +65,7 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
         r / layout.path("manifest"),
         cfg["instrument"],
         cfg["observatory"] or None,
+        cfg["calibration"]["sky_dark_min_frames"],
     )
     stages.refcat_file(
         cfg["reference_catalog"]["path"], r / layout.path("refcat"), cfg["reference_catalog"]
@@ -78,6 +79,7 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
             str(r / mrow["dark_master"]) if mrow["dark_master"] else "",
             r / mrow["path"],
             cfg["calibration"],
+            str(r / mrow["flat_master"]) if mrow["flat_master"] else "",
         )
     sci = m[(m["kind"] == "science") & (m["status"] == "ok")].to_dict("records")
     if processes > 1:

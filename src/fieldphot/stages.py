@@ -87,7 +87,13 @@ def load_profile(path) -> headers.Profile:
 
 
 # ----------------------------------------------------------------------------- manifest
-def manifest(raw_paths, out, profile_path: str = "", observatory: dict | None = None):
+def manifest(
+    raw_paths,
+    out,
+    profile_path: str = "",
+    observatory: dict | None = None,
+    sky_dark_min_frames: int = 5,
+):
     """Read every raw header once and write the manifest table; returns it."""
     items = []
     for p in raw_paths:
@@ -95,7 +101,7 @@ def manifest(raw_paths, out, profile_path: str = "", observatory: dict | None = 
             items.append((str(p), io.read_header(p)))
         except io.FrameError as exc:
             items.append((str(p), exc))
-    df = mf.build_manifest(items, load_profile(profile_path), observatory)
+    df = mf.build_manifest(items, load_profile(profile_path), observatory, sky_dark_min_frames)
     for reason in df.loc[df["status"] != "ok", "reason"]:
         log.warning(reason)
     counts = df[df["status"] == "ok"].groupby(["night", "kind", "filter"]).size()
@@ -192,20 +198,25 @@ def _read_optional(path):
     return io.read_master(path) if path else (None, None, None)
 
 
-def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict):
+def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, flat_path=""):
     """Combine raw bias, dark or flat frames (``rows`` from the manifest) into a master.
 
+    ``skydark``: the dark current and glow of a night without darks, from its science
+    frames (each one's sky removed as a constant times the flat, sources masked), median
+    combined and smoothed to its large-scale structure.
+
     Frames are prepared one at a time; when the stack exceeds ``combine_memory_mb`` it is
-    kept on disk (a scratch memory map beside ``out``) and combined a band of rows at a time.
+    kept on disk (a scratch file beside ``out``) and combined a band of rows at a time.
     """
     bias, _, _ = _read_optional(bias_path)
     dark, _, _ = _read_optional(dark_path)
+    flat, _, _ = _read_optional(flat_path)
     budget = cfg.get("combine_memory_mb", 1024) * 1e6
     with contextlib.ExitStack() as stack_ctx:
         stack = None
         for i, r in enumerate(rows):
             frame = load_raw_electrons(r["path"], r, cfg)[0]
-            prepared = cal.master_input(kind, frame, r["exptime"], bias, dark)
+            prepared = cal.master_input(kind, frame, r["exptime"], bias, dark, flat)
             if stack is None:
                 shape = (len(rows), *prepared.shape)
                 if np.prod(shape) * 4 > budget / 2:
@@ -213,8 +224,11 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict):
                 else:
                     stack = np.empty(shape, np.float32)
             stack[i] = prepared
-        data = cal.combine_in_chunks(stack, cfg.get("combine_sigma", 3.0), budget / 2)
+        reducer = cal.nan_median if kind == "skydark" else None
+        data = cal.combine_in_chunks(stack, cfg.get("combine_sigma", 3.0), budget / 2, reducer)
         noise = cal.master_noise(stack[0], data, len(rows))
+    if kind == "skydark":  # keep the large-scale glow; per-pixel noise would only add noise
+        data, noise = cal.smooth_map(data, cfg.get("sky_dark_box", 64)), 0.0
     mask = np.zeros(data.shape, np.int32)
     if kind == "dark":
         mask[cal.hot_pixels(data, cfg.get("hot_pixel_nsigma", 8.0))] |= Flag.BAD_PIXEL
@@ -225,9 +239,14 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict):
     header = fits.Header()
     header["FP_KIND"] = kind
     header["NCOMBINE"] = len(rows)
-    header["BUNIT"] = {"bias": "electron", "dark": "electron/s", "flat": ""}[kind]
+    header["BUNIT"] = {
+        "bias": "electron",
+        "dark": "electron/s",
+        "skydark": "electron/s",
+        "flat": "",
+    }[kind]
     header["FP_NOISE"] = (noise if np.isfinite(noise) else 0.0, "per-pixel 1-sigma error")
-    inputs = [r["path"] for r in rows] + [p for p in (bias_path, dark_path) if p]
+    inputs = [r["path"] for r in rows] + [p for p in (bias_path, dark_path, flat_path) if p]
     for key, value in io.provenance_cards(cfg, inputs):
         header[key] = value
     log.info(

@@ -16,7 +16,7 @@ SCRIPTS = os.path.join(workflow.basedir, "scripts")
 wildcard_constraints:
     night=r"[0-9]{8}",
     frame=r"[A-Za-z0-9._+-]+",
-    kind=r"bias|dark|flat",
+    kind=r"bias|dark|flat|skydark",
     setup=r"[A-Za-z0-9._+-]+",
 
 
@@ -79,7 +79,7 @@ def master_info(wildcards):
 def master_inputs(wildcards):
     info = master_info(wildcards)
     inputs = {"frames": list(info["inputs"])}
-    for kind in ("bias", "dark"):
+    for kind in ("bias", "dark", "flat"):
         if info[f"{kind}_master"]:
             inputs[kind] = os.path.join(RESULTS, info[f"{kind}_master"])
     return inputs

@@ -7,6 +7,7 @@ checkpoint manifest:
     params:
         instrument=config["instrument"],
         observatory=config["observatory"],
+        sky_dark_min_frames=config["calibration"]["sky_dark_min_frames"],
     conda:
         "../../envs/fieldphot.yaml"
     log:
