@@ -76,8 +76,9 @@ class ScratchStack:
         self._fh.write(np.ascontiguousarray(frame, np.float32).tobytes())
 
     def __getitem__(self, key):
-        if isinstance(key, int | np.integer):
-            return self[:, 0 : self.shape[1]][int(key)]
+        if isinstance(key, int | np.integer):  # one frame: read only that frame
+            self._fh.seek(int(key) * self._frame * 4)
+            return np.frombuffer(self._fh.read(self._frame * 4), np.float32).reshape(self.shape[1:])
         _, rows = key
         r0, r1, _ = rows.indices(self.shape[1])
         n, _, nx = self.shape

@@ -180,3 +180,12 @@ def test_nonlinear_and_saturated_pixels_judged_in_raw_adu():
     assert bits[0].tolist() == [0, 0, Flag.NONLINEAR, Flag.NONLINEAR | Flag.SATURATED]
     _, _, mask = cal.calibrate_frame(e, 1.0, 5.0, bits)
     assert mask[0].tolist() == bits[0].tolist()
+
+
+def test_scratch_stack_reads_only_what_is_asked(tmp_path):
+    with io.scratch_stack(tmp_path / "m.fits", (4, 6, 5)) as stack:
+        for i in range(4):
+            stack[i] = np.full((6, 5), float(i))
+        assert stack[2].shape == (6, 5) and (stack[2] == 2).all()
+        band = stack[:, 1:3]
+        assert band.shape == (4, 2, 5) and (band[:, 0, 0] == [0, 1, 2, 3]).all()
