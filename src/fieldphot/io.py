@@ -117,6 +117,17 @@ def scratch_stack(beside, shape):
         stack.path.unlink(missing_ok=True)
 
 
+def _merged_header(hdul) -> fits.Header:
+    """The primary header merged with the first image extension's (for MEF frames)."""
+    header = hdul[0].header.copy()
+    if hdul[0].data is None or header.get("NAXIS", 0) == 0:
+        for hdu in hdul[1:]:
+            if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
+                header.update({k: v for k, v in hdu.header.items() if k not in ("", "COMMENT")})
+                break
+    return header
+
+
 def read_header(path) -> fits.Header:
     """Header of a raw frame: the primary header merged with the first image extension's.
 
@@ -124,32 +135,24 @@ def read_header(path) -> fits.Header:
     """
     try:
         with fits.open(path, memmap=False) as hdul:
-            header = hdul[0].header.copy()
-            if hdul[0].data is None or header.get("NAXIS", 0) == 0:
-                for hdu in hdul[1:]:
-                    if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
-                        header.update(
-                            {k: v for k, v in hdu.header.items() if k not in ("", "COMMENT")}
-                        )
-                        break
-            return header
+            return _merged_header(hdul)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc
 
 
 def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.Header]:
     """Every 2-D image in a raw file (one per amplifier for multi-extension frames), each
-    with its own header, and the merged header of the frame."""
-    header = read_header(path)
+    with its own header, and the merged header of the frame; the file is read once."""
     try:
         with fits.open(path, memmap=False) as hdul:
+            header = _merged_header(hdul)
             amps = [
                 (np.asarray(h.data, np.float64), h.header.copy())
                 for h in hdul
                 if h.is_image and h.data is not None and h.data.ndim == 2
             ]
     except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise FrameError(f"{path}: pixel data unreadable ({exc})") from exc
+        raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc
     if not amps:
         raise FrameError(f"{path}: no 2-D image in the file")
     return amps, header

@@ -52,6 +52,21 @@ DEFAULTS = {
 }
 
 
+def is_wcs_key(key: str) -> bool:
+    """Whether a header keyword belongs to a celestial WCS (linear part, SIP, TPV).
+
+    Examples
+    --------
+    >>> is_wcs_key("CRVAL1"), is_wcs_key("A_2_0"), is_wcs_key("EXPTIME")
+    (True, True, False)
+    """
+    return bool(key) and (
+        key[:2] in ("CR", "CD", "PC", "PV", "A_", "B_", "AP", "BP")
+        or key.startswith(("CTYPE", "CUNIT", "WCSAXES"))
+        or key in ("EQUINOX", "EPOCH", "LONPOLE", "LATPOLE")
+    )
+
+
 def header_wcs(header: fits.Header) -> WCS | None:
     """A celestial WCS from a header, reading numbers stored as quoted strings; else None.
 
@@ -65,11 +80,7 @@ def header_wcs(header: fits.Header) -> WCS | None:
     """
     h = header.copy()
     for key in list(h.keys()):
-        if (
-            key
-            and key[:2] in ("CR", "CD", "PC", "CD", "PV", "A_", "B_", "AP", "BP")
-            or key in ("EQUINOX", "EPOCH", "CDELT1", "CDELT2", "LONPOLE", "LATPOLE")
-        ):
+        if is_wcs_key(key):
             val = h[key]
             if isinstance(val, str) and to_float(val) is not None:
                 h[key] = to_float(val)

@@ -282,12 +282,7 @@ def _calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
         if card.keyword not in skip and card.keyword not in ("", "COMMENT", "HISTORY"):
             h.append(card, end=True)
     wcs = sol.header_wcs(raw_header)
-    for key in [
-        k
-        for k in h
-        if k[:2] in ("CD", "PC", "PV", "CR", "A_", "B_", "AP", "BP")
-        or k.startswith(("CTYPE", "CUNIT", "CDELT", "WCSAXES"))
-    ]:
+    for key in [k for k in h if sol.is_wcs_key(k)]:
         del h[key]
     if wcs is not None:
         wcs.wcs.crpix = wcs.wcs.crpix - np.asarray(offset, float)
@@ -304,11 +299,8 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
     """
     try:
         data, saturated, raw_header, offset = load_raw_electrons(raw_path, row, cfg)
-        problem = ""
-    except io.FrameError as exc:
-        problem = str(exc)
-    if problem:
-        reason = problem if str(raw_path) in problem else f"{raw_path}: {problem}"
+    except io.FrameError as exc:  # the message names the file
+        reason = str(exc)
         log.warning(reason)
         header = fits.Header()
         _frame_cards(header, {k: row.get(k) for k in FRAME_CARDS})
