@@ -223,6 +223,16 @@ def amplifier_layout(header, profile: Profile) -> tuple[str, list[str]]:
     return (json.dumps(amps) if amps else ""), missing
 
 
+def _scale_from_optics(pixel_um, focal_mm) -> float | None:
+    """Pixel scale (arcsec) from a pixel size in micron and a focal length in mm.
+
+    >>> round(_scale_from_optics(9.0, 1000.0), 3)
+    1.856
+    """
+    p, f = to_float(pixel_um), to_float(focal_mm)
+    return 206.264806 * p / f if p and f and p > 0 and f > 0 else None
+
+
 def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[str]]:
     """Normalized values of one header, and the names of required values not found.
 
@@ -267,7 +277,13 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         "site_lon": _signed(parse_angle(get("site_lon"), hours=False), profile.longitude_sign),
         "site_elev": to_float(get("site_elev")),
         "airmass": to_float(get("airmass")),
-        "pixel_scale": _or(to_float(get("pixel_scale")), profile.defaults.get("pixel_scale")),
+        "pixel_scale": _or(
+            to_float(get("pixel_scale")),
+            _or(
+                _scale_from_optics(get("pixel_size"), get("focal_length")),
+                profile.defaults.get("pixel_scale"),
+            ),
+        ),
     }
     meta["amplifiers"], amp_missing = amplifier_layout(header, profile)
     missing += amp_missing

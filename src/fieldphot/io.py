@@ -16,6 +16,7 @@ Examples
 import contextlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from astropy.io import fits
 from astropy.table import Table
+from astropy.units import UnitsWarning
 
 from . import __version__
 
@@ -249,7 +251,20 @@ def read_any_table(path) -> pd.DataFrame:
     if name.endswith(".csv"):
         return pd.read_csv(path)
     fmt = {".ecsv": "ascii.ecsv", ".vot": "votable", ".xml": "votable"}.get(path.suffix.lower())
-    return Table.read(path, format=fmt).to_pandas() if fmt else Table.read(path).to_pandas()
+    with warnings.catch_warnings():  # catalogs often carry non-standard unit strings
+        warnings.simplefilter("ignore", UnitsWarning)
+        return Table.read(path, format=fmt).to_pandas() if fmt else Table.read(path).to_pandas()
+
+
+def write_xylist(path, x, y, flux) -> None:
+    """A source list for astrometry.net: ``X, Y`` (1-based, FITS convention), ``FLUX``."""
+    Table(
+        {
+            "X": np.asarray(x, float) + 1.0,
+            "Y": np.asarray(y, float) + 1.0,
+            "FLUX": np.asarray(flux, float),
+        }
+    ).write(path, overwrite=True)
 
 
 def write_text(path, text: str) -> None:

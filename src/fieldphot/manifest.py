@@ -241,6 +241,56 @@ def _plan_sky_darks(df: pd.DataFrame, min_frames: int) -> None:
             df.loc[g.index, "dark_master"] = master_path(night, "skydark", setup)
 
 
+def pointing_anchors(df: pd.DataFrame, tolerance_arcmin: float = 5.0) -> pd.Series:
+    """The first frame of each frame's pointing: its solution is the others' hint.
+
+    Frames of one night with the same binning and readout share a pointing when their
+    header RA/Dec lie within ``tolerance_arcmin`` of the pointing's first frame (in
+    time), or, with no coordinates, when they name the same object.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Manifest rows (``frame, night, binning, readout, mjd_utc_mid, ra, dec, object``).
+    tolerance_arcmin : float
+        Largest separation of frames of one pointing.
+
+    Returns
+    -------
+    Series
+        The anchor frame's name, indexed like ``df``.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"frame": ["a", "b", "c"], "night": "20240101", "binning": "1x1",
+    ...                    "readout": "1024x1024", "mjd_utc_mid": [3.0, 1.0, 2.0],
+    ...                    "ra": [10.0, 10.01, 12.0], "dec": [5.0, 5.0, 5.0], "object": ""})
+    >>> pointing_anchors(df).tolist()
+    ['b', 'b', 'c']
+    """
+    anchors = pd.Series(df["frame"].to_numpy(), index=df.index, dtype=object)
+    tol = np.radians(tolerance_arcmin / 60.0)
+    order = df.sort_values("mjd_utc_mid", kind="stable").index
+    groups: dict[tuple, list] = {}
+    for i in order:
+        row = df.loc[i]
+        key = (row["night"], row["binning"], row["readout"])
+        ra, dec = np.radians(float(row["ra"])), np.radians(float(row["dec"]))
+        for a_ra, a_dec, a_obj, a_frame in groups.setdefault(key, []):
+            if np.isfinite(ra) and np.isfinite(dec) and np.isfinite(a_ra):
+                cos = np.sin(dec) * np.sin(a_dec) + np.cos(dec) * np.cos(a_dec) * np.cos(ra - a_ra)
+                same = np.arccos(np.clip(cos, -1, 1)) <= tol
+            else:
+                same = not np.isfinite(ra) and not np.isfinite(a_ra) and bool(row["object"])
+                same = same and row["object"] == a_obj
+            if same:
+                anchors[i] = a_frame
+                break
+        else:
+            groups[key].append((ra, dec, row["object"], row["frame"]))
+    return anchors
+
+
 def masters_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per master to build: night, kind, setup, its input frames and masters."""
     ok = (df["status"] == "ok") & df["kind"].isin(["bias", "dark", "flat"])

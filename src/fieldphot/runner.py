@@ -50,7 +50,13 @@ def process_frame(row: dict, results: str, cfg: dict) -> str:
         cfg["calibration"],
     )
     stages.extract(p["calibrated"], p["sources"], cfg["extract"])
-    stages.solve(p["calibrated"], p["sources"], refcat, p["astrometry"], cfg["solve"])
+    anchor = row.get("anchor", row["frame"])
+    neighbour = (
+        r / layout.path("astrometry", night=row["night"], frame=anchor)
+        if anchor != row["frame"]
+        else None
+    )
+    stages.solve(p["calibrated"], p["sources"], refcat, p["astrometry"], cfg["solve"], neighbour)
     stages.photometer(p["calibrated"], p["astrometry"], refcat, p["photometry"], cfg["photometry"])
     stages.zeropoint(p["photometry"], p["catalogs"], cfg["zeropoint"])
     return str(p["catalogs"])
@@ -81,16 +87,24 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
             cfg["calibration"],
             str(r / mrow["flat_master"]) if mrow["flat_master"] else "",
         )
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok")].to_dict("records")
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
+    sci = sci.assign(anchor=mf.pointing_anchors(sci, cfg["solve"]["same_pointing_arcmin"]))
+    # Each pointing's first frame before the others: its solution is their hint.
+    first = (sci["anchor"] == sci["frame"]).to_numpy()
+    waves = [sci[first].to_dict("records"), sci[~first].to_dict("records")]
     if processes > 1:
         # spawn, not fork: a forked child of a process that already ran OpenMP code
         # (astroscrappy) can deadlock in the OpenMP runtime.
         with ProcessPoolExecutor(
             processes, mp_context=multiprocessing.get_context("spawn")
         ) as pool:
-            cats = list(pool.map(process_frame, sci, [str(r)] * len(sci), [cfg] * len(sci)))
+            cats = [
+                c
+                for rows in waves
+                for c in pool.map(process_frame, rows, [str(r)] * len(rows), [cfg] * len(rows))
+            ]
     else:
-        cats = [process_frame(row, str(r), cfg) for row in sci]
+        cats = [process_frame(row, str(r), cfg) for rows in waves for row in rows]
     stages.light_curves(cats, r / "lightcurves", cfg["lightcurves"])
     return {
         "catalogs": cats,

@@ -1,10 +1,25 @@
-"""Astrometric solution: match detected sources to a reference catalog and fit a WCS.
+"""Astrometric solution of a frame: a ladder of methods, each ending in a fitted WCS.
 
-Starting from an approximate WCS (the header's), :func:`solve` finds the offset
-between detections and projected catalog stars from the peak of their pairwise offset
-histogram, matches mutual nearest neighbours with a shrinking tolerance, and fits a
-TAN (optionally TAN-SIP) WCS with sigma-clipped outlier rejection
-(:func:`fit_tan_sip`, linear least squares). Pixels are 0-based throughout.
+:func:`solve_frame` tries, in the configured order, until one succeeds:
+
+``header``
+    the header WCS, verified against the reference catalog (:func:`verify`) and kept
+    when it is already good, else refined (:func:`refine`);
+``neighbour``
+    the solution of the first frame of the same pointing, refined; or, if the field
+    turned (a meridian flip), used as the hint of an asterism match;
+``hint``
+    the header's RA/Dec and a nominal pixel scale: asterism matching of the detections
+    against the catalog (:mod:`fieldphot.asterism`, any rotation and parity, a few
+    percent of scale error, pointing errors up to about half the field), then refined;
+``blind``
+    a local astrometry.net (:mod:`fieldphot.astrometrynet`), then refined.
+
+:func:`refine` finds the offset between detections and projected catalog stars from
+the peak of their pairwise offset histogram, matches mutual nearest neighbours with a
+shrinking tolerance, and fits a TAN (TAN-SIP when there are enough matches) WCS with
+sigma-clipped outlier rejection (:func:`fieldphot.wcsmodel.fit_tan_sip`). Pixels are
+0-based throughout.
 
 Examples
 --------
@@ -20,22 +35,19 @@ Examples
 ...                     "mag": rng.uniform(12, 18, 80)})
 >>> src = pd.DataFrame({"x": x + 5.0, "y": y - 3.0, "flux": 10 ** (-0.4 * ref["mag"]),
 ...                     "snr": 100.0, "flags": 0})
->>> wcs, matched, info = solve(src, ref, w, (512, 512))
+>>> wcs, matched, info = refine(src, ref, w, (512, 512))
 >>> info["status"], info["n_match"], round(info["rms_px"], 3)
 ('ok', 80, 0.0)
 """
 
-import warnings
-
 import numpy as np
 import pandas as pd
-from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning, Sip
-from astropy.wcs.utils import proj_plane_pixel_scales
+from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
+from . import asterism, astrometrynet
 from .flags import Flag, any_set
-from .headers import to_float
+from .wcsmodel import fit_tan_sip, pixel_scale_arcsec
 
 MATCH_COLUMNS = ["source", "id", "x", "y", "ra", "dec", "mag", "x_fit", "y_fit", "dx", "dy", "used"]
 
@@ -49,74 +61,26 @@ DEFAULTS = {
     "clip_sigma": 3.0,
     "max_rms_arcsec": 1.5,
     "min_snr": 10.0,
+    "methods": ["header", "neighbour", "hint", "blind"],
+    "keep_header_rms_arcsec": 0.3,
+    "neighbour_radius_arcsec": 300.0,
+    "pixel_scale": None,
+    "pointing_error": 0.6,
+    "scale_error": 0.15,
+    "asterism": {},
+    "astrometry_net": {},
 }
 
-
-def is_wcs_key(key: str) -> bool:
-    """Whether a header keyword belongs to a celestial WCS (linear part, SIP, TPV).
-
-    Examples
-    --------
-    >>> is_wcs_key("CRVAL1"), is_wcs_key("A_2_0"), is_wcs_key("EXPTIME")
-    (True, True, False)
-    """
-    return bool(key) and (
-        key[:2] in ("CR", "CD", "PC", "PV", "A_", "B_", "AP", "BP")
-        or key.startswith(("CTYPE", "CUNIT", "WCSAXES"))
-        or key in ("EQUINOX", "EPOCH", "LONPOLE", "LATPOLE")
-    )
-
-
-def header_wcs(header: fits.Header) -> WCS | None:
-    """A celestial WCS from a header, reading numbers stored as quoted strings; else None.
-
-    Examples
-    --------
-    >>> h = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": "124.6",
-    ...                  "CRVAL2": "25.3", "CRPIX1": 10, "CRPIX2": 10,
-    ...                  "CD1_1": "-2.7e-4", "CD1_2": 0, "CD2_1": 0, "CD2_2": 2.7e-4})
-    >>> header_wcs(h).wcs.crval.tolist()
-    [124.6, 25.3]
-    """
-    h = header.copy()
-    for key in list(h.keys()):
-        if is_wcs_key(key):
-            val = h[key]
-            if isinstance(val, str) and to_float(val) is not None:
-                h[key] = to_float(val)
-    ctype = str(h.get("CTYPE1", ""))
-    if not (ctype.startswith("RA") or ctype.startswith("GLON")):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            w = WCS(h, naxis=2, relax=True)
-        except (ValueError, KeyError, MemoryError):
-            return None
-    if not w.has_celestial or not np.all(np.isfinite(w.wcs.crval)):
-        return None
-    try:
-        scale = proj_plane_pixel_scales(w)
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-    return w if np.all(scale > 0) and np.all(np.isfinite(scale)) else None
-
-
-def wcs_to_string(w: WCS) -> str:
-    """Header cards of a WCS (with SIP when present) as one string."""
-    return w.to_header(relax=True).tostring()
-
-
-def wcs_from_string(text: str) -> WCS:
-    """Inverse of :func:`wcs_to_string`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        return WCS(fits.Header.fromstring(text), relax=True)
-
-
-def pixel_scale_arcsec(w: WCS) -> float:
-    """Mean pixel scale of a WCS in arcsec."""
-    return float(np.mean(proj_plane_pixel_scales(w.celestial)) * 3600.0)
+EMPTY_INFO = {
+    "status": "unsolved",
+    "method": "",
+    "reason": "",
+    "n_match": 0,
+    "rms_px": np.nan,
+    "rms_arcsec": np.nan,
+    "pixel_scale": np.nan,
+    "sip_degree": 0,
+}
 
 
 def find_offset(xd, yd, xr, yr, radius: float, bin_px: float = 3.0) -> tuple[float, float, int]:
@@ -150,56 +114,103 @@ def match_nearest(xd, yd, xr, yr, tol: float) -> tuple[np.ndarray, np.ndarray]:
     return idet[mutual], iref[mutual]
 
 
-def _design(u, v, order: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    terms = [(p, q) for n in range(order + 1) for p in range(n, -1, -1) for q in [n - p]]
-    return np.column_stack([u**p * v**q for p, q in terms]), terms
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({k: [] for k in MATCH_COLUMNS})
 
 
-def fit_tan_sip(x, y, ra, dec, crval, crpix, sip_degree: int | None = None) -> WCS:
-    """Least-squares TAN (or TAN-SIP) WCS through matched pixel/sky pairs.
+def _candidates(sources, ref, wcs: WCS, shape, c: dict, margin_px: float):
+    """Bright clean detections, and catalog stars projected within ``margin_px`` of the frame."""
+    ny, nx = shape
+    det = sources[
+        ~any_set(sources["flags"].to_numpy(), Flag.SATURATED | Flag.EDGE)
+        & (sources["snr"].to_numpy() >= c["min_snr"])
+    ].nlargest(int(c["n_bright"]), "flux")
+    xr, yr = wcs.world_to_pixel_values(ref["ra"].to_numpy(), ref["dec"].to_numpy())
+    m = margin_px
+    inside = (xr > -m) & (xr < nx + m) & (yr > -m) & (yr < ny + m)
+    refin = ref[inside].assign(xp=xr[inside], yp=yr[inside])
+    return det, refin.nsmallest(int(c["n_bright"]) * 3 // 2, "mag")
 
-    The tangent point is fixed at ``crval`` and the reference pixel at ``crpix`` (both
-    0-based pixel and degrees). The intermediate world coordinates are fitted by a
-    polynomial in pixel offsets (degree 1, or ``sip_degree``), which is exactly the
-    TAN-SIP model: its linear part is the CD matrix, the rest the SIP ``A``/``B`` terms.
-    The tangent point is then moved to the fitted world position of ``crpix`` and the fit
-    repeated once, so the constant term vanishes.
+
+def _matched_table(det, refin, idet, iref, xf, yf, keep) -> pd.DataFrame:
+    xd, yd = det["x"].to_numpy()[idet], det["y"].to_numpy()[idet]
+    return pd.DataFrame(
+        {
+            "source": det.index.to_numpy()[idet],
+            "id": refin["id"].to_numpy()[iref],
+            "x": xd,
+            "y": yd,
+            "ra": refin["ra"].to_numpy()[iref],
+            "dec": refin["dec"].to_numpy()[iref],
+            "mag": refin["mag"].to_numpy()[iref],
+            "x_fit": xf,
+            "y_fit": yf,
+            "dx": xd - xf,
+            "dy": yd - yf,
+            "used": keep,
+        }
+    )
+
+
+def _clipped_rms(res: np.ndarray, clip_sigma: float) -> tuple[float, np.ndarray]:
+    keep = np.ones(len(res), bool)
+    for _ in range(5):
+        rms = float(np.sqrt(np.mean(res[keep] ** 2)))
+        new = res < max(clip_sigma * rms, 0.05)
+        if (new == keep).all() or new.sum() < 3:
+            break
+        keep = new
+    return rms, keep
+
+
+def verify(
+    sources: pd.DataFrame, ref: pd.DataFrame, wcs: WCS, shape: tuple[int, int], **cfg
+) -> tuple[pd.DataFrame, dict]:
+    """How well a WCS, as it is, puts catalog stars on the detections.
+
+    Catalog stars projected by ``wcs`` are matched to detections within
+    ``match_radius_px``; the residuals' clipped rms measures the WCS.
+
+    Returns
+    -------
+    matched : DataFrame
+        :data:`MATCH_COLUMNS`, ``x_fit, y_fit`` being the WCS's prediction.
+    info : dict
+        As :func:`refine`'s; ``status`` is ``ok`` when there are ``min_matches`` and the
+        rms is within ``keep_header_rms_arcsec``.
     """
-    order = max(1, int(sip_degree or 1))
-    crval = np.asarray(crval, float)
-    for _ in range(2):
-        base = WCS(naxis=2)
-        base.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-        base.wcs.crval = crval
-        base.wcs.crpix = [1.0, 1.0]
-        base.wcs.cd = np.eye(2)
-        xi, eta = base.wcs_world2pix(ra, dec, 0)  # intermediate world coordinates, degrees
-        u, v = np.asarray(x) - crpix[0], np.asarray(y) - crpix[1]
-        design, terms = _design(u, v, order)
-        cxi, *_ = np.linalg.lstsq(design, xi, rcond=None)
-        ceta, *_ = np.linalg.lstsq(design, eta, rcond=None)
-        w = WCS(naxis=2)
-        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-        w.wcs.crval = crval
-        w.wcs.crpix = [crpix[0] + 1.0, crpix[1] + 1.0]
-        cd = np.array([[cxi[1], cxi[2]], [ceta[1], ceta[2]]])
-        w.wcs.cd = cd
-        w.wcs.crpix = w.wcs.crpix - np.linalg.solve(cd, [cxi[0], ceta[0]])
-        if order > 1:
-            a = np.zeros((order + 1, order + 1))
-            b = np.zeros((order + 1, order + 1))
-            inv = np.linalg.inv(cd)
-            for k, (p, q) in enumerate(terms):
-                if p + q >= 2:
-                    a[p, q], b[p, q] = inv @ [cxi[k], ceta[k]]
-            w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
-            w.sip = Sip(a, b, None, None, w.wcs.crpix)
-        w.wcs.set()
-        crval = np.array(w.wcs_pix2world([[crpix[0], crpix[1]]], 0)[0])
-    return w
+    c = {**DEFAULTS, **cfg}
+    info = dict(EMPTY_INFO)
+    det, refin = _candidates(sources, ref, wcs, shape, c, 0.0)
+    idet, iref = match_nearest(
+        det["x"].to_numpy(),
+        det["y"].to_numpy(),
+        refin["xp"].to_numpy(),
+        refin["yp"].to_numpy(),
+        c["match_radius_px"],
+    )
+    if len(idet) < c["min_matches"]:
+        info["reason"] = f"only {len(idet)} catalog stars within {c['match_radius_px']} px"
+        return _empty(), info
+    xf, yf = refin["xp"].to_numpy()[iref], refin["yp"].to_numpy()[iref]
+    res = np.hypot(det["x"].to_numpy()[idet] - xf, det["y"].to_numpy()[idet] - yf)
+    rms, keep = _clipped_rms(res, c["clip_sigma"])
+    scale = pixel_scale_arcsec(wcs)
+    info.update(
+        n_match=int(keep.sum()),
+        rms_px=rms,
+        rms_arcsec=rms * scale,
+        pixel_scale=scale,
+        sip_degree=int(wcs.sip.a_order) if wcs.sip is not None else 0,
+    )
+    if info["rms_arcsec"] > c["keep_header_rms_arcsec"] or keep.sum() < c["min_matches"]:
+        info["reason"] = f"rms {info['rms_arcsec']:.2f} arcsec over {keep.sum()} stars"
+        return _empty(), info
+    info["status"] = "ok"
+    return _matched_table(det, refin, idet, iref, xf, yf, keep), info
 
 
-def solve(
+def refine(
     sources: pd.DataFrame, ref: pd.DataFrame, guess: WCS, shape: tuple[int, int], **cfg
 ) -> tuple[WCS | None, pd.DataFrame, dict]:
     """Refine an approximate WCS by matching ``sources`` to ``ref``.
@@ -207,7 +218,7 @@ def solve(
     Parameters
     ----------
     sources : DataFrame
-        Detections with ``x, y`` (0-based), ``flux``, ``flags``.
+        Detections with ``x, y`` (0-based), ``flux``, ``snr``, ``flags``.
     ref : DataFrame
         Reference stars with ``id, ra, dec, mag``.
     guess : astropy.wcs.WCS
@@ -230,37 +241,17 @@ def solve(
     """
     c = {**DEFAULTS, **cfg}
     ny, nx = shape
-    info = {
-        "status": "unsolved",
-        "reason": "",
-        "n_match": 0,
-        "rms_px": np.nan,
-        "rms_arcsec": np.nan,
-        "pixel_scale": np.nan,
-        "sip_degree": 0,
-    }
-    empty = pd.DataFrame({k: [] for k in MATCH_COLUMNS})
-    det = sources[
-        ~any_set(sources["flags"].to_numpy(), Flag.SATURATED | Flag.EDGE)
-        & (sources["snr"].to_numpy() >= c["min_snr"])
-    ]
-    det = det.nlargest(int(c["n_bright"]), "flux")
-    scale = pixel_scale_arcsec(guess)
-    radius = c["search_radius_arcsec"] / scale
-    xr_all, yr_all = guess.world_to_pixel_values(ref["ra"].to_numpy(), ref["dec"].to_numpy())
-    inside = (
-        (xr_all > -radius) & (xr_all < nx + radius) & (yr_all > -radius) & (yr_all < ny + radius)
-    )
-    refin = ref[inside].assign(xp=xr_all[inside], yp=yr_all[inside])
-    refin = refin.nsmallest(int(c["n_bright"]) * 3 // 2, "mag")
+    info = dict(EMPTY_INFO)
+    radius = c["search_radius_arcsec"] / pixel_scale_arcsec(guess)
+    det, refin = _candidates(sources, ref, guess, shape, c, radius)
     if len(det) < c["min_matches"] or len(refin) < c["min_matches"]:
         info["reason"] = f"too few stars: {len(det)} detected, {len(refin)} in the catalog"
-        return None, empty, info
+        return None, _empty(), info
     xd, yd = det["x"].to_numpy(), det["y"].to_numpy()
     dx, dy, votes = find_offset(xd, yd, refin["xp"].to_numpy(), refin["yp"].to_numpy(), radius)
     if votes < c["min_matches"]:
         info["reason"] = f"no consistent offset within {c['search_radius_arcsec']} arcsec"
-        return None, empty, info
+        return None, _empty(), info
     crpix = ((nx - 1) / 2, (ny - 1) / 2)
     crval = guess.wcs_pix2world([crpix], 0)[0]
     wcs = None
@@ -269,7 +260,7 @@ def solve(
         idet, iref = match_nearest(xd, yd, xr, yr, tol)
         if len(idet) < c["min_matches"]:
             info["reason"] = f"only {len(idet)} matches within {tol:.1f} px"
-            return None, empty, info
+            return None, _empty(), info
         sip = c["sip_degree"] if len(idet) >= c["sip_min_matches"] and c["sip_degree"] else None
         ra, dec = refin["ra"].to_numpy()[iref], refin["dec"].to_numpy()[iref]
         keep = np.ones(len(idet), bool)
@@ -285,22 +276,7 @@ def solve(
                 break
             keep = new
         xr, yr = wcs.world_to_pixel_values(refin["ra"].to_numpy(), refin["dec"].to_numpy())
-    matched = pd.DataFrame(
-        {
-            "source": det.index.to_numpy()[idet],
-            "id": refin["id"].to_numpy()[iref],
-            "x": xd[idet],
-            "y": yd[idet],
-            "ra": ra,
-            "dec": dec,
-            "mag": refin["mag"].to_numpy()[iref],
-            "x_fit": xf,
-            "y_fit": yf,
-            "dx": xd[idet] - xf,
-            "dy": yd[idet] - yf,
-            "used": keep,
-        }
-    )
+    matched = _matched_table(det, refin, idet, iref, xf, yf, keep)
     scale = pixel_scale_arcsec(wcs)
     info.update(
         n_match=int(keep.sum()),
@@ -309,8 +285,180 @@ def solve(
         pixel_scale=scale,
         sip_degree=int(sip or 0),
     )
+    # By chance alone, this many catalog stars would land within the final tolerance
+    # of a detection; a real solution matches many times more.
+    chance = len(det) * len(refin) * np.pi * c["match_radius_px"] ** 2 / (nx * ny)
+    scale_change = scale / pixel_scale_arcsec(guess) - 1.0
     if info["rms_arcsec"] > c["max_rms_arcsec"]:
         info["reason"] = f"fit rms {info['rms_arcsec']:.2f} arcsec > {c['max_rms_arcsec']}"
-        return None, matched, info
-    info["status"] = "ok"
-    return wcs, matched, info
+    elif abs(scale_change) > max(c["scale_error"], 0.02):
+        info["reason"] = f"fitted pixel scale {100 * scale_change:+.0f} % from the guess"
+    elif info["n_match"] < 5 * chance + 3:
+        info["reason"] = f"{info['n_match']} matches, {chance:.1f} expected by chance"
+    else:
+        info["status"] = "ok"
+        return wcs, matched, info
+    return None, matched, info
+
+
+def _from_pointing(sources, ref, shape, ra, dec, scale, c):
+    """Asterism match around (ra, dec) at ``scale`` arcsec/px, then refine."""
+    det, refs, ainfo = asterism.match_field(
+        sources,
+        ref,
+        ra,
+        dec,
+        scale,
+        shape,
+        pointing_error=c["pointing_error"],
+        scale_error=c["scale_error"],
+        **c["asterism"],
+    )
+    if len(det) == 0:
+        return None, _empty(), {**EMPTY_INFO, "reason": ainfo["reason"]}
+    ny, nx = shape
+    guess = fit_tan_sip(
+        det["x"].to_numpy(),
+        det["y"].to_numpy(),
+        refs["ra"].to_numpy(),
+        refs["dec"].to_numpy(),
+        (ra, dec),
+        ((nx - 1) / 2, (ny - 1) / 2),
+    )
+    return refine(sources, ref, guess, shape, **c)
+
+
+def _header(sources, ref, shape, hints, c):
+    guess = hints.get("wcs")
+    if guess is None:
+        return None, _empty(), {**EMPTY_INFO, "reason": "no WCS in the header"}
+    matched, info = verify(sources, ref, guess, shape, **c)
+    if info["status"] == "ok":
+        return guess, matched, {**info, "kept": True}
+    return refine(sources, ref, guess, shape, **c)
+
+
+def _neighbour(sources, ref, shape, hints, c):
+    guess = hints.get("neighbour")
+    if guess is None:
+        return None, _empty(), {**EMPTY_INFO, "reason": "no solved frame of the same pointing"}
+    wcs, matched, info = refine(
+        sources, ref, guess, shape, **{**c, "search_radius_arcsec": c["neighbour_radius_arcsec"]}
+    )
+    if wcs is not None:
+        return wcs, matched, info
+    ny, nx = shape
+    ra, dec = guess.wcs_pix2world([[(nx - 1) / 2, (ny - 1) / 2]], 0)[0]
+    return _from_pointing(sources, ref, shape, ra, dec, pixel_scale_arcsec(guess), c)
+
+
+def _hint(sources, ref, shape, hints, c):
+    scale = c["pixel_scale"] or hints.get("pixel_scale")
+    ra, dec = hints.get("ra"), hints.get("dec")
+    if ra is None or dec is None or not scale:
+        missing = "RA/Dec" if ra is None or dec is None else "a pixel scale"
+        return None, _empty(), {**EMPTY_INFO, "reason": f"no {missing} in the header or config"}
+    return _from_pointing(sources, ref, shape, ra, dec, scale, c)
+
+
+def _blind(sources, ref, shape, hints, c):
+    usable = sources[~any_set(sources["flags"].to_numpy(), Flag.EDGE)]
+    if len(usable) < c["min_matches"]:
+        return None, _empty(), {**EMPTY_INFO, "reason": f"{len(usable)} sources, too few"}
+    scale = c["pixel_scale"] or hints.get("pixel_scale")
+    ra, dec = hints.get("ra"), hints.get("dec")
+    radius = None
+    if ra is not None and dec is not None and scale:
+        radius = (0.5 + c["pointing_error"]) * max(shape) * scale / 3600.0
+    wcs, an = astrometrynet.solve_field(
+        usable["x"].to_numpy(),
+        usable["y"].to_numpy(),
+        usable["flux"].to_numpy(),
+        shape,
+        ra=ra,
+        dec=dec,
+        radius_deg=radius,
+        scale_arcsec=scale,
+        scale_error=max(c["scale_error"], 0.1),
+        **c["astrometry_net"],
+    )
+    if wcs is None:
+        return None, _empty(), {**EMPTY_INFO, "reason": an["reason"]}
+    fitted, matched, info = refine(sources, ref, wcs, shape, **c)
+    if fitted is not None:
+        return fitted, matched, info
+    # The catalog does not cover the field: keep astrometry.net's own solution.
+    scale = pixel_scale_arcsec(wcs)
+    return (
+        wcs,
+        _empty(),
+        {
+            **EMPTY_INFO,
+            "status": "ok",
+            "reason": f"astrometry.net solution kept; not refined ({info['reason']})",
+            "n_match": an["n_match"],
+            "rms_px": an["rms_px"],
+            "rms_arcsec": an["rms_px"] * scale,
+            "pixel_scale": scale,
+            "sip_degree": int(wcs.sip.a_order) if wcs.sip is not None else 0,
+        },
+    )
+
+
+METHODS = {"header": _header, "neighbour": _neighbour, "hint": _hint, "blind": _blind}
+
+
+def solve_frame(
+    sources: pd.DataFrame, ref: pd.DataFrame, shape: tuple[int, int], hints: dict, **cfg
+) -> tuple[WCS | None, pd.DataFrame, dict]:
+    """Solve a frame by the first method of ``methods`` that succeeds.
+
+    Parameters
+    ----------
+    sources : DataFrame
+        The frame's detections.
+    ref : DataFrame
+        Reference stars (``id, ra, dec, mag``).
+    shape : (ny, nx)
+        Image shape.
+    hints : dict
+        What is known: ``wcs`` (the header's, or None), ``neighbour`` (the solution of
+        the first frame of the same pointing, or None), ``ra``, ``dec`` (degrees) and
+        ``pixel_scale`` (arcsec/px) from the header, each possibly None.
+    **cfg
+        Overrides of :data:`DEFAULTS`; ``methods`` orders the ladder.
+
+    Returns
+    -------
+    wcs, matched, info
+        As :func:`refine`; ``info["method"]`` names the method that solved the frame
+        and ``info["tried"]`` what the methods before it said. An unsolved frame's
+        ``reason`` lists every method's.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from fieldphot.wcsmodel import nominal_wcs
+    >>> w = nominal_wcs(150.0, 20.0, 0.6, (512, 512))
+    >>> rng = np.random.default_rng(2)
+    >>> x, y = rng.uniform(0, 512, (2, 60))
+    >>> sky = w.pixel_to_world(x, y)
+    >>> ref = pd.DataFrame({"id": range(60), "ra": sky.ra.deg, "dec": sky.dec.deg,
+    ...                     "mag": rng.uniform(12, 17, 60)})
+    >>> src = pd.DataFrame({"x": 511 - x, "y": y, "flux": 10 ** (-0.4 * ref["mag"]),
+    ...                     "snr": 100.0, "flags": 0})   # a flipped camera, no header WCS
+    >>> hints = {"wcs": None, "ra": 150.01, "dec": 20.02, "pixel_scale": 0.62}
+    >>> wcs, matched, info = solve_frame(src, ref, (512, 512), hints,
+    ...                                  methods=["header", "hint"])
+    >>> info["method"], info["n_match"], info["tried"]
+    ('hint', 60, ['header: no WCS in the header'])
+    """
+    c = {**DEFAULTS, **cfg}
+    tried = []
+    for method in c["methods"]:
+        wcs, matched, info = METHODS[method](sources, ref, shape, hints, c)
+        if wcs is not None:
+            return wcs, matched, {**info, "status": "ok", "method": method, "tried": tried}
+        tried.append(f"{method}: {info['reason']}")
+    info = {**EMPTY_INFO, "reason": "; ".join(tried) or "no method configured", "tried": tried}
+    return None, _empty(), info

@@ -30,7 +30,7 @@ from astropy.io import fits
 
 from . import calibrate as cal
 from . import extract as ext
-from . import headers, io, lightcurves, refcat
+from . import headers, io, lightcurves, refcat, wcsmodel
 from . import manifest as mf
 from . import photometry as phot
 from . import solve as sol
@@ -54,6 +54,7 @@ FRAME_CARDS = {
     "dec": "FP_DEC",
     "object": "FP_OBJ",
     "saturation_e": "FP_SATE",
+    "pixel_scale": "FP_SCALE",
     "cal_flags": "FP_CALFL",
 }
 
@@ -281,8 +282,8 @@ def _calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
     for card in raw_header.cards:
         if card.keyword not in skip and card.keyword not in ("", "COMMENT", "HISTORY"):
             h.append(card, end=True)
-    wcs = sol.header_wcs(raw_header)
-    for key in [k for k in h if sol.is_wcs_key(k)]:
+    wcs = wcsmodel.header_wcs(raw_header)
+    for key in [k for k in h if wcsmodel.is_wcs_key(k)]:
         del h[key]
     if wcs is not None:
         wcs.wcs.crpix = wcs.wcs.crpix - np.asarray(offset, float)
@@ -419,31 +420,36 @@ def extract(calibrated, out, cfg: dict):
     )
 
 
-def solve(calibrated, sources, refcat_path, out, cfg: dict):
-    """Match sources to the reference catalog from the header WCS; fit and record the WCS."""
+def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
+    """Solve a frame by the ladder of methods (:func:`fieldphot.solve.solve_frame`).
+
+    ``neighbour`` is the astrometry product of the first frame of the same pointing
+    (None for that frame itself); its solution is this frame's hint.
+    """
     header = io.read_header(calibrated)
     src, meta = io.read_table(sources)
     ref, _ = io.read_table(refcat_path)
-    guess = sol.header_wcs(header)
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
     if meta.get("status") == "bad":  # the frame itself is unusable: say why, not "no WCS"
         wcs, matched, info = (
             None,
             pd.DataFrame({k: [] for k in sol.MATCH_COLUMNS}),
-            {"status": "bad", "reason": meta.get("reason", ""), "n_match": 0},
-        )
-    elif guess is None:
-        wcs, matched, info = (
-            None,
-            pd.DataFrame({k: [] for k in sol.MATCH_COLUMNS}),
-            {"status": "unsolved", "reason": "no WCS in the header", "n_match": 0},
+            {**sol.EMPTY_INFO, "status": "bad", "reason": meta.get("reason", "")},
         )
     else:
-        wcs, matched, info = sol.solve(src, ref, guess, shape, **cfg)
+        hints = {
+            "wcs": wcsmodel.header_wcs(header),
+            "neighbour": _solution(neighbour) if neighbour else None,
+            "ra": header.get("FP_RA"),
+            "dec": header.get("FP_DEC"),
+            "pixel_scale": header.get("FP_SCALE"),
+        }
+        wcs, matched, info = sol.solve_frame(src, ref, shape, hints, **cfg)
     log.info(
-        "%s: %s %s, %d matches, rms %.3f px",
+        "%s: %s by %s %s, %d matches, rms %.3f px",
         meta["frame"].get("frame"),
         info["status"],
+        info.get("method") or "-",
         info.get("reason", ""),
         info["n_match"],
         info.get("rms_px", np.nan),
@@ -452,11 +458,17 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict):
         astrometry=info,
         status=info["status"],
         reason=info.get("reason", ""),
-        wcs=sol.wcs_to_string(wcs) if wcs is not None else "",
+        wcs=wcsmodel.wcs_to_string(wcs) if wcs is not None else "",
         config=cfg,
-        inputs=[str(calibrated), str(sources), str(refcat_path)],
+        inputs=[str(p) for p in (calibrated, sources, refcat_path, neighbour) if p],
     )
     io.write_table(out, matched, meta)
+
+
+def _solution(astrometry):
+    """The WCS an astrometry product holds, or None when its frame is unsolved."""
+    _, meta = io.read_table(astrometry, columns=[])
+    return wcsmodel.wcs_from_string(meta["wcs"]) if meta.get("wcs") else None
 
 
 def photometer(calibrated, astrometry, refcat_path, out, cfg: dict):
@@ -479,7 +491,7 @@ def photometer(calibrated, astrometry, refcat_path, out, cfg: dict):
         sci,
         err,
         mask,
-        sol.wcs_from_string(meta["wcs"]),
+        wcsmodel.wcs_from_string(meta["wcs"]),
         ref,
         meta["extract"].get("fwhm"),
         float(meta["frame"]["exptime"]),

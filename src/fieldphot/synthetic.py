@@ -39,6 +39,7 @@ import astropy.units as u
 import numpy as np
 import pandas as pd
 import yaml
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
@@ -46,6 +47,7 @@ from astropy.wcs import WCS
 from . import calibrate, io, timeutil
 
 ADC_MAX = 65535
+PIXEL_UM = 9.0  #: the simulated camera's pixel size (XPIXSZ)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ class SimConfig:
     jitter_px: float = 2.5
     wcs_shift_px: float = 4.0  #: error of the header WCS
     wcs_rotation_deg: float = 0.3
+    write_wcs: bool = True  #: False: headers carry RA/DEC and optics only, no WCS
+    flip: bool = False  #: mirrored camera (parity flipped)
+    pointing_error_arcsec: float = 0.0  #: error of the header RA/DEC
+    focal_length_error: float = 0.0  #: fractional error of FOCALLEN (so of the scale)
     distortion_px: float = 1.0  #: radial distortion at the frame corner
     vignetting: float = 0.12  #: fractional loss at the corner
     prnu: float = 0.01  #: pixel-to-pixel response rms
@@ -161,7 +167,8 @@ def _tan_wcs(cfg: SimConfig, rotation_deg: float, crval, crpix) -> WCS:
     w.wcs.crpix = [crpix[0] + 1.0, crpix[1] + 1.0]
     s = cfg.pixel_scale / 3600.0
     t = np.radians(rotation_deg)
-    w.wcs.cd = np.array([[-s * np.cos(t), s * np.sin(t)], [s * np.sin(t), s * np.cos(t)]])
+    cd = np.array([[-s * np.cos(t), s * np.sin(t)], [s * np.sin(t), s * np.cos(t)]])
+    w.wcs.cd = cd * [-1, 1] if cfg.flip else cd
     return w
 
 
@@ -380,6 +387,10 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     refcat = _refcat(cfg, stars, rng_field)
     camera = _Camera(cfg, rng_field)
     header_wcs = _header_wcs(cfg, rng_field)
+    pointing = SkyCoord(cfg.ra, cfg.dec, unit="deg").directional_offset_by(
+        np.random.default_rng([cfg.seed, 4]).uniform(0, 360) * u.deg,
+        cfg.pointing_error_arcsec * u.arcsec,
+    )
     date = cfg.start[:10].replace("-", "")
     t_start = Time(cfg.start, scale="utc")
 
@@ -500,13 +511,19 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         h = _header(cfg, "Light Frame", starts[k], cfg.exptime)
         h["FILTER"] = cfg.filter
         h["OBJECT"] = "SIMFIELD"
-        h["RA"] = _sexa(cfg.ra / 15.0)
-        h["DEC"] = _sexa(cfg.dec, sign=True)
+        h["RA"] = _sexa(pointing.ra.deg / 15.0)
+        h["DEC"] = _sexa(pointing.dec.deg, sign=True)
         h["AIRMASS"] = round(float(x_air[k]), 4)
-        wcs_h = header_wcs.to_header()
-        if cfg.amplifiers == 1:
-            wcs_h["CRPIX1"] += cfg.prescan  # the WCS refers to the raw array (MEF: the detector)
-        h.update(wcs_h)
+        h["XPIXSZ"] = (PIXEL_UM, "binned pixel size, micron")
+        h["FOCALLEN"] = (
+            round(206.264806 * PIXEL_UM / cfg.pixel_scale * (1 + cfg.focal_length_error), 1),
+            "mm",
+        )
+        if cfg.write_wcs:
+            wcs_h = header_wcs.to_header()
+            if cfg.amplifiers == 1:
+                wcs_h["CRPIX1"] += cfg.prescan  # the WCS refers to the raw array (MEF: detector)
+            h.update(wcs_h)
         path, sat_map = write(camera.read_out(e, rng), h)
         saturated = _saturated_within(sat_map, x, y, 2.0 * fwhm[k])
         frame_rows.append(
@@ -567,6 +584,132 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     config_path = root / "config.yaml"
     io.write_text(config_path, yaml.safe_dump(demo_config(raw_dir, refcat_path), sort_keys=False))
     return Night(root, raw_dir, refcat_path, config_path, stars, frames, fluxes, params)
+
+
+def render_stars(shape, x, y, flux, fwhm: float, sky: float, rng, read_noise: float = 5.0):
+    """An image (electrons) of point sources on a flat sky, with Poisson and read noise.
+
+    Examples
+    --------
+    >>> im = render_stars((64, 64), [32.0], [20.0], [1e5], 3.0, 100.0, np.random.default_rng(0))
+    >>> int(np.unravel_index(np.argmax(im), im.shape)[0])
+    20
+    """
+    alpha = moffat_alpha(fwhm, 3.0)
+    image = np.zeros(shape)
+    half = int(4 * fwhm) + 2
+    for xi, yi, fi in zip(x, y, flux, strict=True):
+        x0, y0, st = _stamp(xi, yi, alpha, 3.0, half, oversample=1)
+        _add(image, x0, y0, fi * st)
+    return rng.poisson(image + sky).astype(float) + rng.normal(0, read_noise, shape)
+
+
+def index_star_field(rng, width_deg: float, n: int = 1024, flip: bool = False):
+    """An image of a random field of the installed astrometry.net index stars.
+
+    The stars of every index file (``query-starkd``) in a field ``width_deg`` wide at a
+    random position and rotation, plus 300 fainter stars the index lacks, rendered on an
+    ``n`` x ``n`` frame. Needs astrometry.net (``tools/install-astrometry.sh``).
+
+    Returns
+    -------
+    image : ndarray
+        Electrons.
+    stars : DataFrame
+        The index stars (``id, ra, dec, mag``), a reference catalog.
+    wcs : WCS
+        The true WCS.
+    n_index : int
+        Index stars on the frame.
+    """
+    from .astrometrynet import index_stars  # noqa: PLC0415 - runs astrometry.net tools
+
+    ra, dec = rng.uniform(0, 360), np.degrees(np.arcsin(rng.uniform(-0.9, 0.9)))
+    cfg = SimConfig(nx=n, ny=n, pixel_scale=width_deg * 3600 / n, flip=flip)
+    wcs = _tan_wcs(cfg, rng.uniform(0, 360), (ra, dec), ((n - 1) / 2, (n - 1) / 2))
+    stars = index_stars(ra, dec, width_deg)
+    stars["id"] = np.arange(1, len(stars) + 1)
+    x, y = wcs.world_to_pixel_values(stars["ra"].to_numpy(), stars["dec"].to_numpy())
+    on = (x > 0) & (x < n - 1) & (y > 0) & (y < n - 1)
+    xf, yf = rng.uniform(0, n - 1, (2, 300))
+    mags = np.r_[stars["mag"].to_numpy()[on], rng.uniform(13, 16, 300)]
+    flux = 10 ** (-0.4 * (mags - 22))
+    image = render_stars((n, n), np.r_[x[on], xf], np.r_[y[on], yf], flux, 2.5, 200.0, rng)
+    return image, stars, wcs, int(on.sum())
+
+
+def star_field(
+    rng,
+    shape=(1024, 1024),
+    pixel_scale: float = 1.0,
+    rotation_deg: float = 0.0,
+    flip: bool = False,
+    ra: float = 150.0,
+    dec: float = 20.0,
+    distortion_px: float = 0.0,
+    stars_per_arcmin2: float = 2.0,
+    centroid_px: float = 0.05,
+) -> tuple[pd.DataFrame, pd.DataFrame, WCS]:
+    """A frame's detections and the reference catalog around it, without pixels.
+
+    For testing astrometry alone: the catalog covers three frame widths around
+    (ra, dec); the detections are the catalog stars that fall on the frame through the
+    true WCS (and ``distortion_px`` of radial distortion at the corner), with centroid
+    noise, fluxes from the magnitudes with 5 % scatter, a tenth of them missing, and
+    as many again spurious (cosmic rays, galaxies, an asteroid) and fainter stars that
+    the catalog lacks.
+
+    Returns
+    -------
+    sources : DataFrame
+        ``x, y, flux, snr, flags`` (0-based pixels), plus the truth ``id`` (0 for
+        spurious) and ``x_true, y_true``.
+    ref : DataFrame
+        ``id, ra, dec, mag``.
+    wcs : WCS
+        The true (undistorted) WCS of the frame.
+
+    Examples
+    --------
+    >>> src, ref, w = star_field(np.random.default_rng(1), (256, 256), 1.0)
+    >>> len(ref) > len(src) > 20
+    True
+    """
+    ny, nx = shape
+    cfg = SimConfig(nx=nx, ny=ny, pixel_scale=pixel_scale, flip=flip, distortion_px=distortion_px)
+    wcs = _tan_wcs(cfg, rotation_deg, (ra, dec), ((nx - 1) / 2, (ny - 1) / 2))
+    side = 3 * max(nx, ny)
+    area = (side * pixel_scale / 60.0) ** 2
+    n = int(stars_per_arcmin2 * area)
+    u_, v_ = rng.uniform(-side / 2, side / 2, (2, n))
+    sky = wcs.pixel_to_world(u_ + (nx - 1) / 2, v_ + (ny - 1) / 2)
+    mags = np.log10(10 ** (0.3 * 10.0) + rng.random(n) * (10 ** (0.3 * 19.0) - 10**3)) / 0.3
+    ref = pd.DataFrame(
+        {"id": np.arange(1, n + 1), "ra": sky.ra.deg, "dec": sky.dec.deg, "mag": mags}
+    )
+    x0, y0 = wcs.world_to_pixel_values(ref["ra"].to_numpy(), ref["dec"].to_numpy())
+    x, y = _distort(cfg, x0, y0)
+    on = (x > 0) & (x < nx - 1) & (y > 0) & (y < ny - 1) & (rng.random(n) > 0.1)
+    n_fake = max(3, on.sum() // 10)
+    fake_mag = rng.uniform(15.0, 20.0, n_fake)
+    src = pd.DataFrame(
+        {
+            "x": np.concatenate(
+                [x[on] + rng.normal(0, centroid_px, on.sum()), rng.uniform(0, nx - 1, n_fake)]
+            ),
+            "y": np.concatenate(
+                [y[on] + rng.normal(0, centroid_px, on.sum()), rng.uniform(0, ny - 1, n_fake)]
+            ),
+            "flux": 10 ** (-0.4 * (np.concatenate([mags[on], fake_mag]) - 25))
+            * rng.normal(1, 0.05, on.sum() + n_fake),
+            "id": np.concatenate([ref["id"].to_numpy()[on], np.zeros(n_fake, int)]),
+            "x_true": np.concatenate([x[on], np.full(n_fake, np.nan)]),
+            "y_true": np.concatenate([y[on], np.full(n_fake, np.nan)]),
+        }
+    )
+    src["snr"] = np.sqrt(src["flux"].clip(lower=1))
+    src["flags"] = 0
+    return src.sample(frac=1, random_state=0).reset_index(drop=True), ref, wcs
 
 
 def _saturated_within(sat_map: np.ndarray, x, y, radius: float) -> np.ndarray:

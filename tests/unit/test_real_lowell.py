@@ -1,9 +1,12 @@
 """The real Lowell 42-inch night (../shared/data/lowell42-vr): headers and calibration."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fieldphot import io, manifest, runner, solve, stages
+from fieldphot import io, manifest, runner, stages, wcsmodel
+from fieldphot import solve as sol
+from fieldphot.flags import Flag, any_set
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +34,17 @@ def test_frames_classified_from_headers_alone(lowell):
 
 def test_quoted_string_wcs_is_read_as_numbers(lowell_dir):
     header = io.read_header(sorted(lowell_dir.glob("*.0126.fits.gz"))[0])
-    w = solve.header_wcs(header)
+    w = wcsmodel.header_wcs(header)
     assert w is not None
     ra, dec = w.wcs.crval
     assert ra == pytest.approx(124.6185920672) and dec == pytest.approx(25.33, abs=0.05)
     bias_header = io.read_header(sorted(lowell_dir.glob("*.0001.fits.gz"))[0])
-    assert solve.header_wcs(bias_header) is None  # 'Linear Unbinned ADC Pixels'
+    assert wcsmodel.header_wcs(bias_header) is None  # 'Linear Unbinned ADC Pixels'
 
 
-def test_calibration_removes_overscan_and_flattens_the_sky(lowell):
+@pytest.fixture(scope="module")
+def calibrated(lowell):
+    """The 12 science frames calibrated (bias, twilight flat, skydark)."""
     m, out = lowell
     cfg = {"overscan": {"mode": "poly", "order": 3}, "cosmic_rays": {"enabled": False}}
     for _, row in manifest.masters_table(m).iterrows():  # bias, flat, then the skydark
@@ -49,19 +54,25 @@ def test_calibration_removes_overscan_and_flattens_the_sky(lowell):
             for k in ("bias_master", "dark_master", "flat_master")
         ]
         stages.master(row["kind"], rows, paths[0], paths[1], out / row["path"], cfg, paths[2])
-    spreads = []
-    for sci_row in m[m["kind"] == "science"].to_dict("records"):
+    science = m[m["kind"] == "science"].sort_values("mjd_utc_mid")
+    for sci_row in science.to_dict("records"):
         assert "skydark_3x3" in sci_row["dark_master"]  # no darks: from the science frames
-        out_path = out / f"{sci_row['frame']}.fits"
         stages.calibrate(
             sci_row["path"],
             sci_row,
             str(out / sci_row["bias_master"]),
             str(out / sci_row["dark_master"]),
             str(out / sci_row["flat_master"]),
-            out_path,
+            out / f"{sci_row['frame']}.fits",
             cfg,
         )
+    return science, [out / f"{f}.fits" for f in science["frame"]]
+
+
+def test_calibration_removes_overscan_and_flattens_the_sky(calibrated):
+    science, paths = calibrated
+    spreads = []
+    for out_path in paths:
         sci, err, mask, header = io.read_calibrated(out_path)
         assert sci.shape == (1370, 1365)  # TRIMSEC [18:1382,1:1370]: prescan, overscan gone
         assert header["FP_RAWGN"] == 4.95
@@ -77,9 +88,78 @@ def test_calibration_removes_overscan_and_flattens_the_sky(lowell):
     # Without the skydark, these 300 s frames keep a fixed +200 e- glow toward the amplifier
     # edge: 0.5 % of the twilight sky of the first frame, 3.8 % of the dark sky of the last.
     assert len(spreads) == 12 and max(spreads) < 0.01, spreads
-    w = solve.header_wcs(header)  # the WCS moved with the trim
-    raw_w = solve.header_wcs(io.read_header(sci_row["path"]))
+    w = wcsmodel.header_wcs(header)  # the WCS moved with the trim
+    raw_w = wcsmodel.header_wcs(io.read_header(science["path"].iloc[-1]))
     assert np.allclose(w.wcs_pix2world([[100, 100]], 0), raw_w.wcs_pix2world([[117, 100]], 0))
+
+
+def _separation_arcsec(a, b, shape) -> float:
+    """Largest separation of the sky positions two WCSs give over a grid of the frame."""
+    ny, nx = shape
+    x, y = np.meshgrid(np.linspace(0, nx - 1, 12), np.linspace(0, ny - 1, 12))
+    return float(a.pixel_to_world(x, y).separation(b.pixel_to_world(x, y)).arcsec.max())
+
+
+def test_header_solutions_kept_and_frames_without_wcs_resolved_from_neighbours(
+    calibrated, tmp_path
+):
+    """A reference catalog from the first frame's Gaia-based header solution; every frame's
+    own header solution verifies against it and is kept. With the WCS cards removed, the
+    first frame is solved from its RA/Dec and pixel scale, every other from it. (SECPIXX says
+    0.981"/px; the true scale is 1.107"/px: the default scale search spans 15 %.)"""
+    science, paths = calibrated
+    solve_cfg = {**sol.DEFAULTS, "methods": ["header", "neighbour", "hint"]}
+    sources = []
+    for path in paths:
+        sources.append(tmp_path / f"{path.stem}.sources.parquet")
+        stages.extract(path, sources[-1], {})
+    src, _ = io.read_table(sources[0])
+    first_wcs = wcsmodel.header_wcs(io.read_header(paths[0]))
+    # Every star the frame shows (saturated ones too, as a survey catalog would have them).
+    good = src[~any_set(src["flags"].to_numpy(), Flag.EDGE) & (src["snr"] > 20)]
+    sky = first_wcs.pixel_to_world(good["x"].to_numpy(), good["y"].to_numpy())
+    refcat = tmp_path / "refcat.parquet"
+    io.write_table(
+        refcat,
+        pd.DataFrame(
+            {
+                "id": np.arange(1, len(good) + 1),
+                "ra": sky.ra.deg,
+                "dec": sky.dec.deg,
+                "mag": 25 - 2.5 * np.log10(good["flux"].to_numpy()),
+                "mag_err": 0.01,
+                "color": np.nan,
+            }
+        ),
+        {},
+    )
+    assert len(good) > 100
+    originals, stripped = [], []
+    for path, src_path in zip(paths, sources, strict=True):
+        out = tmp_path / f"{path.stem}.astrometry.parquet"
+        stages.solve(path, src_path, refcat, out, solve_cfg)
+        _, meta = io.read_table(out, columns=[])
+        assert meta["status"] == "ok", meta["reason"]
+        assert meta["astrometry"]["method"] == "header" and meta["astrometry"]["kept"]
+        originals.append(wcsmodel.header_wcs(io.read_header(path)))
+        sci, err, mask, header = io.read_calibrated(path)
+        for key in [k for k in header if wcsmodel.is_wcs_key(k)]:
+            del header[key]
+        stripped.append(tmp_path / f"{path.stem}.nowcs.fits")
+        io.write_calibrated(stripped[-1], sci, err, mask, header)
+    methods, worst = [], []
+    anchor = None
+    for path, src_path, original in zip(stripped, sources, originals, strict=True):
+        out = tmp_path / f"{path.stem}.resolved.parquet"
+        stages.solve(path, src_path, refcat, out, solve_cfg, anchor)
+        anchor = anchor or out
+        _, meta = io.read_table(out, columns=[])
+        assert meta["status"] == "ok", meta["reason"]
+        methods.append(meta["astrometry"]["method"])
+        resolved = wcsmodel.wcs_from_string(meta["wcs"])
+        worst.append(_separation_arcsec(resolved, original, (1370, 1365)))
+    assert methods == ["hint"] + ["neighbour"] * 11
+    assert max(worst) < 0.5, worst
 
 
 def test_init_on_the_real_night(lowell_dir, tmp_path):

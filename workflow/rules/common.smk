@@ -43,10 +43,35 @@ def _plain(row):
 
 
 def science_frames():
-    m = manifest()
+    return _science(manifest())
+
+
+def _science(m):
     excluded = set(config.get("exclude_frames", []))
     sel = (m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)
     return m[sel]
+
+
+@lru_cache(maxsize=4)
+def _anchors(path, mtime):
+    sci = _science(_read_manifest(path, mtime))
+    anchors = mf.pointing_anchors(sci, config["solve"]["same_pointing_arcmin"])
+    return dict(zip(zip(sci["night"], sci["frame"]), anchors))
+
+
+def solve_inputs(wildcards):
+    """The frame's products, and the astrometry of the first frame of its pointing."""
+    night, frame = wildcards.night, wildcards.frame
+    inputs = {
+        "calibrated": out("calibrated", night=night, frame=frame),
+        "sources": out("sources", night=night, frame=frame),
+        "refcat": out("refcat"),
+    }
+    path = checkpoints.manifest.get().output[0]
+    anchor = _anchors(path, os.path.getmtime(path)).get((night, frame))
+    if anchor and anchor != frame:
+        inputs["neighbour"] = out("astrometry", night=night, frame=anchor)
+    return inputs
 
 
 def frame_row(wildcards):

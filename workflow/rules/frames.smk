@@ -32,9 +32,7 @@ rule extract:
 
 rule solve:
     input:
-        calibrated=out("calibrated"),
-        sources=out("sources"),
-        refcat=out("refcat"),
+        unpack(solve_inputs),
     output:
         out("astrometry"),
     params:
