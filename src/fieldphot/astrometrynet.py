@@ -52,9 +52,9 @@ def command(
     radius_deg=None,
     scale_arcsec=None,
     scale_error=0.1,
-    cpulimit_s=20,
-    tweak_order=2,
-    executable="solve-field",
+    cpulimit_s=DEFAULTS["cpulimit_s"],
+    tweak_order=DEFAULTS["tweak_order"],
+    executable=DEFAULTS["executable"],
 ) -> list[str]:
     """The ``solve-field`` command line for a source list.
 
