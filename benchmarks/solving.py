@@ -17,9 +17,8 @@ import time
 
 import numpy as np
 
-from fieldphot import astrometrynet, extract, synthetic
+from fieldphot import astrometrynet, extract, synthetic, validation
 from fieldphot import solve as sol
-from fieldphot.wcsmodel import pixel_scale_arcsec
 
 
 def hint_fields(n: int, seed: int) -> None:
@@ -36,16 +35,9 @@ def hint_fields(n: int, seed: int) -> None:
             distortion_px=rng.uniform(0, 2),
             stars_per_arcmin2=rng.choice([0.5, 2.0, 8.0]),
         )
-        ny, nx = shape
-        centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
-        scale = pixel_scale_arcsec(wcs)
-        off, pa = rng.uniform(0, 0.5) * max(shape) * scale / 3600, rng.uniform(0, 2 * np.pi)
-        dec = centre.dec.deg + off * np.cos(pa)
-        hints = {
-            "ra": centre.ra.deg + off * np.sin(pa) / np.cos(np.radians(dec)),
-            "dec": dec,
-            "pixel_scale": scale * (1 + rng.uniform(-0.05, 0.05)),
-        }
+        hints = synthetic.pointing_hint(
+            wcs, shape, rng, rng.uniform(0, 0.5), rng.uniform(-0.05, 0.05)
+        )
         t0 = time.perf_counter()
         fitted, _, info = sol.solve_frame(src, ref, shape, hints, methods=["hint"])
         seconds.append(time.perf_counter() - t0)
@@ -53,10 +45,7 @@ def hint_fields(n: int, seed: int) -> None:
             failures.append(f"{shape} {len(src)} sources: {info['reason']}")
             continue
         solved += 1
-        real = src[src["id"] > 0]
-        sky = ref.set_index("id").loc[real["id"]]
-        x, y = fitted.world_to_pixel_values(sky["ra"].to_numpy(), sky["dec"].to_numpy())
-        rms.append(np.sqrt(np.mean((x - real["x_true"]) ** 2 + (y - real["y_true"]) ** 2)))
+        rms.append(validation.star_field_rms(fitted, src, ref))
         sip.append(info["sip_degree"] > 0)
     rms, sip = np.array(rms), np.array(sip)
     print(

@@ -168,15 +168,12 @@ def match(det: np.ndarray, ref: np.ndarray, scale_range=(0.9, 1.1), **cfg) -> di
             np.round(b.imag / (4 * c["match_px"])),
         ]
     )
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    order = np.argsort(-counts[inverse.ravel()], kind="stable")[: c["max_hypotheses"]]
+    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    # One proposal per group, most popular group first (ties: earliest proposal).
+    candidates = first[np.lexsort((first, -counts))][: c["max_hypotheses"]]
     tree = cKDTree(det)
     best = None
-    seen = set()
-    for h in order:
-        if inverse.ravel()[h] in seen:
-            continue
-        seen.add(inverse.ravel()[h])
+    for h in candidates:
         zr_all = np.conj(zref) if flip[h] else zref
         idet, iref = _pairs(tree, a[h] * zr_all + b[h], c["match_px"])
         if best is None or len(idet) > best[0]:
@@ -214,7 +211,7 @@ def match_field(
     scale_arcsec: float,
     shape,
     pointing_error: float = 0.6,
-    scale_error: float = 0.06,
+    scale_error: float = 0.15,
     **cfg,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Match a frame's detections to the reference stars around a pointing hint.

@@ -270,24 +270,24 @@ def pointing_anchors(df: pd.DataFrame, tolerance_arcmin: float = 5.0) -> pd.Seri
     """
     anchors = pd.Series(df["frame"].to_numpy(), index=df.index, dtype=object)
     tol = np.radians(tolerance_arcmin / 60.0)
-    order = df.sort_values("mjd_utc_mid", kind="stable").index
     groups: dict[tuple, list] = {}
-    for i in order:
-        row = df.loc[i]
-        key = (row["night"], row["binning"], row["readout"])
-        ra, dec = np.radians(float(row["ra"])), np.radians(float(row["dec"]))
-        for a_ra, a_dec, a_obj, a_frame in groups.setdefault(key, []):
+    rows = df.sort_values("mjd_utc_mid", kind="stable")
+    for i, row in zip(rows.index, rows.itertuples(index=False), strict=True):
+        ra, dec = np.radians(float(row.ra)), np.radians(float(row.dec))
+        for a_ra, a_dec, a_obj, a_frame in groups.setdefault(
+            (row.night, row.binning, row.readout), []
+        ):
             if np.isfinite(ra) and np.isfinite(dec) and np.isfinite(a_ra):
                 cos = np.sin(dec) * np.sin(a_dec) + np.cos(dec) * np.cos(a_dec) * np.cos(ra - a_ra)
                 same = np.arccos(np.clip(cos, -1, 1)) <= tol
             else:
-                same = not np.isfinite(ra) and not np.isfinite(a_ra) and bool(row["object"])
-                same = same and row["object"] == a_obj
+                same = not np.isfinite(ra) and not np.isfinite(a_ra) and bool(row.object)
+                same = same and row.object == a_obj
             if same:
                 anchors[i] = a_frame
                 break
         else:
-            groups[key].append((ra, dec, row["object"], row["frame"]))
+            groups[(row.night, row.binning, row.readout)].append((ra, dec, row.object, row.frame))
     return anchors
 
 

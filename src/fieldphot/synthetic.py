@@ -45,6 +45,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from . import calibrate, io, timeutil
+from .wcsmodel import pixel_scale_arcsec
 
 ADC_MAX = 65535
 PIXEL_UM = 9.0  #: the simulated camera's pixel size (XPIXSZ)
@@ -710,6 +711,28 @@ def star_field(
     src["snr"] = np.sqrt(src["flux"].clip(lower=1))
     src["flags"] = 0
     return src.sample(frac=1, random_state=0).reset_index(drop=True), ref, wcs
+
+
+def pointing_hint(wcs: WCS, shape, rng, pointing_error: float, scale_error: float) -> dict:
+    """Header-like solving hints for a frame of true WCS ``wcs``: RA/Dec moved by
+    ``pointing_error`` of the frame's larger side in a random direction, the pixel scale
+    off by the fraction ``scale_error``.
+
+    Examples
+    --------
+    >>> _, _, w = star_field(np.random.default_rng(1), (256, 256), 1.0)
+    >>> h = pointing_hint(w, (256, 256), np.random.default_rng(2), 0.5, 0.05)
+    >>> round(h["pixel_scale"], 3)
+    1.05
+    """
+    ny, nx = shape
+    centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
+    scale = pixel_scale_arcsec(wcs)
+    pa = rng.uniform(0, 2 * np.pi)
+    off = pointing_error * max(shape) * scale / 3600.0
+    dec = centre.dec.deg + off * np.cos(pa)
+    ra = centre.ra.deg + off * np.sin(pa) / np.cos(np.radians(dec))
+    return {"ra": ra, "dec": dec, "pixel_scale": scale * (1 + scale_error)}
 
 
 def _saturated_within(sat_map: np.ndarray, x, y, radius: float) -> np.ndarray:

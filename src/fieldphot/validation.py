@@ -145,3 +145,12 @@ def report(results, truth_root) -> dict:
         "variable_amplitude": amp,
         "variable_amplitude_true": var["amplitude"],
     }
+
+
+def star_field_rms(wcs, sources: pd.DataFrame, ref: pd.DataFrame) -> float:
+    """Rms (px) of WCS-predicted vs true positions of every real star of a
+    :func:`fieldphot.synthetic.star_field` frame."""
+    real = sources[sources["id"] > 0]
+    sky = ref.set_index("id").loc[real["id"]]
+    x, y = wcs.world_to_pixel_values(sky["ra"].to_numpy(), sky["dec"].to_numpy())
+    return float(np.sqrt(np.mean((x - real["x_true"]) ** 2 + (y - real["y_true"]) ** 2)))

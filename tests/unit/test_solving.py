@@ -7,28 +7,6 @@ import yaml
 from fieldphot import io, synthetic, validation
 from fieldphot import solve as sol
 from fieldphot.runner import run_night
-from fieldphot.wcsmodel import pixel_scale_arcsec
-
-
-def _hints(wcs, shape, rng, pointing_error, scale_error):
-    """Header-like hints: the true centre moved by ``pointing_error`` of the frame side,
-    the pixel scale off by ``scale_error``."""
-    ny, nx = shape
-    centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
-    scale = pixel_scale_arcsec(wcs)
-    pa = rng.uniform(0, 2 * np.pi)
-    off = pointing_error * max(shape) * scale / 3600.0
-    dec = centre.dec.deg + off * np.cos(pa)
-    ra = centre.ra.deg + off * np.sin(pa) / np.cos(np.radians(dec))
-    return {"ra": ra, "dec": dec, "pixel_scale": scale * (1 + scale_error)}
-
-
-def _position_rms(wcs, src, ref) -> float:
-    """WCS-predicted vs true pixel positions of every real star on the frame."""
-    real = src[src["id"] > 0]
-    sky = ref.set_index("id").loc[real["id"]]
-    x, y = wcs.world_to_pixel_values(sky["ra"].to_numpy(), sky["dec"].to_numpy())
-    return float(np.sqrt(np.mean((x - real["x_true"]) ** 2 + (y - real["y_true"]) ** 2)))
 
 
 def test_hint_solves_any_rotation_parity_few_percent_scale_and_half_field_offsets():
@@ -45,11 +23,13 @@ def test_hint_solves_any_rotation_parity_few_percent_scale_and_half_field_offset
             distortion_px=rng.uniform(0, 1.5),
             stars_per_arcmin2=rng.choice([1.0, 3.0, 8.0]),
         )
-        hints = _hints(wcs, shape, rng, rng.uniform(0, 0.5), rng.uniform(-0.05, 0.05))
+        hints = synthetic.pointing_hint(
+            wcs, shape, rng, rng.uniform(0, 0.5), rng.uniform(-0.05, 0.05)
+        )
         fitted, matched, info = sol.solve_frame(src, ref, shape, hints, methods=["hint"])
         assert info["status"] == "ok", info["reason"]
         assert info["method"] == "hint" and info["n_match"] >= 10
-        results.append((_position_rms(fitted, src, ref), info["sip_degree"]))
+        results.append((validation.star_field_rms(fitted, src, ref), info["sip_degree"]))
     rms = np.array([r for r, _ in results])
     with_sip = np.array([s > 0 for _, s in results])
     # Where there are enough stars for the distortion terms, positions are good to
@@ -68,11 +48,11 @@ def test_sip_recovers_an_injected_distortion():
     fitted, _, info = sol.solve_frame(src, ref, shape, hints, methods=["header"])
     assert info["method"] == "header" and info["sip_degree"] == 3 and info["n_match"] > 100
     assert not info.get("kept")  # a 4 px distortion is far from a good header WCS
-    assert _position_rms(fitted, src, ref) < 0.05
+    assert validation.star_field_rms(fitted, src, ref) < 0.05
     tan_only, _, _ = sol.solve_frame(
         src, ref, shape, hints, methods=["header"], sip_degree=0, max_rms_arcsec=10.0
     )
-    assert _position_rms(tan_only, src, ref) > 0.3  # the distortion is real
+    assert validation.star_field_rms(tan_only, src, ref) > 0.3  # the distortion is real
 
 
 def test_a_good_header_wcs_is_kept_as_it_is():
@@ -96,7 +76,7 @@ def test_neighbour_solution_reused_and_survives_a_meridian_flip():
         hints = {"wcs": None, "neighbour": before}
         fitted, _, info = sol.solve_frame(src, ref, shape, hints)
         assert info["method"] == "neighbour", info["reason"]
-        assert _position_rms(fitted, src, ref) < 0.1
+        assert validation.star_field_rms(fitted, src, ref) < 0.1
 
 
 def test_too_few_stars_end_unsolved_with_every_reason():
