@@ -1,7 +1,7 @@
-"""Snakemake adapter: standardize the local reference catalog."""
+"""Snakemake adapter: the reference catalog (local file, or VizieR through the cache)."""
 
 from fieldphot import stages
 
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
-    stages.refcat_file(sm.input[0], sm.output[0], sm.params.cfg)
+    stages.reference_catalog(sm.input[0], sm.output[0], sm.params.cfg)

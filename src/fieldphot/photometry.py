@@ -64,13 +64,87 @@ def annulus_sky(
             if v.size < 5:
                 break
             med, std = np.median(v), np.std(v)
-            keep = np.abs(v - med) < clip * std
+            keep = np.abs(v - med) <= clip * std
             if keep.all():
                 break
             v = v[keep]
         if v.size >= 5:
             sky[i], sky_err[i], nsky[i] = np.median(v), 1.2533 * np.std(v) / np.sqrt(v.size), v.size
     return sky, sky_err, nsky
+
+
+def multi_aperture(
+    sci: np.ndarray,
+    err: np.ndarray,
+    mask: np.ndarray,
+    x,
+    y,
+    radii,
+    r_in: float,
+    r_out: float,
+) -> dict:
+    """Sky-subtracted fluxes in several circular apertures at pixel positions (0-based).
+
+    One sky per position (:func:`annulus_sky`) serves every aperture. The error of each
+    flux is the sum of the ERR plane's variance over the aperture (source and sky
+    Poisson noise, dark current, read noise, master errors) plus the error of the sky
+    estimate times the aperture area.
+
+    Returns
+    -------
+    dict
+        ``flux``, ``flux_err``, ``flags`` (arrays of shape ``(n, len(radii))``) and
+        ``sky``, ``sky_err``, ``n_sky`` (shape ``(n,)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((40, 40), 10.0)
+    >>> img[20, 20] += 500.0
+    >>> m = multi_aperture(img, np.sqrt(img), np.zeros(img.shape, np.int32), [20.0], [20.0],
+    ...                    [1.0, 3.0], 8.0, 14.0)
+    >>> np.round(m["flux"], 1).tolist()
+    [[500.0, 500.0]]
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    radii = np.atleast_1d(np.asarray(radii, float))
+    n, k = len(x), len(radii)
+    res = {
+        "flux": np.full((n, k), np.nan),
+        "flux_err": np.full((n, k), np.nan),
+        "flags": np.zeros((n, k), np.int32),
+        "sky": np.full(n, np.nan),
+        "sky_err": np.full(n, np.nan),
+        "n_sky": np.zeros(n, int),
+    }
+    if n == 0:
+        return res
+    bad = (mask & (Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)) != 0
+    sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
+    sci_c, var_c = _c(sci), _c(err**2)
+    bits = [
+        (b, _c((mask & b) != 0))
+        for b in (Flag.SATURATED, Flag.BAD_PIXEL, Flag.COSMIC_RAY, Flag.NONLINEAR)
+    ]
+    ny, nx = sci.shape
+    # An annulus cut by the frame edge is fine as long as it keeps enough sky pixels.
+    few_sky = nsky < 0.25 * np.pi * (r_out**2 - r_in**2)
+    for j, r in enumerate(radii):
+        s, _, sflag = sep.sum_circle(sci_c, x, y, r, subpix=0)
+        var, _, _ = sep.sum_circle(var_c, x, y, r, subpix=0)
+        area = np.pi * r**2
+        flux = s - area * sky
+        flags = np.zeros(n, np.int32)
+        for bit, plane in bits:
+            flags[sep.sum_circle(plane, x, y, r, subpix=1)[0] > 0] |= bit
+        edge = (x - r < -0.5) | (y - r < -0.5) | (x + r > nx - 0.5) | (y + r > ny - 0.5)
+        flags[edge | few_sky | (sflag != 0)] |= Flag.EDGE
+        flags[~np.isfinite(flux) | (flux <= 0)] |= Flag.NEGATIVE_FLUX
+        res["flux"][:, j] = flux
+        res["flux_err"][:, j] = np.sqrt(var + (area * sky_err) ** 2)
+        res["flags"][:, j] = flags
+    res["sky"], res["sky_err"], res["n_sky"] = sky, sky_err, nsky
+    return res
 
 
 def aperture_photometry(
@@ -85,51 +159,173 @@ def aperture_photometry(
 ) -> pd.DataFrame:
     """Sky-subtracted aperture fluxes with errors and flags at pixel positions (0-based).
 
-    Returns a table with ``flux, flux_err, sky, sky_err, n_sky, area, flags``.
+    One aperture of :func:`multi_aperture`, as a table with
+    ``flux, flux_err, sky, sky_err, n_sky, area, flags``.
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    n = len(x)
-    out = pd.DataFrame(
+    m = multi_aperture(sci, err, mask, x, y, [r_ap], r_in, r_out)
+    return pd.DataFrame(
         {
-            "flux": np.full(n, np.nan),
-            "flux_err": np.nan,
-            "sky": np.nan,
-            "sky_err": np.nan,
-            "n_sky": 0,
+            "flux": m["flux"][:, 0],
+            "flux_err": m["flux_err"][:, 0],
+            "sky": m["sky"],
+            "sky_err": m["sky_err"],
+            "n_sky": m["n_sky"],
             "area": np.pi * r_ap**2,
-            "flags": np.zeros(n, np.int32),
+            "flags": m["flags"][:, 0],
         }
     )
-    if n == 0:
-        return out
-    bad = (mask & (Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)) != 0
-    sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
-    s, _, sflag = sep.sum_circle(_c(sci), x, y, r_ap, subpix=0)
-    var, _, _ = sep.sum_circle(_c(err**2), x, y, r_ap, subpix=0)
-    area = np.pi * r_ap**2
-    flux = s - area * sky
-    flux_err = np.sqrt(var + (area * sky_err) ** 2)
-    flags = np.zeros(n, np.int32)
-    for bit in (Flag.SATURATED, Flag.BAD_PIXEL, Flag.COSMIC_RAY, Flag.NONLINEAR):
-        hit = sep.sum_circle(_c((mask & bit) != 0), x, y, r_ap, subpix=1)[0] > 0
-        flags[hit] |= bit
-    ny, nx = sci.shape
-    edge = (x - r_ap < -0.5) | (y - r_ap < -0.5) | (x + r_ap > nx - 0.5) | (y + r_ap > ny - 0.5)
-    # An annulus cut by the frame edge is fine as long as it keeps enough sky pixels.
-    few_sky = nsky < 0.5 * np.pi * (r_out**2 - r_in**2) * 0.5
-    flags[edge | few_sky | (sflag != 0)] |= Flag.EDGE
-    flags[~np.isfinite(flux) | (flux <= 0)] |= Flag.NEGATIVE_FLUX
-    out["flux"], out["flux_err"], out["sky"], out["sky_err"] = flux, flux_err, sky, sky_err
-    out["n_sky"], out["area"], out["flags"] = nsky, area, flags
-    return out
 
 
-def _disc_samples(r: float) -> np.ndarray:
-    """Offsets of 19 points spread evenly over a disc of radius ``r`` (centre + 2 rings)."""
+def curve_of_growth(flux: np.ndarray, usable, ref: int = -1, min_stars: int = 3) -> tuple:
+    """The flux in each aperture relative to aperture ``ref`` (default the largest).
+
+    Parameters
+    ----------
+    flux : ndarray, shape (n, k)
+        Fluxes of n stars in k apertures, the largest last.
+    usable : array of bool
+        Bright, clean, isolated stars to use.
+    ref : int
+        The aperture the others are compared with.
+
+    Returns
+    -------
+    growth, growth_err : ndarray, shape (k,)
+        Clipped median ratio ``flux[:, j] / flux[:, ref]`` and its standard error (1 +- 0
+        at ``ref``); NaN when fewer than ``min_stars`` stars qualify.
+    n : int
+        Stars used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = np.outer(np.linspace(1e4, 5e4, 9), [0.5, 0.8, 1.0])
+    >>> g, e, n = curve_of_growth(f, np.ones(9, bool))
+    >>> g.tolist(), n
+    ([0.5, 0.8, 1.0], 9)
+    """
+    f = np.asarray(flux, float)[np.asarray(usable, bool)]
+    f = f[np.all(np.isfinite(f), axis=1) & (f[:, ref] > 0)] if len(f) else f
+    k = np.asarray(flux).shape[1]
+    if len(f) < min_stars:
+        return np.full(k, np.nan), np.full(k, np.nan), len(f)
+    ratio = f / f[:, [ref]]
+    # Local background structure, not photon noise, dominates the large aperture's error,
+    # so every star gets the same weight: a clipped median with its standard error.
+    med = np.median(ratio, axis=0)
+    mad = 1.4826 * np.median(np.abs(ratio - med), axis=0)
+    good = np.all(np.abs(ratio - med) < 3 * np.maximum(mad, 1e-4), axis=1)
+    if good.sum() < min_stars:
+        good[:] = True
+    r = ratio[good]
+    return np.median(r, axis=0), 1.2533 * np.std(r, axis=0) / np.sqrt(len(r)), int(len(r))
+
+
+def moffat_encircled(radii, growth) -> float:
+    """Fraction of a star's total flux inside the largest radius, from a Moffat profile
+    fitted to the curve of growth (its encircled energy ``1 - (1 + r^2/a^2)^(1 - beta)``),
+    as DAOGROW extrapolates growth curves (Stetson 1990, PASP 102, 932). 1 when the fit
+    fails or is implausible.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = np.array([2.0, 3.0, 4.5, 6.0, 9.0, 12.0])
+    >>> ee = 1 - (1 + (r / 2.9) ** 2) ** -2.0
+    >>> bool(round(moffat_encircled(r, ee / ee[-1]), 4) == round(ee[-1], 4))
+    True
+    """
+    from scipy.optimize import curve_fit
+
+    r = np.asarray(radii, float)
+    g = np.asarray(growth, float)
+
+    def model(rr, a, beta):
+        ee = 1 - (1 + (rr / a) ** 2) ** (1 - beta)
+        return ee / (1 - (1 + (r[-1] / a) ** 2) ** (1 - beta))
+
+    try:
+        (a, beta), _ = curve_fit(model, r, g, p0=(r[-1] / 4, 3.0), bounds=([0.1, 1.2], [1e3, 20]))
+    except (RuntimeError, ValueError):
+        return 1.0
+    frac = 1 - (1 + (r[-1] / a) ** 2) ** (1 - beta)
+    return float(frac) if 0.9 < frac <= 1.0 else 1.0
+
+
+def best_aperture(flux_guess, growth, background_var) -> np.ndarray:
+    """Index of the aperture that gives each star its highest expected S/N.
+
+    The expected S/N in aperture j of a star of total flux F is
+    ``F g_j / sqrt(F g_j + B_j)`` with ``g_j`` the curve of growth and ``B_j`` the
+    background variance in the aperture (sky, dark, read noise, sky-estimate error).
+    Faint stars get small apertures, bright ones large (Howell 1989, PASP 101, 616).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> best_aperture([1e2, 1e6], np.array([0.6, 0.9, 1.0]),
+    ...               np.array([[50.0, 200.0, 800.0]] * 2)).tolist()
+    [0, 2]
+    """
+    f = np.maximum(np.asarray(flux_guess, float), 1.0)[:, None] * np.asarray(growth)[None, :]
+    snr = f / np.sqrt(f + np.maximum(np.asarray(background_var, float), 0.0))
+    return np.argmax(np.where(np.isfinite(snr), snr, -np.inf), axis=1)
+
+
+def scintillation(
+    diameter_m: float, exptime: float, airmass, altitude_m: float, correction: float = 1.5
+) -> np.ndarray:
+    """Fractional flux error from scintillation (Young's formula).
+
+    ``sigma = C * 0.003162 * D^(-2/3) * X^(3/2) * exp(-h / 8000 m) / sqrt(t)`` with D in
+    metres, t in seconds: Young (1967, AJ 72, 747) in the form of Osborn et al. (2015,
+    MNRAS 452, 1707, eq. 7); ``correction`` C is their median empirical factor (1.5).
+
+    Examples
+    --------
+    >>> round(float(scintillation(1.0, 60.0, 1.0, 0.0, correction=1.0)), 6)
+    0.000408
+    """
+    x = np.asarray(airmass, float)
+    return (
+        correction
+        * 0.003162
+        * diameter_m ** (-2.0 / 3.0)
+        * x**1.5
+        * np.exp(-altitude_m / 8000.0)
+        / np.sqrt(exptime)
+    )
+
+
+def blank_apertures(
+    shape, avoid_x, avoid_y, clearance: float, margin: float, n: int = 400, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` random positions at least ``clearance`` px from every position to avoid
+    and ``margin`` px inside the frame (for the robust limiting magnitude).
+
+    Examples
+    --------
+    >>> x, y = blank_apertures((100, 100), [50.0], [50.0], clearance=20.0, margin=10.0, n=50)
+    >>> bool(np.all(np.hypot(x - 50, y - 50) >= 20)), len(x) <= 50
+    (True, True)
+    """
+    ny, nx = shape
+    if nx <= 2 * margin or ny <= 2 * margin:
+        return np.zeros(0), np.zeros(0)
+    rng = np.random.default_rng(seed)
+    cand = rng.uniform([margin, margin], [nx - 1 - margin, ny - 1 - margin], (4 * n, 2))
+    if len(avoid_x):
+        d, _ = cKDTree(np.column_stack([avoid_x, avoid_y])).query(cand)
+        cand = cand[d >= clearance]
+    return cand[:n, 0], cand[:n, 1]
+
+
+def _unit_disc() -> np.ndarray:
+    """Offsets of 19 points spread evenly over the unit disc (centre + 2 rings)."""
     pts = [(0.0, 0.0)]
     for rad, n in ((0.45, 6), (0.85, 12)):
         a = 2 * np.pi * (np.arange(n) + 0.5 * (n == 12)) / n
-        pts += list(zip(rad * r * np.cos(a), rad * r * np.sin(a), strict=True))
+        pts += list(zip(rad * np.cos(a), rad * np.sin(a), strict=True))
     return np.array(pts)
 
 
@@ -146,8 +342,10 @@ def neighbour_contamination(
     ----------
     x, y, mag : array
         Positions (px) and magnitudes of all catalog stars on and around the frame.
-    fwhm, r_ap : float
-        The frame's FWHM and the aperture radius (px).
+    fwhm : float
+        The frame's FWHM (px).
+    r_ap : float or array
+        The aperture radius (px), one for all stars or one per star.
     measured : array of bool, optional
         Which stars need the estimate (default all); every star counts as a neighbour.
 
@@ -158,6 +356,7 @@ def neighbour_contamination(
     (True, True)
     """
     x, y, mag = (np.asarray(v, float) for v in (x, y, mag))
+    r_star = np.broadcast_to(np.asarray(r_ap, float), x.shape)
     frac = np.zeros(len(x))
     if len(x) < 2:
         return frac
@@ -171,50 +370,27 @@ def neighbour_contamination(
     if measured is not None:
         keep = np.asarray(measured, bool)[i]
         i, j = i[keep], j[keep]
-    disc = _disc_samples(r_ap)
-    dx = x[j][:, None] - (x[i][:, None] + disc[None, :, 0])
-    dy = y[j][:, None] - (y[i][:, None] + disc[None, :, 1])
+    disc = _unit_disc()
+    r = r_star[i][:, None]
+    dx = x[j][:, None] - (x[i][:, None] + r * disc[None, :, 0])
+    dy = y[j][:, None] - (y[i][:, None] + r * disc[None, :, 1])
     prof = (beta - 1) / (np.pi * alpha**2) * (1 + (dx**2 + dy**2) / alpha**2) ** (-beta)
-    share = np.minimum(prof.mean(axis=1) * np.pi * r_ap**2, 1.0)
+    share = np.minimum(prof.mean(axis=1) * np.pi * r[:, 0] ** 2, 1.0)
     np.add.at(frac, i, share * flux[j] / flux[i])
     return frac
 
 
-def aperture_correction(
-    sci, err, mask, x, y, r_ap, r_big, r_in, r_out, usable, min_stars: int = 3
-) -> tuple[float, float, int]:
-    """Ratio of large- to small-aperture flux from bright, clean, isolated stars.
+def limiting_flux(background_var, nsigma: float = 5.0):
+    """Flux (e-) measured at ``nsigma`` in an aperture whose background variance is
+    ``background_var`` (e-^2).
 
-    Returns (correction, its error, number of stars); (1, 0, n) when fewer than
-    ``min_stars`` stars qualify.
-    """
-    idx = np.flatnonzero(usable)
-    if len(idx) < min_stars:
-        return 1.0, 0.0, len(idx)
-    small = aperture_photometry(sci, err, mask, x[idx], y[idx], r_ap, r_in, r_out)
-    big = aperture_photometry(sci, err, mask, x[idx], y[idx], r_big, r_in, r_out)
-    ok = ((small["flags"] == 0) & (big["flags"] == 0) & (small["flux"] > 0)).to_numpy()
-    ratio = (big["flux"] / small["flux"]).to_numpy()[ok]
-    if len(ratio) < min_stars:
-        return 1.0, 0.0, len(ratio)
-    # Local background structure, not photon noise, dominates the large aperture's error,
-    # so every star gets the same weight: a clipped median with its standard error.
-    med = np.median(ratio)
-    mad = 1.4826 * np.median(np.abs(ratio - med))
-    good = np.abs(ratio - med) < 3 * max(mad, 1e-4)
-    med = float(np.median(ratio[good]))
-    return med, float(1.2533 * np.std(ratio[good]) / np.sqrt(good.sum())), int(good.sum())
-
-
-def limiting_flux(sky_sigma_pix: float, area: float, nsigma: float = 5.0) -> float:
-    """Flux (e-) detected at ``nsigma`` in an aperture of ``area`` pixels on sky noise.
-
-    Solves ``F / sqrt(F + area * sigma^2) = nsigma``.
+    Solves ``F / sqrt(F + background_var) = nsigma``: a star of this flux is measured
+    above ``nsigma`` half of the time.
 
     Examples
     --------
-    >>> round(limiting_flux(10.0, 100.0), 1)
+    >>> round(float(limiting_flux(100.0 * 10.0**2)), 1)
     512.7
     """
-    v = area * sky_sigma_pix**2
-    return float((nsigma**2 + np.sqrt(nsigma**4 + 4 * nsigma**2 * v)) / 2.0)
+    v = np.asarray(background_var, float)
+    return (nsigma**2 + np.sqrt(nsigma**4 + 4 * nsigma**2 * v)) / 2.0

@@ -57,7 +57,15 @@ def process_frame(row: dict, results: str, cfg: dict) -> str:
         else None
     )
     stages.solve(p["calibrated"], p["sources"], refcat, p["astrometry"], cfg["solve"], neighbour)
-    stages.photometer(p["calibrated"], p["astrometry"], refcat, p["photometry"], cfg["photometry"])
+    stages.photometer(
+        p["calibrated"],
+        p["astrometry"],
+        refcat,
+        p["photometry"],
+        cfg["photometry"],
+        cfg["targets"],
+        p["sources"],
+    )
     stages.zeropoint(p["photometry"], p["catalogs"], cfg["zeropoint"])
     return str(p["catalogs"])
 
@@ -73,8 +81,8 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
         cfg["observatory"] or None,
         cfg["calibration"]["sky_dark_min_frames"],
     )
-    stages.refcat_file(
-        cfg["reference_catalog"]["path"], r / layout.path("refcat"), cfg["reference_catalog"]
+    stages.reference_catalog(
+        r / layout.path("manifest"), r / layout.path("refcat"), cfg["reference_catalog"]
     )
     for _, mrow in mf.masters_table(m).iterrows():
         rows = m[m["path"].isin(mrow["inputs"])].to_dict("records")

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
+from . import bands, catalogs, headers, io, lightcurves, measure, refcat, wcsmodel
 from . import calibrate as cal
 from . import extract as ext
-from . import headers, io, lightcurves, refcat, wcsmodel
 from . import manifest as mf
-from . import photometry as phot
 from . import solve as sol
 from . import zeropoint as zpt
 from .flags import Flag, any_set
@@ -55,6 +54,7 @@ FRAME_CARDS = {
     "object": "FP_OBJ",
     "saturation_e": "FP_SATE",
     "pixel_scale": "FP_SCALE",
+    "site_elev": "FP_ELEV",
     "cal_flags": "FP_CALFL",
 }
 
@@ -111,19 +111,35 @@ def manifest(
     return df
 
 
-def refcat_file(path, out, cfg: dict):
-    """Standardize a local reference catalog file into ``out``."""
-    table = refcat.standardize(io.read_any_table(path), cfg["columns"])
-    log.info("reference catalog %s: %d stars", path, len(table))
-    io.write_table(
-        out,
-        table,
-        {
-            "source": str(path),
-            "magnitude_system": cfg.get("magnitude_system", "Vega"),
+def reference_catalog(manifest_path, out, cfg: dict):
+    """The run's reference catalog: the local file ``cfg["path"]`` standardized, or, when
+    there is none, the stars of every pointing from VizieR through the catalog cache
+    (:func:`fieldphot.catalogs.field_reference`)."""
+    if cfg.get("path"):
+        table = refcat.standardize(io.read_any_table(cfg["path"]), cfg["columns"])
+        meta = {
+            "source": str(cfg["path"]),
+            "magnitude_system": cfg.get("magnitude_system") or "Vega",
             "band": cfg["columns"]["mag"],
-        },
-    )
+        }
+    else:
+        m, _ = io.read_table(manifest_path)
+        sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
+        band = cfg.get("band") or _one_band(sci["filter"])
+        fields = refcat.fields(sci, cfg.get("radius_deg"))
+        table, meta = catalogs.field_reference(fields, cfg, band, cfg["cache_dir"])
+    log.info("reference catalog %s: %d stars", meta.get("source", meta.get("catalog")), len(table))
+    io.write_table(out, table, {**meta, "config": cfg})
+
+
+def _one_band(filters: pd.Series) -> str:
+    found = {bands.from_filter(f) for f in filters.dropna().unique()}
+    if len(found) != 1 or None in found:
+        raise ValueError(
+            "cannot tell the reference band from the FILTER values "
+            f"{sorted(map(str, set(filters)))}; set reference_catalog.band"
+        )
+    return found.pop()
 
 
 # ------------------------------------------------------------------------- calibration
@@ -429,6 +445,7 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
     header = io.read_header(calibrated)
     src, meta = io.read_table(sources)
     ref, _ = io.read_table(refcat_path)
+    ref = refcat.at_epoch(ref, header.get("FP_MJD"))
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
     if meta.get("status") == "bad":  # the frame itself is unusable: say why, not "no WCS"
         wcs, matched, info = (
@@ -471,165 +488,86 @@ def _solution(astrometry):
     return wcsmodel.wcs_from_string(meta["wcs"]) if meta.get("wcs") else None
 
 
-def photometer(calibrated, astrometry, refcat_path, out, cfg: dict):
-    """Aperture photometry at every reference-catalog position inside the frame."""
+def photometer(calibrated, astrometry, refcat_path, out, cfg: dict, targets=(), sources=None):
+    """Aperture photometry at every reference-catalog position inside the frame and at
+    every forced target (:func:`fieldphot.measure.measure_frame`)."""
     _, meta = io.read_table(astrometry, columns=[])
     ref, ref_meta = io.read_table(refcat_path)
     meta.update(
-        config=cfg,
-        inputs=[str(calibrated), str(astrometry), str(refcat_path)],
+        config={**cfg, "targets": list(targets)},
+        inputs=[str(p) for p in (calibrated, astrometry, refcat_path, sources) if p],
         magnitude_system=ref_meta.get("magnitude_system"),
         band=ref_meta.get("band"),
     )
     if not meta.get("wcs"):
         status = "bad" if meta.get("status") == "bad" else "no_wcs"
         meta.update(status=status, reason=meta.get("reason") or "no astrometric solution")
-        io.write_table(out, pd.DataFrame(columns=PHOT_COLUMNS), meta)
+        io.write_table(out, pd.DataFrame(columns=measure.COLUMNS), meta)
         return
     sci, err, mask, _ = io.read_calibrated(calibrated)
-    table, info = measure_frame(
+    avoid = None
+    if sources:
+        src, _ = io.read_table(sources, columns=["x", "y"])
+        avoid = (src["x"].to_numpy(), src["y"].to_numpy())
+    frame = meta["frame"]
+    table, info = measure.measure_frame(
         sci,
         err,
         mask,
         wcsmodel.wcs_from_string(meta["wcs"]),
-        ref,
+        refcat.at_epoch(ref, frame.get("mjd_utc_mid")),
         meta["extract"].get("fwhm"),
-        float(meta["frame"]["exptime"]),
+        frame,
         cfg,
+        targets=targets,
+        avoid_xy=avoid,
     )
     log.info(
-        "%d stars measured, aperture %.2f px, apcor %.4f from %d stars",
-        len(table),
+        "%d stars and %d targets measured, aperture %.2f px (%s), apcor %.4f from %d stars, "
+        "limit %.2f (analytic %.2f) instrumental",
+        info["n_stars"],
+        info["n_targets"],
         info["r_ap"],
+        info["mode"],
         info["apcor"],
-        info["apcor_n"],
+        info["growth_n"],
+        info["maglim_inst"],
+        info["maglim_inst_analytic"],
     )
     meta.update(photometry=info, status="ok", reason="")
     io.write_table(out, table, meta)
-
-
-PHOT_COLUMNS = [
-    "id",
-    "ra",
-    "dec",
-    "x",
-    "y",
-    "flux",
-    "flux_err",
-    "flux_ap",
-    "sky",
-    "sky_err",
-    "snr",
-    "mag_inst",
-    "mag_inst_err",
-    "flags",
-    "mag_cat",
-    "mag_cat_err",
-    "color",
-    "contamination",
-]
-
-
-def measure_frame(sci, err, mask, wcs, ref: pd.DataFrame, fwhm, exptime: float, cfg: dict):
-    """Photometry of every reference star on one frame (arrays in, table out)."""
-    ny, nx = sci.shape
-    if fwhm is None or not np.isfinite(fwhm):
-        fwhm = cfg.get("fwhm_default", 3.0)
-    r_ap = max(cfg.get("aperture_fwhm", 2.0) * fwhm, cfg.get("min_radius", 2.0))
-    r_in, r_out = (max(f * fwhm, r_ap + 2) for f in cfg.get("annulus_fwhm", [4.0, 7.0]))
-    r_out = max(r_out, r_in + 3)
-    r_big = min(cfg.get("apcor_fwhm", 4.0) * fwhm, r_in)
-    x_all, y_all = wcs.world_to_pixel_values(ref["ra"].to_numpy(), ref["dec"].to_numpy())
-    reach = 40 * fwhm
-    near = (x_all > -reach) & (x_all < nx + reach) & (y_all > -reach) & (y_all < ny + reach)
-    x_all, y_all, mag_all = x_all[near], y_all[near], ref["mag"].to_numpy()[near]
-    inside = (x_all >= 0) & (x_all <= nx - 1) & (y_all >= 0) & (y_all <= ny - 1)
-    r = ref[near][inside].reset_index(drop=True)
-    x, y = x_all[inside], y_all[inside]
-    t = phot.aperture_photometry(sci, err, mask, x, y, r_ap, r_in, r_out)
-    contamination = phot.neighbour_contamination(
-        x_all, y_all, mag_all, fwhm, r_ap, measured=inside
-    )[inside]
-    blended = contamination > cfg.get("blend_fraction", 0.01)
-    t["flags"] |= np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
-    snr = np.where(t["flux_err"] > 0, t["flux"] / t["flux_err"], 0.0)
-    big_contamination = phot.neighbour_contamination(
-        x_all, y_all, mag_all, fwhm, r_big, measured=inside
-    )[inside]
-    clean = t["flags"].to_numpy() == 0
-    # Bright isolated stars first; on sparse or small frames, fainter and less isolated ones.
-    tiers = (("measured", 1e-3, cfg.get("apcor_min_snr", 50.0)), ("relaxed", 1e-2, 20.0))
-    apcor_status = "none"
-    for status, max_cont, min_snr in tiers:
-        usable = clean & (big_contamination < max_cont) & (snr > min_snr)
-        apcor, apcor_err, apcor_n = phot.aperture_correction(
-            sci, err, mask, x, y, r_ap, r_big, r_in, r_out, usable
-        )
-        if apcor_n >= 3:
-            apcor_status = status
-            break
-    t["flags"] |= np.where(snr < cfg.get("min_snr", 3.0), int(Flag.LOW_SNR), 0).astype(np.int32)
-    mag, merr = zpt.instrumental_mag(t["flux"] * apcor, t["flux_err"] * apcor, exptime)
-    out = pd.DataFrame(
-        {
-            "id": r["id"],
-            "ra": r["ra"],
-            "dec": r["dec"],
-            "x": x,
-            "y": y,
-            "flux": t["flux"] * apcor,
-            "flux_err": t["flux_err"] * apcor,
-            "flux_ap": t["flux"],
-            "sky": t["sky"],
-            "sky_err": t["sky_err"],
-            "snr": snr,
-            "mag_inst": mag,
-            "mag_inst_err": merr,
-            "flags": t["flags"].astype(np.int32),
-            "mag_cat": r["mag"],
-            "mag_cat_err": r["mag_err"],
-            "color": r["color"],
-            "contamination": contamination,
-        }
-    )
-    sky_sigma = float(np.nanmedian(np.where(any_set(mask, Flag.SATURATED), np.nan, err)))
-    lim = phot.limiting_flux(sky_sigma, np.pi * r_ap**2) * apcor
-    info = {
-        "fwhm": float(fwhm),
-        "r_ap": float(r_ap),
-        "r_in": float(r_in),
-        "r_out": float(r_out),
-        "r_apcor": float(r_big),
-        "apcor": apcor,
-        "apcor_err": apcor_err,
-        "apcor_n": apcor_n,
-        "apcor_status": apcor_status,
-        "maglim_inst": float(-2.5 * np.log10(lim / exptime)),
-        "n_stars": int(len(out)),
-    }
-    return out, info
 
 
 def zeropoint(photometry, out, cfg: dict):
     """Fit the frame's zeropoint and write calibrated magnitudes (the per-frame catalog)."""
     t, meta = io.read_table(photometry)
     fr = meta.get("frame", {})
-    cat, info = calibrate_catalog(t, cfg)
+    shape = (fr.get("naxis2") or 0, fr.get("naxis1") or 0)
+    cat, info = calibrate_catalog(t, cfg, shape, float(fr.get("exptime") or 1.0))
     for key in ("frame", "night", "filter", "exptime", "mjd_utc_mid", "bjd_tdb", "airmass"):
         cat[key] = fr.get(key)
     cat["fwhm"] = meta.get("extract", {}).get("fwhm", np.nan)
     if meta.get("status") != "ok":
         info.update(status=meta.get("status"), reason=meta.get("reason", ""))
-    maglim = meta.get("photometry", {}).get("maglim_inst", np.nan)
-    info["maglim"] = maglim + info["zp"] if info["status"] == "ok" else np.nan
+    ph = meta.get("photometry", {})
+    ok = info["status"] == "ok"
+    info["maglim"] = ph.get("maglim_inst", np.nan) + info["zp"] if ok else np.nan
+    info["maglim_analytic"] = ph.get("maglim_inst_analytic", np.nan) + info["zp"] if ok else np.nan
+    k, airmass = cfg.get("extinction"), fr.get("airmass")
+    info["zp_airmass0"] = info["zp"] + k * airmass if None not in (k, airmass) and ok else np.nan
     log.info(
-        "%s: zeropoint %s %.4f +- %.4f from %d stars (rms %.3f), maglim %.2f",
+        "%s: zeropoint %s %.4f +- %.4f, colour term %.4f +- %.4f (%s), from %d stars "
+        "(rms %.3f, chi2 %.2f), maglim %.2f",
         fr.get("frame"),
         info["status"],
         info["zp"],
         info["zp_err"],
+        info["color_term"],
+        info["color_term_err"],
+        info["color_term_mode"],
         info["n_used"],
         info["rms"],
+        info["chi2_red"],
         info["maglim"],
     )
     meta.update(
@@ -642,8 +580,11 @@ def zeropoint(photometry, out, cfg: dict):
     io.write_table(out, cat, meta)
 
 
-def calibrate_catalog(t: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, dict]:
-    """Zeropoint fit on clean stars, then calibrated magnitudes for every star."""
+def calibrate_catalog(
+    t: pd.DataFrame, cfg: dict, shape=(0, 0), exptime: float = 1.0
+) -> tuple[pd.DataFrame, dict]:
+    """Zeropoint fit on clean stars, then calibrated magnitudes for every row and, where
+    a row has a ``flux_lim`` (forced targets), the limiting magnitude ``mag_lim``."""
     cat_err = t["mag_cat_err"].to_numpy(float)
     sel = (
         (t["flags"].to_numpy() == 0)
@@ -651,19 +592,34 @@ def calibrate_catalog(t: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, dict]:
         & np.isfinite(t["mag_cat"].to_numpy(float))
         & ~(cat_err > cfg.get("max_catalog_err", 0.1))
     )
+    ny, nx = shape
+    uv = (
+        2 * t["x"].to_numpy(float) / max(nx - 1, 1) - 1,
+        2 * t["y"].to_numpy(float) / max(ny - 1, 1) - 1,
+    )
     fit = zpt.fit_zeropoint(
         t["mag_inst"][sel],
         t["mag_inst_err"][sel],
         t["mag_cat"][sel],
         cat_err[sel],
+        color=t["color"][sel],
+        color_term=cfg.get("color_term"),
+        uv=(uv[0][sel], uv[1][sel]),
+        spatial_order=cfg.get("spatial_order", 0) if nx and ny else 0,
         clip_sigma=cfg.get("clip_sigma", 3.0),
         min_stars=cfg.get("min_stars", 5),
     )
     used = np.zeros(len(t), bool)
     used[np.flatnonzero(sel)] = fit.pop("used")
+    color = t["color"].to_numpy(float)
+    spread = float(np.nanstd(color[used])) if used.any() else 0.0
     out = t.copy()
-    out["mag"] = t["mag_inst"] + fit["zp"]
-    out["mag_err"] = np.sqrt(t["mag_inst_err"] ** 2 + fit["zp_err"] ** 2)
+    out["mag"], out["mag_err"] = zpt.apply_zeropoint(
+        fit, t["mag_inst"], t["mag_inst_err"], color, uv, spread
+    )
+    lim = t["flux_lim"].to_numpy(float) if "flux_lim" in t else np.full(len(t), np.nan)
+    lim_inst, _ = zpt.instrumental_mag(lim, np.zeros(len(t)), exptime)
+    out["mag_lim"] = zpt.apply_zeropoint(fit, lim_inst, np.zeros(len(t)), color, uv, spread)[0]
     out["zp"], out["zp_err"], out["used_in_zp"] = fit["zp"], fit["zp_err"], used
     if fit["status"] != "ok":
         out["flags"] = (out["flags"] | int(Flag.NO_ZEROPOINT)).astype(np.int32)

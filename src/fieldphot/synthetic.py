@@ -44,7 +44,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from . import calibrate, io, timeutil
+from . import calibrate, io, photometry, timeutil
 from .wcsmodel import pixel_scale_arcsec
 
 ADC_MAX = 65535
@@ -82,6 +82,9 @@ class SimConfig:
     amp_extensions: bool = True  #: one FITS extension per amplifier, else all in one image
     saturate_adu: float = 62000.0  #: written as SATURATE
     zp0: float = 24.8  #: mag of 1 e-/s above the atmosphere
+    color_term: float = 0.0  #: the instrument's band is V - color_term * (B - V)
+    scintillation: bool = False  #: multiply fluxes by Young's scintillation noise
+    diameter_m: float = 0.6  #: telescope aperture (scintillation)
     extinction: float = 0.15  #: mag / airmass
     transparency_rms: float = 0.01  #: mag, frame to frame
     sky_mag: float = 20.8  #: mag / arcsec^2
@@ -478,7 +481,9 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
 
     x_nom, y_nom = nominal.world_to_pixel_values(stars["ra"].to_numpy(), stars["dec"].to_numpy())
     kind = stars["kind"].to_numpy()
-    base_rate = 10 ** (-0.4 * (stars["mag"].to_numpy() - cfg.zp0))  # e-/s above atmosphere
+    color = stars["color"].to_numpy()
+    # e-/s above the atmosphere, in the instrument's own band
+    base_rate = 10 ** (-0.4 * (stars["mag"].to_numpy() - cfg.color_term * color - cfg.zp0))
     frame_rows, flux_rows = [], []
     for k in range(n):
         rng = next(frame_rng)
@@ -497,6 +502,9 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         )
         atm = 10 ** (-0.4 * (cfg.zp0 - zp[k]))
         flux_e = base_rate * factor * atm * cfg.exptime
+        if cfg.scintillation:
+            sigma = photometry.scintillation(cfg.diameter_m, cfg.exptime, x_air[k], cfg.site_elev)
+            flux_e = flux_e * (1 + rng.normal(0, sigma, len(flux_e)))
         x, y = _distort(cfg, x_nom + jitter[k, 0], y_nom + jitter[k, 1])
         alpha = moffat_alpha(fwhm[k], cfg.moffat_beta)
         beta = cfg.moffat_beta
@@ -550,7 +558,10 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
                     "x": x,
                     "y": y,
                     "flux_e": flux_e,
-                    "mag_true": -2.5 * np.log10(flux_e / cfg.exptime) + zp[k],
+                    # in the catalog's (standard) system
+                    "mag_true": -2.5 * np.log10(flux_e / cfg.exptime)
+                    + zp[k]
+                    + cfg.color_term * color,
                     "in_frame": inside,
                     "saturated": saturated,  # a raw pixel >= SATURATE within 2 FWHM
                 }

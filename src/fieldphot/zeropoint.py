@@ -25,68 +25,190 @@ def instrumental_mag(flux, flux_err, exptime: float) -> tuple[np.ndarray, np.nda
     return mag, err
 
 
+def _design(n: int, color, color_term, uv, spatial_order: int) -> tuple[np.ndarray, list]:
+    """Columns of the zeropoint model: 1, colour (when fitted), u^p v^q (1 <= p+q <= order)."""
+    cols, names = [np.ones(n)], ["zp"]
+    if color_term == "fit":
+        cols.append(np.asarray(color, float))
+        names.append("color_term")
+    if spatial_order > 0:
+        u, v = (np.asarray(a, float) for a in uv)
+        for deg in range(1, spatial_order + 1):
+            for q in range(deg + 1):
+                cols.append(u ** (deg - q) * v**q)
+                names.append(f"u{deg - q}v{q}")
+    return np.column_stack(cols), names
+
+
 def fit_zeropoint(
     inst_mag,
     inst_err,
     cat_mag,
     cat_err,
+    color=None,
+    color_term=None,
+    uv=None,
+    spatial_order: int = 0,
     clip_sigma: float = 3.0,
     min_stars: int = 5,
     max_iter: int = 10,
 ) -> dict:
-    """Weighted mean of ``cat_mag - inst_mag`` with iterative sigma clipping.
+    """Weighted, sigma-clipped fit of ``cat_mag - inst_mag``.
 
-    Weights are ``1 / (inst_err^2 + cat_err^2)``. Clipping uses the normalized residuals
-    scaled by their robust spread, so a frame whose errors are underestimated still
-    loses only real outliers. The error is the weighted-mean error, inflated by
-    ``sqrt(reduced chi^2)`` when the scatter exceeds the errors.
+    The model is ``zp + c * color + sum a_pq u^p v^q``: a colour term ``c`` fitted
+    (``color_term="fit"``), fixed (a number) or absent (None), and an optional
+    polynomial in normalized frame coordinates ``uv`` (each in -1..1) of
+    ``spatial_order``. Weights are ``1 / (inst_err^2 + cat_err^2)``. Clipping uses the
+    normalized residuals scaled by their robust spread, so a frame whose errors are
+    underestimated still loses only real outliers. Parameter errors come from the
+    weighted least-squares covariance, inflated by ``sqrt(reduced chi^2)`` when the
+    scatter exceeds the errors.
 
     Returns
     -------
     dict
-        ``zp, zp_err, n_used, n_input, rms, chi2_red, status`` (``ok`` or
-        ``few_stars``) and ``used`` (boolean array over the inputs).
+        ``zp, zp_err, color_term, color_term_err, spatial`` (coefficients by name),
+        ``cov`` (parameter covariance), ``names``, ``n_used, n_input, rms, chi2_red,
+        color_min, color_max, color_median, status`` (``ok`` or ``few_stars``) and
+        ``used`` (boolean array over the inputs).
     """
     inst_mag, inst_err, cat_mag, cat_err = (
         np.asarray(v, float) for v in (inst_mag, inst_err, cat_mag, cat_err)
     )
-    d = cat_mag - inst_mag
+    n_all = len(inst_mag)
+    color = np.full(n_all, np.nan) if color is None else np.asarray(color, float)
+    fixed = float(color_term) if color_term not in (None, "fit") else 0.0
+    d = cat_mag - inst_mag - fixed * np.nan_to_num(color)
     s = np.sqrt(inst_err**2 + np.nan_to_num(cat_err, nan=0.0) ** 2)
     used = np.isfinite(d) & np.isfinite(s) & (s > 0)
+    if color_term is not None and color_term != 0:
+        used &= np.isfinite(color)
+    A, names = _design(n_all, np.nan_to_num(color), color_term, uv, spatial_order)
     result = {
         "zp": np.nan,
         "zp_err": np.nan,
+        "color_term": fixed if color_term != "fit" else np.nan,
+        "color_term_err": 0.0 if color_term != "fit" else np.nan,
+        "color_term_mode": "fit" if color_term == "fit" else ("fixed" if color_term else "none"),
+        "spatial": {},
+        "names": names,
+        "cov": None,
         "n_used": 0,
         "n_input": int(np.isfinite(d).sum()),
         "rms": np.nan,
         "chi2_red": np.nan,
+        "color_min": np.nan,
+        "color_max": np.nan,
+        "color_median": np.nan,
         "status": "few_stars",
         "used": used,
     }
-    if used.sum() < min_stars:
-        result["used"] = np.zeros(len(d), bool)
+    need = max(min_stars, len(names) + 1)
+    if used.sum() < need:
+        result["used"] = np.zeros(n_all, bool)
         return result
+
+    def solve(sel):
+        w = 1.0 / s[sel] ** 2
+        aw = A[sel] * w[:, None]
+        cov = np.linalg.pinv(A[sel].T @ aw)
+        return cov @ (aw.T @ d[sel]), cov
+
     for _ in range(max_iter):
-        w = 1.0 / s[used] ** 2
-        zp = np.sum(w * d[used]) / np.sum(w)
-        chi = (d - zp) / s
+        p, _ = solve(used)
+        chi = (d - A @ p) / s
         spread = max(1.0, 1.4826 * np.median(np.abs(chi[used] - np.median(chi[used]))))
         new = np.isfinite(chi) & (np.abs(chi) < clip_sigma * spread)
-        if new.sum() < min_stars or (new == used).all():
+        if color_term is not None and color_term != 0:
+            new &= np.isfinite(color)
+        if new.sum() < need or (new == used).all():
             break
         used = new
-    w = 1.0 / s[used] ** 2
-    zp = np.sum(w * d[used]) / np.sum(w)
+    p, cov = solve(used)
     n = int(used.sum())
-    chi2_red = float(np.sum(w * (d[used] - zp) ** 2) / max(n - 1, 1))
-    err = np.sqrt(1.0 / np.sum(w)) * np.sqrt(max(chi2_red, 1.0))
+    resid = d[used] - A[used] @ p
+    chi2_red = float(np.sum(resid**2 / s[used] ** 2) / max(n - len(p), 1))
+    cov = cov * max(chi2_red, 1.0)
+    err = np.sqrt(np.diag(cov))
+    c_used = color[used][np.isfinite(color[used])]
     result.update(
-        zp=float(zp),
-        zp_err=float(err),
+        zp=float(p[0]),
+        zp_err=float(err[0]),
+        spatial={k: float(v) for k, v in zip(names, p, strict=True) if k.startswith("u")},
+        cov=cov.tolist(),
         n_used=n,
-        rms=float(np.std(d[used])),
+        rms=float(np.std(resid)),
         chi2_red=chi2_red,
-        status="ok" if n >= min_stars else "few_stars",
+        color_min=float(c_used.min()) if len(c_used) else np.nan,
+        color_max=float(c_used.max()) if len(c_used) else np.nan,
+        color_median=float(np.median(c_used)) if len(c_used) else np.nan,
+        status="ok",
         used=used,
     )
+    if color_term == "fit":
+        result.update(color_term=float(p[1]), color_term_err=float(err[1]))
+    result["params"] = p.tolist()
     return result
+
+
+def apply_zeropoint(fit: dict, inst_mag, inst_err, color=None, uv=None, color_spread=0.0):
+    """Calibrated magnitudes and errors from a :func:`fit_zeropoint` result.
+
+    The error adds the instrumental error and the fit's full parameter covariance at each
+    star's colour and position. A star without a colour gets the calibration stars'
+    median colour, and ``color_term * color_spread`` more error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fit = fit_zeropoint(np.zeros(9), np.full(9, 0.01), np.full(9, 25.0), np.zeros(9))
+    >>> mag, err = apply_zeropoint(fit, [-10.0], [0.01])
+    >>> float(mag[0]), round(float(err[0]), 4)
+    (15.0, 0.0105)
+    """
+    inst_mag, inst_err = np.asarray(inst_mag, float), np.asarray(inst_err, float)
+    n = len(inst_mag)
+    if fit["status"] != "ok":
+        return np.full(n, np.nan), np.full(n, np.nan)
+    c = np.full(n, np.nan) if color is None else np.asarray(color, float)
+    missing = ~np.isfinite(c)
+    c = np.where(missing, np.nan_to_num(fit["color_median"]), c)
+    order = max((int(k[1]) + int(k[3]) for k in fit["spatial"]), default=0)
+    mode = "fit" if fit["color_term_mode"] == "fit" else None
+    A, _ = _design(n, c, mode, uv if uv is not None else (np.zeros(n), np.zeros(n)), order)
+    p, cov = np.asarray(fit["params"]), np.asarray(fit["cov"])
+    fixed = fit["color_term"] if fit["color_term_mode"] == "fixed" else 0.0
+    mag = inst_mag + A @ p + fixed * c
+    var = inst_err**2 + np.einsum("ij,jk,ik->i", A, cov, A)
+    var += np.where(missing, (np.nan_to_num(fit["color_term"]) * color_spread) ** 2, 0.0)
+    return mag, np.sqrt(var)
+
+
+def fit_extinction(airmass, zp, zp_err) -> dict:
+    """Extinction coefficient k (mag/airmass) and the zeropoint above the atmosphere from
+    a night's frame zeropoints: ``zp = zp0 - k * airmass`` by weighted least squares.
+
+    Examples
+    --------
+    >>> x = np.linspace(1.0, 2.0, 10)
+    >>> f = fit_extinction(x, 25.0 - 0.2 * x, np.full(10, 0.01))
+    >>> round(f["k"], 3), round(f["zp0"], 3)
+    (0.2, 25.0)
+    """
+    x, y, e = (np.asarray(v, float) for v in (airmass, zp, zp_err))
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(e) & (e > 0)
+    if ok.sum() < 3 or np.ptp(x[ok]) < 0.05:
+        return {"k": np.nan, "k_err": np.nan, "zp0": np.nan, "zp0_err": np.nan, "n": int(ok.sum())}
+    A = np.column_stack([np.ones(ok.sum()), -x[ok]])
+    w = 1.0 / e[ok] ** 2
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    p = cov @ (A.T @ (w * y[ok]))
+    chi2 = float(np.sum(w * (y[ok] - A @ p) ** 2) / max(ok.sum() - 2, 1))
+    err = np.sqrt(np.diag(cov) * max(chi2, 1.0))
+    return {
+        "k": float(p[1]),
+        "k_err": float(err[1]),
+        "zp0": float(p[0]),
+        "zp0_err": float(err[0]),
+        "n": int(ok.sum()),
+    }

@@ -116,6 +116,11 @@ def master_rows(wildcards):
     return [_plain(r) for r in rows.to_dict("records")]
 
 
+def refcat_input(wildcards):
+    """The local catalog file, or the manifest (the fields to query) when there is none."""
+    return config["reference_catalog"]["path"] or out("manifest")
+
+
 def all_catalogs(wildcards):
     return per_frame("catalogs")
 

@@ -48,12 +48,14 @@ rule solve:
 rule photometer:
     input:
         calibrated=out("calibrated"),
+        sources=out("sources"),
         astrometry=out("astrometry"),
         refcat=out("refcat"),
     output:
         out("photometry"),
     params:
         cfg=config["photometry"],
+        targets=config["targets"],
     conda:
         "../../envs/fieldphot.yaml"
     log:

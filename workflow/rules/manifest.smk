@@ -16,10 +16,10 @@ checkpoint manifest:
         os.path.join(SCRIPTS, "manifest.py")
 
 
-# Standardize the local reference catalog (column names from the config).
+# The reference catalog: the local file standardized, or VizieR through the cache.
 rule reference_catalog:
     input:
-        config["reference_catalog"]["path"],
+        refcat_input,
     output:
         out("refcat"),
     params:

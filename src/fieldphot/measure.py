@@ -1,0 +1,401 @@
+"""Photometry of one frame: every reference star and every forced target, with the
+aperture chosen by the config, a curve of growth to total flux, flags, an error model
+and the frame's limiting magnitude (arrays and tables in, table out).
+
+Apertures (``mode``): ``fixed`` (``radius_px``), ``fwhm`` (``aperture_fwhm`` x FWHM) or
+``optimal`` (per star, the radius of the highest expected S/N on the curve of growth).
+Every star is measured in all radii of the curve of growth (``growth_fwhm`` x FWHM up to
+``apcor_fwhm`` x FWHM); ``keep_apertures`` writes them all as extra columns.
+
+Errors: the ERR plane (source and sky Poisson noise, dark current, read noise, master
+errors) summed over the aperture; the error of the sky estimate; the curve-of-growth
+error; scintillation (Young's formula) when enabled. The zeropoint's error is added by
+the zeropoint stage.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from astropy.wcs import WCS
+>>> from fieldphot.synthetic import _stamp, moffat_alpha
+>>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+>>> w.wcs.crval = [10.0, 20.0]; w.wcs.crpix = [50.0, 50.0]; w.wcs.cdelt = [-1e-4, 1e-4]
+>>> img = np.full((100, 100), 100.0)
+>>> ra, dec = w.pixel_to_world_values([30.0, 70.0, 50.0], [30.0, 60.0, 45.0])
+>>> for x, y in ((30.0, 30.0), (70.0, 60.0), (50.0, 45.0)):
+...     x0, y0, st = _stamp(x, y, moffat_alpha(3.0, 3.0), 3.0, 12)
+...     img[y0:y0 + 25, x0:x0 + 25] += 2e5 * st
+>>> ref = pd.DataFrame({"id": [1, 2, 3], "ra": ra, "dec": dec, "mag": 12.0,
+...                     "mag_err": 0.01, "color": 0.5})
+>>> t, info = measure_frame(img, np.sqrt(img), np.zeros(img.shape, np.int32), w, ref,
+...                         fwhm=3.0, frame={"exptime": 10.0}, cfg={})
+>>> bool(np.allclose(t["flux"], 2e5, rtol=0.01)), info["growth_status"]
+(True, 'relaxed')
+"""
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from . import photometry as phot
+from . import zeropoint as zpt
+from .flags import Flag, any_set
+
+#: Columns of the photometry product (targets add ``flux_lim`` and ``detected``).
+COLUMNS = [
+    "id",
+    "target",
+    "ra",
+    "dec",
+    "x",
+    "y",
+    "r_ap",
+    "flux",
+    "flux_err",
+    "flux_ap",
+    "sky",
+    "sky_err",
+    "snr",
+    "mag_inst",
+    "mag_inst_err",
+    "flux_lim",
+    "detected",
+    "flags",
+    "mag_cat",
+    "mag_cat_err",
+    "color",
+    "contamination",
+]
+
+
+def radii(fwhm: float, cfg: dict) -> tuple[np.ndarray, int, float, float]:
+    """The curve-of-growth radii (px, the largest last), the index of the main aperture,
+    and the sky annulus.
+
+    Examples
+    --------
+    >>> r, main, r_in, r_out = radii(3.0, {})
+    >>> r.tolist(), main, r_in, r_out
+    ([2.0, 2.25, 3.0, 4.5, 6.0, 7.5, 9.0, 12.0], 4, 14.0, 21.0)
+    """
+    r_min = cfg.get("min_radius", 2.0)
+    r_big = max(cfg.get("apcor_fwhm", 4.0) * fwhm, r_min)
+    if cfg.get("mode", "fwhm") == "fixed":
+        r_main = float(cfg.get("radius_px", 2.0 * fwhm))
+    else:
+        r_main = max(cfg.get("aperture_fwhm", 2.0) * fwhm, r_min)
+    r_big = max(r_big, r_main)
+    grid = [max(f * fwhm, r_min) for f in cfg.get("growth_fwhm", [0.5, 0.75, 1.0, 1.5, 2.5, 3.0])]
+    r = np.unique(np.round([*grid, r_main, r_big], 3))
+    r = r[r <= r_big]
+    r_in, r_out = (max(f * fwhm, r_big + 2) for f in cfg.get("annulus_fwhm", [4.0, 7.0]))
+    return r, int(np.flatnonzero(np.isclose(r, round(r_main, 3)))[0]), r_in, max(r_out, r_in + 3)
+
+
+def _project(wcs, ra, dec, shape, pad: float = 0.0):
+    x, y = wcs.world_to_pixel_values(np.asarray(ra, float), np.asarray(dec, float))
+    ny, nx = shape
+    return x, y, (x >= -pad) & (x <= nx - 1 + pad) & (y >= -pad) & (y <= ny - 1 + pad)
+
+
+def measure_frame(
+    sci,
+    err,
+    mask,
+    wcs,
+    ref: pd.DataFrame,
+    fwhm,
+    frame: dict,
+    cfg: dict,
+    targets=(),
+    avoid_xy=None,
+) -> tuple[pd.DataFrame, dict]:
+    """Photometry of every reference star inside the frame and of every target.
+
+    Parameters
+    ----------
+    sci, err, mask : ndarray
+        The calibrated frame (e-), its 1-sigma error and bit flags.
+    wcs : astropy.wcs.WCS
+        The frame's astrometric solution.
+    ref : DataFrame
+        Reference catalog (``id, ra, dec, mag, mag_err, color``) at the frame's epoch.
+    fwhm : float
+        The frame's FWHM (px); NaN takes ``fwhm_default``.
+    frame : dict
+        ``exptime`` (s), and for scintillation ``airmass`` and ``site_elev`` (m).
+    cfg : dict
+        The ``photometry`` config slice.
+    targets : list of dict
+        Forced positions: ``name``, ``ra``, ``dec`` (deg).
+    avoid_xy : (array, array), optional
+        Detections (px) that blank-sky apertures keep clear of, besides catalog stars.
+
+    Returns
+    -------
+    table : DataFrame
+        :data:`COLUMNS`, plus ``flux_r{j}``/``flux_err_r{j}`` per radius with
+        ``keep_apertures``.
+    info : dict
+        Radii, curve of growth, limiting magnitudes (instrumental), counts.
+    """
+    shape = sci.shape
+    exptime = float(frame["exptime"])
+    if fwhm is None or not np.isfinite(fwhm):
+        fwhm = cfg.get("fwhm_default", 3.0)
+    rad, main, r_in, r_out = radii(fwhm, cfg)
+    reach = 40 * fwhm
+    x_all, y_all, near = _project(wcs, ref["ra"], ref["dec"], shape, pad=reach)
+    x_all, y_all, mag_all = x_all[near], y_all[near], ref["mag"].to_numpy(float)[near]
+    ny, nx = shape
+    inside = (x_all >= 0) & (x_all <= nx - 1) & (y_all >= 0) & (y_all <= ny - 1)
+    stars = ref[near][inside].reset_index(drop=True)
+    tg = pd.DataFrame(list(targets), columns=["name", "ra", "dec"])
+    tx, ty, t_in = _project(wcs, tg["ra"], tg["dec"], shape)
+    tg, tx, ty = tg[t_in].reset_index(drop=True), tx[t_in], ty[t_in]
+    n_star = len(stars)
+    x = np.concatenate([x_all[inside], tx])
+    y = np.concatenate([y_all[inside], ty])
+    m = phot.multi_aperture(sci, err, mask, x, y, rad, r_in, r_out)
+    blank = blank_sky(
+        sci,
+        err,
+        mask,
+        rad,
+        r_in,
+        r_out,
+        fwhm,
+        cfg.get("blank_apertures", 400),
+        avoid=(
+            np.concatenate([x_all, *([avoid_xy[0]] if avoid_xy else [])]),
+            np.concatenate([y_all, *([avoid_xy[1]] if avoid_xy else [])]),
+        ),
+    )
+    # Noise that blank-sky apertures show beyond their own error estimate (undetected
+    # faint stars, sky structure, correlated noise) is added to every measurement.
+    excess = np.nan_to_num(np.maximum(blank["scatter"] ** 2 - blank["err"] ** 2, 0.0))
+    f, e = m["flux"], np.sqrt(m["flux_err"] ** 2 + excess)
+    # Background variance in each aperture: the error without the source's own photons.
+    bvar = np.maximum(e**2 - np.maximum(f, 0.0), 0.0)
+    snr_main = np.where(e[:, main] > 0, f[:, main] / e[:, main], 0.0)
+
+    # Curve of growth from bright, clean, isolated stars; relaxed on sparse frames.
+    cont_big = phot.neighbour_contamination(x_all, y_all, mag_all, fwhm, rad[-1], inside)[inside]
+    clean = m["flags"][:n_star, -1] == 0
+    # growth: fraction of the largest aperture's flux in each; rel_err: the error of each
+    # aperture's flux relative to the main one's (a frame-wide error of the main
+    # aperture's correction is common to all stars, so the zeropoint absorbs it).
+    growth, rel_err, apcor_err, n_growth, growth_status = (
+        np.ones(len(rad)),
+        np.zeros(len(rad)),
+        0.0,
+        0,
+        "none",
+    )
+    tiers = (("measured", 1e-3, cfg.get("apcor_min_snr", 50.0)), ("relaxed", 1e-2, 20.0))
+    for status, max_cont, min_snr in tiers:
+        usable = clean & (cont_big < max_cont) & (snr_main[:n_star] > min_snr)
+        g, ge, n = phot.curve_of_growth(f[:n_star], usable, ref=main)
+        if n >= 3:
+            growth = g / g[-1] * phot.moffat_encircled(rad, g / g[-1])
+            rel_err, apcor_err = ge / g, float(ge[-1] / g[-1])
+            n_growth, growth_status = n, status
+            break
+
+    if cfg.get("mode", "fwhm") == "optimal" and growth_status != "none":
+        guess = f[:, main] / growth[main]
+        pick = phot.best_aperture(guess, growth, bvar)
+    else:
+        pick = np.full(len(x), main)
+    rows = np.arange(len(x))
+    r_pick = rad[pick]
+    g_pick = growth[pick]
+    flux = f[rows, pick] / g_pick
+    var = (e[rows, pick] / g_pick) ** 2 + (flux * rel_err[pick]) ** 2
+    scint = cfg.get("scintillation", {})
+    if scint.get("enabled", False):
+        sigma = phot.scintillation(
+            scint["diameter_m"],
+            exptime,
+            frame.get("airmass") or 1.0,
+            scint.get("altitude_m") or frame.get("site_elev") or 0.0,
+            scint.get("correction", 1.5),
+        )
+        var = var + (np.maximum(flux, 0.0) * sigma) ** 2
+    flux_err = np.sqrt(var)
+    flags = m["flags"][rows, pick]
+    contamination = np.full(len(x), np.nan)
+    contamination[:n_star] = phot.neighbour_contamination(
+        x_all, y_all, mag_all, fwhm, _per_star(r_pick[:n_star], inside), inside
+    )[inside]
+    blended = (
+        (contamination > cfg.get("blend_fraction", 0.01))
+        | _uncatalogued_neighbour(
+            x, y, r_pick, np.concatenate([x_all, tx]), np.concatenate([y_all, ty]), avoid_xy, fwhm
+        )
+        | _spread_light(
+            f,
+            m["flux_err"],
+            growth,
+            main,
+            rad,
+            fwhm,
+            growth_status,
+            cfg.get("blend_fraction", 0.01),
+        )
+    )
+    flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
+    snr = np.where(flux_err > 0, flux / flux_err, 0.0)
+    flags |= np.where(snr < cfg.get("min_snr", 3.0), int(Flag.LOW_SNR), 0).astype(np.int32)
+    mag, merr = zpt.instrumental_mag(flux, flux_err, exptime)
+    is_target = np.arange(len(x)) >= n_star
+    nsig = cfg.get("limit_sigma", 5.0)
+    out = pd.DataFrame(
+        {
+            "id": _ids(stars["id"], tg["name"]),
+            "target": np.concatenate([np.full(n_star, ""), tg["name"].astype(str)]),
+            "ra": np.concatenate([stars["ra"], tg["ra"]]).astype(float),
+            "dec": np.concatenate([stars["dec"], tg["dec"]]).astype(float),
+            "x": x,
+            "y": y,
+            "r_ap": r_pick,
+            "flux": flux,
+            "flux_err": flux_err,
+            "flux_ap": f[rows, pick],
+            "sky": m["sky"],
+            "sky_err": m["sky_err"],
+            "snr": snr,
+            "mag_inst": mag,
+            "mag_inst_err": merr,
+            "flux_lim": np.where(is_target, nsig * np.sqrt(bvar[rows, pick]) / g_pick, np.nan),
+            "detected": ~is_target | (snr >= cfg.get("detect_snr", 3.0)),
+            "flags": flags.astype(np.int32),
+            "mag_cat": np.concatenate([stars["mag"], np.full(len(tg), np.nan)]).astype(float),
+            "mag_cat_err": np.concatenate([stars["mag_err"], np.full(len(tg), np.nan)]),
+            "color": np.concatenate([stars["color"], np.full(len(tg), np.nan)]).astype(float),
+            "contamination": contamination,
+        }
+    )
+    if cfg.get("keep_apertures", False):
+        for j in range(len(rad)):
+            out[f"flux_r{j}"] = f[:, j] / growth[j]
+            out[f"flux_err_r{j}"] = e[:, j] / growth[j]
+
+    info = {
+        "fwhm": float(fwhm),
+        "mode": cfg.get("mode", "fwhm"),
+        "radii": rad.tolist(),
+        "r_ap": float(rad[main]),
+        "r_in": float(r_in),
+        "r_out": float(r_out),
+        "growth": growth.tolist(),
+        "growth_rel_err": rel_err.tolist(),
+        "growth_n": n_growth,
+        "growth_status": growth_status,
+        "apcor": float(1.0 / growth[main]),
+        "apcor_err": apcor_err / growth[main],
+        "blank_scatter": blank["scatter"].tolist(),
+        "blank_err": blank["err"].tolist(),
+        "blank_n": blank["n"],
+        "maglim_inst_analytic": _inst_mag(
+            _limit(analytic_limits(err, mask, rad, growth, r_in, r_out, nsig), main, cfg), exptime
+        ),
+        "maglim_inst": _inst_mag(
+            _limit(phot.limiting_flux(blank["scatter"] ** 2, nsig) / growth, main, cfg), exptime
+        ),
+        "limit_sigma": nsig,
+        "n_stars": n_star,
+        "n_targets": int(len(tg)),
+    }
+    return out, info
+
+
+def _uncatalogued_neighbour(x, y, r, known_x, known_y, detections, fwhm) -> np.ndarray:
+    """True where a detection that is no catalog star or target (more than one FWHM from
+    all of them) lies within the aperture radius plus one FWHM."""
+    if detections is None or len(detections[0]) == 0 or len(x) == 0:
+        return np.zeros(len(x), bool)
+    det = np.column_stack(detections)
+    d, _ = cKDTree(np.column_stack([known_x, known_y])).query(det)
+    extra = det[d > fwhm]
+    if len(extra) == 0:
+        return np.zeros(len(x), bool)
+    hits = cKDTree(extra).query_ball_point(np.column_stack([x, y]), r + fwhm, return_length=True)
+    return np.asarray(hits) > 0
+
+
+def _spread_light(f, e, growth, main, rad, fwhm, growth_status, fraction, nsigma=3.0):
+    """True where the light inside one FWHM falls short of the curve of growth by more than
+    ``nsigma`` and by more than ``fraction`` of the expected: a neighbour too faint or close
+    to be detected or catalogued adds flux to the aperture but not to its core."""
+    core = int(np.argmin(np.abs(rad - fwhm)))
+    if growth_status == "none" or core >= main:
+        return np.zeros(len(f), bool)
+    fs, fm = f[:, core], f[:, main]
+    vs, vm = e[:, core] ** 2, e[:, main] ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = fs / fm
+        # The core is part of the aperture: their errors share the core's variance.
+        sigma = np.abs(ratio) * np.sqrt(np.maximum(vs / fs**2 + vm / fm**2 - 2 * vs / (fs * fm), 0))
+        expected = growth[core] / growth[main]
+        short = ratio - expected < -np.maximum(nsigma * sigma, fraction * expected)
+    return np.nan_to_num(short, nan=False).astype(bool) & (fs > 0) & (fm > 0)
+
+
+def _ids(star_ids: pd.Series, names: pd.Series) -> np.ndarray:
+    """Catalog ids, then the targets': -1, -2, ... beside numeric ids, else the names."""
+    if pd.api.types.is_numeric_dtype(star_ids) or len(star_ids) == 0:
+        return np.concatenate([star_ids.to_numpy(np.int64), -1 - np.arange(len(names))])
+    return np.concatenate([star_ids.astype(str), "target:" + names.astype(str)])
+
+
+def _per_star(r_pick, inside):
+    """Per-star radii over all projected catalog stars (outside ones get the smallest)."""
+    r = np.full(len(inside), float(np.min(r_pick)) if len(r_pick) else 1.0)
+    r[np.flatnonzero(inside)] = r_pick
+    return r
+
+
+def _inst_mag(flux, exptime):
+    return float(-2.5 * np.log10(flux / exptime)) if np.isfinite(flux) and flux > 0 else np.nan
+
+
+def blank_sky(sci, err, mask, rad, r_in, r_out, fwhm, n, avoid) -> dict:
+    """Flux scatter (1.4826 MAD) of blank-sky apertures of every radius, placed away from
+    every known source, and their median error estimate from the ERR plane: the empirical
+    noise of an aperture measurement (Labbe et al. 2003, AJ 125, 1107).
+
+    Returns ``scatter`` and ``err`` (arrays over radii, NaN with fewer than 20 apertures)
+    and ``n``.
+    """
+    bx, by = phot.blank_apertures(
+        sci.shape, *avoid, clearance=rad[-1] + 3 * fwhm, margin=r_out + 1, n=n
+    )
+    scatter, typical = np.full(len(rad), np.nan), np.full(len(rad), np.nan)
+    if len(bx) < 20:
+        return {"scatter": scatter, "err": typical, "n": int(len(bx))}
+    b = phot.multi_aperture(sci, err, mask, bx, by, rad, r_in, r_out)
+    ok = (b["flags"] & ~int(Flag.NEGATIVE_FLUX)) == 0
+    for j in range(len(rad)):
+        v = b["flux"][ok[:, j], j]
+        if len(v) >= 20:
+            scatter[j] = 1.4826 * np.median(np.abs(v - np.median(v)))
+            typical[j] = np.median(b["flux_err"][ok[:, j], j])
+    return {"scatter": scatter, "err": typical, "n": int(len(bx))}
+
+
+def analytic_limits(err, mask, rad, growth, r_in, r_out, nsig):
+    """Total flux (e-) measured at ``nsig`` in each aperture from the ERR plane's median
+    pixel noise, the sky-estimate error included."""
+    area = np.pi * rad**2
+    good = ~any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
+    sigma_pix = float(np.median(err[good])) if good.any() else np.nan
+    n_sky = np.pi * (r_out**2 - r_in**2)
+    return phot.limiting_flux(area * sigma_pix**2 * (1 + area / n_sky), nsig) / growth
+
+
+def _limit(per_radius, main, cfg) -> float:
+    """The limit of the main aperture, or in ``optimal`` mode of the best one."""
+    if cfg.get("mode", "fwhm") == "optimal":
+        ok = np.isfinite(per_radius)
+        return float(np.min(per_radius[ok])) if ok.any() else np.nan
+    return float(per_radius[main])
