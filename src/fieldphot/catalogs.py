@@ -86,11 +86,12 @@ SPECS = {
 }  # fmt: skip
 
 
-def covering(specs, dec: float) -> list[Spec]:
-    """The catalogs (names or specs) whose sky coverage includes declination ``dec``,
-    in the order given."""
+def covering(specs, dec: float, dec_max: float | None = None) -> list[Spec]:
+    """The catalogs (names or specs) whose sky coverage includes declination ``dec`` (up
+    to ``dec_max`` when given), in the order given."""
     specs = [SPECS[s] if isinstance(s, str) else s for s in specs]
-    return [s for s in specs if s.dec_range[0] <= dec <= s.dec_range[1]]
+    top = dec if dec_max is None else dec_max
+    return [s for s in specs if s.dec_range[0] <= dec and top <= s.dec_range[1]]
 
 
 def _column(table, name: str) -> str | None:
@@ -334,7 +335,7 @@ def field_reference(fields, cfg: dict, band: str, cache_dir, sleep=time.sleep):
     why = []
     decs = [f[1] for f in fields]
     names = cfg.get("catalogs") or list(SPECS)
-    for spec in (s for s in covering(names, min(decs)) if s in covering(names, max(decs))):
+    for spec in covering(names, min(decs), max(decs)):
         try:
             parts, records = [], []
             for ra, dec, radius in fields:

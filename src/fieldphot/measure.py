@@ -153,6 +153,7 @@ def measure_frame(
     tx, ty, t_in = _project(wcs, tg["ra"], tg["dec"], shape)
     tg, tx, ty = tg[t_in].reset_index(drop=True), tx[t_in], ty[t_in]
     n_star = len(stars)
+    det_x, det_y = avoid_xy if avoid_xy is not None else (np.zeros(0), np.zeros(0))
     x = np.concatenate([x_all[inside], tx])
     y = np.concatenate([y_all[inside], ty])
     m = phot.multi_aperture(sci, err, mask, x, y, rad, r_in, r_out)
@@ -165,10 +166,7 @@ def measure_frame(
         r_out,
         fwhm,
         cfg.get("blank_apertures", 400),
-        avoid=(
-            np.concatenate([x_all, *([avoid_xy[0]] if avoid_xy else [])]),
-            np.concatenate([y_all, *([avoid_xy[1]] if avoid_xy else [])]),
-        ),
+        avoid=(np.concatenate([x_all, det_x]), np.concatenate([y_all, det_y])),
     )
     # Noise that blank-sky apertures show beyond their own error estimate (undetected
     # faint stars, sky structure, correlated noise) is added to every measurement.
@@ -178,28 +176,11 @@ def measure_frame(
     bvar = np.maximum(e**2 - np.maximum(f, 0.0), 0.0)
     snr_main = np.where(e[:, main] > 0, f[:, main] / e[:, main], 0.0)
 
-    # Curve of growth from bright, clean, isolated stars; relaxed on sparse frames.
     cont_big = phot.neighbour_contamination(x_all, y_all, mag_all, fwhm, rad[-1], inside)[inside]
     clean = m["flags"][:n_star, -1] == 0
-    # growth: fraction of the largest aperture's flux in each; rel_err: the error of each
-    # aperture's flux relative to the main one's (a frame-wide error of the main
-    # aperture's correction is common to all stars, so the zeropoint absorbs it).
-    growth, rel_err, apcor_err, n_growth, growth_status = (
-        np.ones(len(rad)),
-        np.zeros(len(rad)),
-        0.0,
-        0,
-        "none",
+    growth, rel_err, apcor_err, n_growth, growth_status = _growth(
+        f[:n_star], clean, cont_big, snr_main[:n_star], rad, main, cfg
     )
-    tiers = (("measured", 1e-3, cfg.get("apcor_min_snr", 50.0)), ("relaxed", 1e-2, 20.0))
-    for status, max_cont, min_snr in tiers:
-        usable = clean & (cont_big < max_cont) & (snr_main[:n_star] > min_snr)
-        g, ge, n = phot.curve_of_growth(f[:n_star], usable, ref=main)
-        if n >= 3:
-            growth = g / g[-1] * phot.moffat_encircled(rad, g / g[-1])
-            rel_err, apcor_err = ge / g, float(ge[-1] / g[-1])
-            n_growth, growth_status = n, status
-            break
 
     if cfg.get("mode", "fwhm") == "optimal" and growth_status != "none":
         guess = f[:, main] / growth[main]
@@ -230,7 +211,14 @@ def measure_frame(
     blended = (
         (contamination > cfg.get("blend_fraction", 0.01))
         | _uncatalogued_neighbour(
-            x, y, r_pick, np.concatenate([x_all, tx]), np.concatenate([y_all, ty]), avoid_xy, fwhm
+            x,
+            y,
+            r_pick,
+            np.concatenate([x_all, tx]),
+            np.concatenate([y_all, ty]),
+            det_x,
+            det_y,
+            fwhm,
         )
         | _spread_light(
             f,
@@ -296,11 +284,11 @@ def measure_frame(
         "blank_scatter": blank["scatter"].tolist(),
         "blank_err": blank["err"].tolist(),
         "blank_n": blank["n"],
-        "maglim_inst_analytic": _inst_mag(
-            _limit(analytic_limits(err, mask, rad, growth, r_in, r_out, nsig), main, cfg), exptime
+        "maglim_inst_analytic": _limit_mag(
+            analytic_limits(err, mask, rad, growth, r_in, r_out, nsig), main, cfg, exptime
         ),
-        "maglim_inst": _inst_mag(
-            _limit(phot.limiting_flux(blank["scatter"] ** 2, nsig) / growth, main, cfg), exptime
+        "maglim_inst": _limit_mag(
+            phot.limiting_flux(blank["scatter"] ** 2, nsig) / growth, main, cfg, exptime
         ),
         "limit_sigma": nsig,
         "n_stars": n_star,
@@ -309,12 +297,32 @@ def measure_frame(
     return out, info
 
 
-def _uncatalogued_neighbour(x, y, r, known_x, known_y, detections, fwhm) -> np.ndarray:
+def _growth(f, clean, contamination, snr, rad, main, cfg):
+    """Curve of growth from bright, clean, isolated stars, relaxed on sparse frames.
+
+    Returns growth (fraction of the total flux in each aperture, the Moffat-extrapolated
+    loss beyond the largest included), the error of each aperture's flux relative to the
+    main one's (a frame-wide error of the main aperture's correction is common to all
+    stars, so the zeropoint absorbs it), that frame-wide relative error, the stars used,
+    and the tier (``measured``, ``relaxed`` or ``none``: no correction).
+    """
+    tiers = (("measured", 1e-3, cfg.get("apcor_min_snr", 50.0)), ("relaxed", 1e-2, 20.0))
+    for status, max_cont, min_snr in tiers:
+        usable = clean & (contamination < max_cont) & (snr > min_snr)
+        g, ge, n = phot.curve_of_growth(f, usable, ref=main)
+        if n >= 3:
+            g_big = g / g[-1]
+            growth = g_big * phot.moffat_encircled(rad, g_big)
+            return growth, ge / g, float(ge[-1] / g[-1]), n, status
+    return np.ones(len(rad)), np.zeros(len(rad)), 0.0, 0, "none"
+
+
+def _uncatalogued_neighbour(x, y, r, known_x, known_y, det_x, det_y, fwhm) -> np.ndarray:
     """True where a detection that is no catalog star or target (more than one FWHM from
     all of them) lies within the aperture radius plus one FWHM."""
-    if detections is None or len(detections[0]) == 0 or len(x) == 0:
+    if len(det_x) == 0 or len(x) == 0:
         return np.zeros(len(x), bool)
-    det = np.column_stack(detections)
+    det = np.column_stack([det_x, det_y])
     d, _ = cKDTree(np.column_stack([known_x, known_y])).query(det)
     extra = det[d > fwhm]
     if len(extra) == 0:
@@ -355,10 +363,6 @@ def _per_star(r_pick, inside):
     return r
 
 
-def _inst_mag(flux, exptime):
-    return float(-2.5 * np.log10(flux / exptime)) if np.isfinite(flux) and flux > 0 else np.nan
-
-
 def blank_sky(sci, err, mask, rad, r_in, r_out, fwhm, n, avoid) -> dict:
     """Flux scatter (1.4826 MAD) of blank-sky apertures of every radius, placed away from
     every known source, and their median error estimate from the ERR plane: the empirical
@@ -393,9 +397,11 @@ def analytic_limits(err, mask, rad, growth, r_in, r_out, nsig):
     return phot.limiting_flux(area * sigma_pix**2 * (1 + area / n_sky), nsig) / growth
 
 
-def _limit(per_radius, main, cfg) -> float:
-    """The limit of the main aperture, or in ``optimal`` mode of the best one."""
+def _limit_mag(per_radius, main, cfg, exptime) -> float:
+    """Instrumental magnitude of the limiting flux of the main aperture, or in ``optimal``
+    mode of the best one."""
+    flux = per_radius[main]
     if cfg.get("mode", "fwhm") == "optimal":
         ok = np.isfinite(per_radius)
-        return float(np.min(per_radius[ok])) if ok.any() else np.nan
-    return float(per_radius[main])
+        flux = np.min(per_radius[ok]) if ok.any() else np.nan
+    return float(zpt.instrumental_mag([flux], [0.0], exptime)[0][0])

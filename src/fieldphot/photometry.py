@@ -23,6 +23,7 @@ True
 import numpy as np
 import pandas as pd
 import sep
+from scipy.optimize import curve_fit
 from scipy.spatial import cKDTree
 
 from .flags import Flag
@@ -235,8 +236,6 @@ def moffat_encircled(radii, growth) -> float:
     >>> bool(round(moffat_encircled(r, ee / ee[-1]), 4) == round(ee[-1], 4))
     True
     """
-    from scipy.optimize import curve_fit
-
     r = np.asarray(radii, float)
     g = np.asarray(growth, float)
 

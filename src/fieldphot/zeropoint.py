@@ -69,7 +69,8 @@ def fit_zeropoint(
     dict
         ``zp, zp_err, color_term, color_term_err, spatial`` (coefficients by name),
         ``cov`` (parameter covariance), ``names``, ``n_used, n_input, rms, chi2_red,
-        color_min, color_max, color_median, status`` (``ok`` or ``few_stars``) and
+        color_min, color_max, color_median, spatial_order, status`` (``ok`` or
+        ``few_stars``) and
         ``used`` (boolean array over the inputs).
     """
     inst_mag, inst_err, cat_mag, cat_err = (
@@ -80,9 +81,9 @@ def fit_zeropoint(
     fixed = float(color_term) if color_term not in (None, "fit") else 0.0
     d = cat_mag - inst_mag - fixed * np.nan_to_num(color)
     s = np.sqrt(inst_err**2 + np.nan_to_num(cat_err, nan=0.0) ** 2)
-    used = np.isfinite(d) & np.isfinite(s) & (s > 0)
-    if color_term is not None and color_term != 0:
-        used &= np.isfinite(color)
+    # A colour term, fitted or fixed, needs the star's colour.
+    has_color = np.isfinite(color) if color_term not in (None, 0) else np.ones(n_all, bool)
+    used = np.isfinite(d) & np.isfinite(s) & (s > 0) & has_color
     A, names = _design(n_all, np.nan_to_num(color), color_term, uv, spatial_order)
     result = {
         "zp": np.nan,
@@ -91,6 +92,7 @@ def fit_zeropoint(
         "color_term_err": 0.0 if color_term != "fit" else np.nan,
         "color_term_mode": "fit" if color_term == "fit" else ("fixed" if color_term else "none"),
         "spatial": {},
+        "spatial_order": int(spatial_order),
         "names": names,
         "cov": None,
         "n_used": 0,
@@ -118,9 +120,7 @@ def fit_zeropoint(
         p, _ = solve(used)
         chi = (d - A @ p) / s
         spread = max(1.0, 1.4826 * np.median(np.abs(chi[used] - np.median(chi[used]))))
-        new = np.isfinite(chi) & (np.abs(chi) < clip_sigma * spread)
-        if color_term is not None and color_term != 0:
-            new &= np.isfinite(color)
+        new = np.isfinite(chi) & (np.abs(chi) < clip_sigma * spread) & has_color
         if new.sum() < need or (new == used).all():
             break
         used = new
@@ -173,9 +173,9 @@ def apply_zeropoint(fit: dict, inst_mag, inst_err, color=None, uv=None, color_sp
     c = np.full(n, np.nan) if color is None else np.asarray(color, float)
     missing = ~np.isfinite(c)
     c = np.where(missing, np.nan_to_num(fit["color_median"]), c)
-    order = max((int(k[1]) + int(k[3]) for k in fit["spatial"]), default=0)
     mode = "fit" if fit["color_term_mode"] == "fit" else None
-    A, _ = _design(n, c, mode, uv if uv is not None else (np.zeros(n), np.zeros(n)), order)
+    uv = uv if uv is not None else (np.zeros(n), np.zeros(n))
+    A, _ = _design(n, c, mode, uv, fit["spatial_order"])
     p, cov = np.asarray(fit["params"]), np.asarray(fit["cov"])
     fixed = fit["color_term"] if fit["color_term_mode"] == "fixed" else 0.0
     mag = inst_mag + A @ p + fixed * c

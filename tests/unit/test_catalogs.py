@@ -178,7 +178,7 @@ def test_reference_catalog_stage_queries_the_fields_of_the_manifest(vizier, tmp_
     t, meta = io.read_table(tmp_path / "refcat.parquet")
     assert meta["band"] == "V" and meta["catalog"] == "gaia-dr3" and len(t) > 0
     assert list((tmp_path / "resources" / "catalogs").glob("gaia-dr3_*.parquet"))
-    (req,) = [r for r in vizier.requests]
+    (req,) = vizier.requests
     assert float(req["-c.rd"]) == pytest.approx(
         0.5 * np.hypot(1024, 1024) * 0.6 / 3600 * 1.1, abs=2e-3
     )
