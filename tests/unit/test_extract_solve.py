@@ -13,7 +13,8 @@ def test_fwhm_and_centroids(processed):
     for frame in processed.frames[::6]:
         src, meta = processed.table("sources", frame)
         fwhm_true = processed.truth_frames.loc[frame, "fwhm"]
-        assert meta["extract"]["fwhm"] == pytest.approx(fwhm_true, rel=0.1)
+        # The pixel-integrated profile is a little broader than the simulated seeing.
+        assert 0.99 * fwhm_true < meta["extract"]["fwhm"] < 1.05 * fwhm_true
         truth = processed.truth_fluxes[processed.truth_fluxes["frame"] == frame]
         bright = src[(src["snr"] > 100) & (src["flags"] == 0)]
         d = np.hypot(
