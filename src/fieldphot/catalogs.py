@@ -264,16 +264,22 @@ def fetch(
 
 
 def standardize(
-    spec: Spec, raw: pd.DataFrame, band: str, color_index: str | None, system: str
+    spec: Spec, raw: pd.DataFrame, band, color_index: str | None, system: str | None
 ) -> tuple[pd.DataFrame, dict]:
     """The reference-catalog columns (``id, ra, dec, mag, mag_err, color, pmra, pmdec,
-    epoch``) in ``band`` on ``system``, from one catalog's raw table.
+    epoch``) in ``band`` on ``system`` (AB or Vega; None: the band's usual one), from one
+    catalog's raw table.
+
+    ``band`` may be a list: ``mag``/``mag_err``/``color`` are then the first band's, and
+    every band ``b`` also gets ``mag_b``, ``mag_err_b``, ``color_b`` (for a night observed
+    in several filters; :func:`fieldphot.refcat.in_band` picks a frame's).
 
     Raises
     ------
     ValueError
-        When the catalog's bands cannot give ``band``.
+        When the catalog's bands cannot give a requested band.
     """
+    wanted = [band] if isinstance(band, str) else list(band)
     have = {
         b: (
             raw[m].to_numpy(float),
@@ -282,43 +288,61 @@ def standardize(
         for b, (m, e) in spec.bands.items()
         if m in raw
     }
-    made = bands.derive(band, have)
-    if made is None:
-        raise ValueError(f"{spec.name} has bands {sorted(have)}; no relation gives {band}")
-    # The catalog's own bands first, transformed ones after.
-    indices = [color_index] if color_index else bands.COLORS.get(band, [])
-    indices = sorted(indices, key=lambda i: not set(i.split("-")) <= set(have))
-    index = next((i for i in indices if bands.color(i, have) is not None), "")
-    col = bands.color(index, have) if index else np.full(len(raw), np.nan)
     n = len(raw)
     out = pd.DataFrame(
         {
             "id": raw[spec.id].to_numpy() if spec.id in raw else np.arange(1, n + 1),
             "ra": raw[spec.ra].to_numpy(float),
             "dec": raw[spec.dec].to_numpy(float),
-            "mag": bands.to_system(made[0], band, system),
-            "mag_err": made[1],
-            "color": col,
-            "pmra": raw[spec.pm[0]].to_numpy(float) if spec.pm else np.nan,
-            "pmdec": raw[spec.pm[1]].to_numpy(float) if spec.pm else np.nan,
-            "epoch": spec.epoch if spec.epoch else np.nan,
         }
     )
-    out = out[np.isfinite(out["mag"]) & np.isfinite(out["ra"])].reset_index(drop=True)
-    return out, {
+    indices, systems = {}, {}
+    for b in wanted:
+        systems[b] = system or bands.SYSTEM.get(b, "Vega")
+        made = bands.derive(b, have)
+        if made is None:
+            raise ValueError(f"{spec.name} has bands {sorted(have)}; no relation gives {b}")
+        # The catalog's own bands first, transformed ones after.
+        cands = [color_index] if color_index else bands.COLORS.get(b, [])
+        cands = sorted(cands, key=lambda i: not set(i.split("-")) <= set(have))
+        indices[b] = next((i for i in cands if bands.color(i, have) is not None), "")
+        col = bands.color(indices[b], have) if indices[b] else np.full(n, np.nan)
+        out[f"mag_{b}"] = bands.to_system(made[0], b, systems[b])
+        out[f"mag_err_{b}"] = made[1]
+        out[f"color_{b}"] = col
+    first = wanted[0]
+    out["mag"], out["mag_err"], out["color"] = (out[f"{c}_{first}"] for c in MAG_COLUMNS)
+    if len(wanted) == 1:
+        out = out.drop(columns=[f"{c}_{first}" for c in MAG_COLUMNS])
+    out["pmra"] = raw[spec.pm[0]].to_numpy(float) if spec.pm else np.nan
+    out["pmdec"] = raw[spec.pm[1]].to_numpy(float) if spec.pm else np.nan
+    out["epoch"] = spec.epoch if spec.epoch else np.nan
+    mags = out[[f"mag_{b}" for b in wanted]] if len(wanted) > 1 else out[["mag"]]
+    out = out[np.isfinite(mags).any(axis=1) & np.isfinite(out["ra"])].reset_index(drop=True)
+    meta = {
         "catalog": spec.name,
         "release": spec.release,
-        "band": band,
-        "color_index": index,
-        "magnitude_system": system,
+        "band": first,
+        "color_index": indices[first],
+        "magnitude_system": systems[first],
     }
+    if len(wanted) > 1:
+        meta["bands"] = {
+            b: {"color_index": indices[b], "magnitude_system": systems[b]} for b in wanted
+        }
+    return out, meta
 
 
-def field_reference(fields, cfg: dict, band: str, cache_dir, sleep=time.sleep):
+#: Per-band columns of a multi-band reference catalog (``mag_V``, ``mag_err_V``, ...).
+MAG_COLUMNS = ("mag", "mag_err", "color")
+
+
+def field_reference(fields, cfg: dict, band, cache_dir, sleep=time.sleep):
     """The reference catalog for every field (centre and radius) of a run.
 
     Tries the configured catalogs that cover the fields' declinations, in order; the
-    first that gives stars in ``band`` for every field wins.
+    first that gives stars in ``band`` (one, or a list: see :func:`standardize`) for
+    every field wins.
 
     Returns
     -------
@@ -362,7 +386,7 @@ def field_reference(fields, cfg: dict, band: str, cache_dir, sleep=time.sleep):
                 raw,
                 band,
                 cfg.get("color"),
-                cfg.get("magnitude_system") or bands.SYSTEM.get(band, "Vega"),
+                cfg.get("magnitude_system"),
             )
         except CatalogUnavailable as exc:
             why.append(f"{spec.name}: service unreachable ({exc})")

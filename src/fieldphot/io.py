@@ -280,3 +280,30 @@ def save_figure(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
+
+
+#: FITS header keywords for an export's metadata (FITS keys are at most 8 characters).
+_FITS_KEYS = {"band": "BAND", "magnitude_system": "MAGSYS", "fieldphot_version": "FPVERS"}
+
+
+def write_export(path, table: Table, fmt: str, document: dict | None = None) -> None:
+    """Write an export atomically: ``csv``, ``ecsv``, ``fits`` or ``parquet`` from the
+    astropy ``table`` (units kept where the format can), ``json`` from ``document``."""
+    with atomic_path(path) as tmp:
+        if fmt == "json":
+            Path(tmp).write_text(json.dumps(document, allow_nan=False, default=str))
+        elif fmt == "fits":
+            t = table.copy(copy_data=False)
+            t.meta = {_FITS_KEYS.get(k, k): v for k, v in t.meta.items()}
+            # 'electron' is not a FITS-standard unit; written as TUNITn = 'electron' (as
+            # HST and JWST products do) rather than dropped.
+            units = {c: t[c].unit for c in t.colnames}
+            for c in t.colnames:
+                t[c].unit = None
+            hdu = fits.table_to_hdu(t)
+            for i, c in enumerate(t.colnames, start=1):
+                if units[c] is not None:
+                    hdu.header[f"TUNIT{i}"] = str(units[c])
+            hdu.writeto(tmp)
+        else:
+            table.write(tmp, format={"csv": "ascii.csv", "ecsv": "ascii.ecsv"}.get(fmt, fmt))

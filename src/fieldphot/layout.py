@@ -20,9 +20,23 @@ PATTERNS = {
     "summary": "lightcurves/summary.parquet",
     "frames": "lightcurves/frames.parquet",
     "rms_plot": "lightcurves/rms_mag.png",
+    "export": "export/{name}",
 }
 
 PER_FRAME = ("calibrated", "sources", "astrometry", "photometry", "catalogs")
+
+
+def export_names(formats, catalog: bool, targets: bool) -> list[str]:
+    """File names the export step writes: ``catalog.<ext>`` per format (with ``catalog``),
+    ``targets.<ext>`` per format and ``gcn.txt`` (with ``targets``).
+
+    Examples
+    --------
+    >>> export_names(["csv", "fits"], catalog=True, targets=True)
+    ['catalog.csv', 'catalog.fits', 'targets.csv', 'targets.fits', 'gcn.txt']
+    """
+    kinds = ["catalog"] * catalog + ["targets"] * targets
+    return [f"{k}.{f}" for k in kinds for f in formats] + ["gcn.txt"] * targets
 
 
 def path(product: str, **wildcards) -> str:

@@ -283,12 +283,19 @@ def measure_frame(
         "apcor_err": apcor_err / growth[main],
         "blank_scatter": blank["scatter"].tolist(),
         "blank_err": blank["err"].tolist(),
+        "blank_median": blank["median"].tolist(),
         "blank_n": blank["n"],
         "maglim_inst_analytic": _limit_mag(
             analytic_limits(err, mask, rad, growth, r_in, r_out, nsig), main, cfg, exptime
         ),
+        # An empty aperture's noise as every measurement reports it (the ERR plane, or the
+        # larger blank-sky scatter), and the median offset faint undetected stars give.
         "maglim_inst": _limit_mag(
-            phot.limiting_flux(blank["scatter"] ** 2, nsig) / growth, main, cfg, exptime
+            phot.limiting_flux(np.fmax(blank["scatter"], blank["err"]) ** 2, nsig, blank["median"])
+            / growth,
+            main,
+            cfg,
+            exptime,
         ),
         "limit_sigma": nsig,
         "n_stars": n_star,
@@ -368,23 +375,25 @@ def blank_sky(sci, err, mask, rad, r_in, r_out, fwhm, n, avoid) -> dict:
     every known source, and their median error estimate from the ERR plane: the empirical
     noise of an aperture measurement (Labbe et al. 2003, AJ 125, 1107).
 
-    Returns ``scatter`` and ``err`` (arrays over radii, NaN with fewer than 20 apertures)
+    Returns ``scatter``, ``err`` and ``median`` (the median flux: below zero where faint
+    undetected stars skew the noise; arrays over radii, NaN with fewer than 20 apertures)
     and ``n``.
     """
     bx, by = phot.blank_apertures(
         sci.shape, *avoid, clearance=rad[-1] + 3 * fwhm, margin=r_out + 1, n=n
     )
-    scatter, typical = np.full(len(rad), np.nan), np.full(len(rad), np.nan)
+    scatter, typical, median = (np.full(len(rad), np.nan) for _ in range(3))
     if len(bx) < 20:
-        return {"scatter": scatter, "err": typical, "n": int(len(bx))}
+        return {"scatter": scatter, "err": typical, "median": median, "n": int(len(bx))}
     b = phot.multi_aperture(sci, err, mask, bx, by, rad, r_in, r_out)
     ok = (b["flags"] & ~int(Flag.NEGATIVE_FLUX)) == 0
     for j in range(len(rad)):
         v = b["flux"][ok[:, j], j]
         if len(v) >= 20:
-            scatter[j] = 1.4826 * np.median(np.abs(v - np.median(v)))
+            median[j] = np.median(v)
+            scatter[j] = 1.4826 * np.median(np.abs(v - median[j]))
             typical[j] = np.median(b["flux_err"][ok[:, j], j])
-    return {"scatter": scatter, "err": typical, "n": int(len(bx))}
+    return {"scatter": scatter, "err": typical, "median": median, "n": int(len(bx))}
 
 
 def analytic_limits(err, mask, rad, growth, r_in, r_out, nsig):

@@ -379,17 +379,22 @@ def neighbour_contamination(
     return frac
 
 
-def limiting_flux(background_var, nsigma: float = 5.0):
-    """Flux (e-) measured at ``nsigma`` in an aperture whose background variance is
-    ``background_var`` (e-^2).
+def limiting_flux(background_var, nsigma: float = 5.0, offset=0.0):
+    """Flux (e-) measured at ``nsigma`` half of the time in an aperture whose background
+    variance is ``background_var`` (e-^2).
 
-    Solves ``F / sqrt(F + background_var) = nsigma``: a star of this flux is measured
-    above ``nsigma`` half of the time.
+    Solves ``(F + offset) / sqrt(F + background_var) = nsigma``. ``offset`` is the median
+    flux that empty apertures measure: below zero where faint undetected stars skew the
+    noise (their light lifts the mean, not the median), so that a star of flux ``F`` is
+    measured at ``F + offset`` half of the time.
 
     Examples
     --------
     >>> round(float(limiting_flux(100.0 * 10.0**2)), 1)
     512.7
+    >>> round(float(limiting_flux(100.0 * 10.0**2, offset=-20.0)), 1)
+    533.2
     """
-    v = np.asarray(background_var, float)
-    return (nsigma**2 + np.sqrt(nsigma**4 + 4 * nsigma**2 * v)) / 2.0
+    v, mu = np.asarray(background_var, float), np.asarray(offset, float)
+    g = (nsigma**2 + np.sqrt(nsigma**4 + 4 * nsigma**2 * (v - mu))) / 2.0
+    return g - mu

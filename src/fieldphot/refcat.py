@@ -93,6 +93,32 @@ def at_epoch(ref: pd.DataFrame, mjd) -> pd.DataFrame:
     return out
 
 
+def in_band(ref: pd.DataFrame, meta: dict, band: str | None) -> tuple[pd.DataFrame, dict]:
+    """The catalog with ``mag``, ``mag_err``, ``color`` in ``band`` when it holds several
+    bands (``mag_<band>`` columns; :func:`fieldphot.catalogs.standardize`), and that band's
+    ``band``, ``color_index`` and ``magnitude_system``. A single-band catalog, or a band it
+    lacks, is returned as it is (its first band).
+
+    Examples
+    --------
+    >>> ref = pd.DataFrame({"mag": [12.0], "mag_err": [0.01], "color": [0.5],
+    ...     "mag_V": [12.0], "mag_err_V": [0.01], "color_V": [0.5],
+    ...     "mag_r": [11.9], "mag_err_r": [0.02], "color_r": [0.3]})
+    >>> meta = {"band": "V", "bands": {"V": {"magnitude_system": "Vega"},
+    ...                                "r": {"magnitude_system": "AB"}}}
+    >>> t, m = in_band(ref, meta, "r")
+    >>> float(t["mag"][0]), m["band"], m["magnitude_system"]
+    (11.9, 'r', 'AB')
+    """
+    per_band = meta.get("bands", {})
+    if band not in per_band or f"mag_{band}" not in ref:
+        return ref, {k: meta.get(k) for k in ("band", "color_index", "magnitude_system")}
+    ref = ref.assign(
+        mag=ref[f"mag_{band}"], mag_err=ref[f"mag_err_{band}"], color=ref[f"color_{band}"]
+    )
+    return ref, {"band": band, **per_band[band]}
+
+
 def fields(science: pd.DataFrame, radius_deg=None, margin: float = 1.1) -> list[tuple]:
     """(ra, dec, radius) circles covering the science frames' pointings.
 

@@ -114,6 +114,7 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
     else:
         cats = [process_frame(row, str(r), cfg) for rows in waves for row in rows]
     stages.light_curves(cats, r / "lightcurves", cfg["lightcurves"])
+    stages.export(cats, r / "export", cfg["export"], bool(cfg["targets"]))
     return {
         "catalogs": cats,
         "lightcurves": str(r / layout.path("lightcurves")),

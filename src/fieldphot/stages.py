@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from . import bands, catalogs, headers, io, lightcurves, measure, refcat, wcsmodel
+from . import bands, catalogs, headers, io, layout, lightcurves, measure, refcat, wcsmodel
 from . import calibrate as cal
+from . import export as xport
 from . import extract as ext
 from . import manifest as mf
 from . import solve as sol
@@ -125,21 +126,23 @@ def reference_catalog(manifest_path, out, cfg: dict):
     else:
         m, _ = io.read_table(manifest_path)
         sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
-        band = cfg.get("band") or _one_band(sci["filter"])
+        band = cfg.get("band") or _bands(sci["filter"])
         fields = refcat.fields(sci, cfg.get("radius_deg"))
         table, meta = catalogs.field_reference(fields, cfg, band, cfg["cache_dir"])
     log.info("reference catalog %s: %d stars", meta.get("source", meta.get("catalog")), len(table))
     io.write_table(out, table, {**meta, "config": cfg})
 
 
-def _one_band(filters: pd.Series) -> str:
-    found = {bands.from_filter(f) for f in filters.dropna().unique()}
-    if len(found) != 1 or None in found:
+def _bands(filters: pd.Series) -> str | list[str]:
+    """The reference band of each FILTER value: one band, or a list for several filters."""
+    found = {f: bands.from_filter(f) for f in filters.dropna().unique()}
+    if not found or None in found.values():
         raise ValueError(
             "cannot tell the reference band from the FILTER values "
-            f"{sorted(map(str, set(filters)))}; set reference_catalog.band"
+            f"{sorted(map(str, found))}; set reference_catalog.band"
         )
-    return found.pop()
+    names = sorted(set(found.values()))
+    return names[0] if len(names) == 1 else names
 
 
 # ------------------------------------------------------------------------- calibration
@@ -493,11 +496,14 @@ def photometer(calibrated, astrometry, refcat_path, out, cfg: dict, targets=(), 
     every forced target (:func:`fieldphot.measure.measure_frame`)."""
     _, meta = io.read_table(astrometry, columns=[])
     ref, ref_meta = io.read_table(refcat_path)
+    ref, band = refcat.in_band(
+        ref, ref_meta, bands.from_filter(meta.get("frame", {}).get("filter"))
+    )
     meta.update(
         config={**cfg, "targets": list(targets)},
         inputs=[str(p) for p in (calibrated, astrometry, refcat_path, sources) if p],
-        magnitude_system=ref_meta.get("magnitude_system"),
-        band=ref_meta.get("band"),
+        magnitude_system=band["magnitude_system"],
+        band=band["band"],
     )
     if not meta.get("wcs"):
         status = "bad" if meta.get("status") == "bad" else "no_wcs"
@@ -660,6 +666,7 @@ def light_curves(catalogs, outdir, cfg: dict):
     meta = {
         "n_frames": len(frames),
         "n_skipped": int((frame_table["status"] != "ok").sum()) if len(frames) else 0,
+        "extinction": night_extinction(frame_table),
         "config": cfg,
     }
     io.write_table(outdir / "lightcurves.parquet", lc, meta)
@@ -672,6 +679,60 @@ def light_curves(catalogs, outdir, cfg: dict):
         len(tables),
         meta["n_skipped"],
     )
+
+
+def export(catalogs, outdir, cfg: dict, targets: bool) -> list[str]:
+    """Every calibrated catalog row of the frames that succeeded, in each of
+    ``cfg["formats"]``: ``catalog.<fmt>`` (with ``cfg["catalog"]``) and, with ``targets``,
+    the forced targets' rows as ``targets.<fmt>`` and a GCN-circular table ``gcn.txt``.
+    Returns the names written (:func:`fieldphot.layout.export_names`)."""
+    outdir = Path(outdir)
+    tables, meta = [], {}
+    for path in catalogs:
+        t, m = io.read_table(path)
+        if m.get("status") == "ok":
+            tables.append(t)
+            meta = meta or m
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    nsig = meta.get("photometry", {}).get("limit_sigma", 5.0)
+    parts = {"catalog": rows}
+    if targets:
+        parts["targets"] = rows[rows["target"] != ""] if len(rows) else rows
+    names = layout.export_names(cfg["formats"], cfg["catalog"], targets)
+    for name in names:
+        kind, fmt = name.split(".")
+        if name == "gcn.txt":
+            rows_t = parts["targets"]
+            text = xport.gcn_table(rows_t, meta, cfg.get("t0_mjd"), nsig) if len(rows_t) else ""
+            io.write_text(outdir / name, text or "no target was measured on any frame\n")
+            continue
+        df = parts[kind]
+        io.write_export(
+            outdir / name,
+            xport.catalog_table(df, meta),
+            fmt,
+            xport.json_document(df, meta) if fmt == "json" else None,
+        )
+    log.info("exported %s (%d rows, %d frames)", ", ".join(names), len(rows), len(tables))
+    return names
+
+
+def night_extinction(frame_table: pd.DataFrame) -> list[dict]:
+    """Per night and filter, the extinction coefficient and the zeropoint above the
+    atmosphere fitted to the calibrated frames' zeropoints against airmass
+    (:func:`fieldphot.zeropoint.fit_extinction`; NaN where the airmass barely changes)."""
+    need = {"status", "night", "filter", "airmass", "zp", "zp_err"}
+    if not need <= set(frame_table.columns):
+        return []
+    ok = frame_table[frame_table["status"] == "ok"]
+    return [
+        {
+            "night": str(n),
+            "filter": str(f),
+            **zpt.fit_extinction(g["airmass"], g["zp"], g["zp_err"]),
+        }
+        for (n, f), g in ok.groupby(["night", "filter"])
+    ]
 
 
 # ------------------------------------------------------------------------------- init

@@ -72,6 +72,88 @@ def zeropoint_offsets(results, truth: Truth) -> pd.Series:
     return pd.Series(out, name="zp_minus_truth")
 
 
+def error_pulls(results, truth: Truth, min_snr: float = 5.0) -> np.ndarray:
+    """(measured - true magnitude) / reported error of every clean, unsaturated catalog star
+    above ``min_snr`` on every frame: a standard normal when the errors are honest."""
+    pulls = []
+    for frame, cat, meta in _per_frame(results, "catalogs"):
+        if meta.get("status") != "ok":
+            continue
+        c = cat[(cat["target"] == "") & (cat["flags"] == 0) & (cat["snr"] > min_snr)]
+        t = truth.frame(frame).loc[c["id"]]
+        keep = ~t["saturated"].to_numpy()
+        d = c["mag"].to_numpy() - t["mag_true"].to_numpy()
+        pulls.append((d / c["mag_err"].to_numpy())[keep])
+    return np.concatenate(pulls) if pulls else np.zeros(0)
+
+
+def completeness(
+    results, truth: Truth, frame: str, n: int = 400, seed: int = 7, snr: float = 5.0
+) -> dict:
+    """Inject ``n`` fake stars (the frame's true PSF) within +-1.2 mag of the frame's
+    limiting magnitude, away from detected sources, a few at a time; measure them by
+    forced photometry; return the recovered fraction (S/N >= ``snr``) per 0.3 mag bin and
+    the magnitude of 50 % recovery ``m50`` beside the reported ``maglim``."""
+    from . import measure, wcsmodel
+    from .synthetic import _stamp, moffat_alpha
+
+    results = Path(results)
+    sci, err, mask, _ = io.read_calibrated(next(results.glob(f"calibrated/*/{frame}.fits")))
+    _, meta = io.read_table(next(results.glob(f"photometry/*/{frame}.parquet")))
+    _, cmeta = io.read_table(next(results.glob(f"catalogs/*/{frame}.parquet")))
+    src, _ = io.read_table(next(results.glob(f"sources/*/{frame}.parquet")))
+    ref, _ = io.read_table(results / "refcat.parquet")
+    zp, maglim = cmeta["zeropoint"]["zp"], cmeta["zeropoint"]["maglim"]
+    exptime, wcs = meta["frame"]["exptime"], wcsmodel.wcs_from_string(meta["wcs"])
+    beta = truth.params["sim"]["moffat_beta"]
+    alpha = moffat_alpha(float(truth.frames.loc[frame, "fwhm"]), beta)
+    rng = np.random.default_rng(seed)
+    mags = rng.uniform(maglim - 1.2, maglim + 1.2, n)
+    known = src[["x", "y"]].to_numpy()
+    ny, nx = sci.shape
+    recovered = []
+    for chunk in np.array_split(np.arange(n), max(n // 50, 1)):  # no self-crowding
+        xy = []
+        while len(xy) < len(chunk):
+            p = rng.uniform(30, [nx - 30, ny - 30])
+            clear = np.hypot(*(known - p).T).min() > 12 if len(known) else True
+            if clear and all(np.hypot(*(p - q)) > 30 for q in xy):
+                xy.append(p)
+        model = np.zeros_like(sci)
+        for (x, y), m in zip(xy, mags[chunk], strict=True):
+            x0, y0, st = _stamp(x, y, alpha, beta, 20)
+            flux = 10 ** (-0.4 * (m - zp)) * exptime
+            model[y0 : y0 + st.shape[0], x0 : x0 + st.shape[1]] += flux * st
+        ra, dec = wcs.pixel_to_world_values(*np.array(xy).T)
+        fakes = [
+            {"name": str(i), "ra": a, "dec": d} for i, a, d in zip(chunk, ra, dec, strict=True)
+        ]
+        t, _ = measure.measure_frame(
+            sci + rng.poisson(model),
+            np.sqrt(err**2 + model),
+            mask,
+            wcs,
+            ref,
+            meta["photometry"]["fwhm"],
+            meta["frame"],
+            meta["config"],
+            fakes,
+            (src["x"].to_numpy(), src["y"].to_numpy()),
+        )
+        recovered += list(t.loc[t["target"] != "", "snr"].to_numpy() >= snr)
+    recovered = np.array(recovered)
+    edges = np.arange(maglim - 1.2, maglim + 1.21, 0.3)
+    centre = (edges[:-1] + edges[1:]) / 2
+    frac = np.array(
+        [
+            recovered[(mags >= a) & (mags < b)].mean()
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
+    )
+    m50 = float(np.interp(0.5, frac[::-1], centre[::-1]))
+    return {"centre": centre, "fraction": frac, "m50": m50, "maglim": float(maglim)}
+
+
 def light_curves(results) -> pd.DataFrame:
     return io.read_table(Path(results) / "lightcurves" / "lightcurves.parquet")[0]
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from astropy.table import Table
 
-from fieldphot import bands, catalogs, io, stages
+from fieldphot import bands, catalogs, io, refcat, stages
 
 pytest.importorskip("trustme")
 from vizier_server import FakeVizier  # noqa: E402
@@ -182,3 +182,35 @@ def test_reference_catalog_stage_queries_the_fields_of_the_manifest(vizier, tmp_
     assert float(req["-c.rd"]) == pytest.approx(
         0.5 * np.hypot(1024, 1024) * 0.6 / 3600 * 1.1, abs=2e-3
     )
+
+
+def test_a_night_in_two_filters_gets_both_bands_each_on_its_own_system(vizier, tmp_path):
+    manifest = pd.DataFrame(
+        {
+            "kind": "science",
+            "status": "ok",
+            "filter": ["V", "r'", "V"],
+            "ra": RA,
+            "dec": DEC,
+            "naxis1": 1024,
+            "naxis2": 1024,
+            "pixel_scale": 0.6,
+        }
+    )
+    io.write_table(tmp_path / "manifest.parquet", manifest, {})
+    cfg = {**_cfg(vizier), "path": "", "cache_dir": str(tmp_path / "cache")}
+    stages.reference_catalog(tmp_path / "manifest.parquet", tmp_path / "refcat.parquet", cfg)
+    t, meta = io.read_table(tmp_path / "refcat.parquet")
+    assert meta["bands"] == {
+        "V": {"color_index": "BP-RP", "magnitude_system": "Vega"},
+        "r": {"color_index": "BP-RP", "magnitude_system": "AB"},
+    }
+    assert len(vizier.requests) == 1  # one query serves both bands
+    src = vizier.tables["I/355/gaiadr3"].to_pandas().set_index("Source").loc[t["id"]]
+    bprp = (src["BPmag"] - src["RPmag"]).to_numpy()
+    r = src["Gmag"].to_numpy() - np.polynomial.polynomial.polyval(bprp, bands.GAIA["r"][0])
+    in_r, band = refcat.in_band(t, meta, "r")
+    assert band == {"band": "r", "color_index": "BP-RP", "magnitude_system": "AB"}
+    assert np.allclose(in_r["mag"], r, equal_nan=True)
+    in_v, band = refcat.in_band(t, meta, "V")
+    assert band["band"] == "V" and np.allclose(in_v["mag"], t["mag_V"], equal_nan=True)

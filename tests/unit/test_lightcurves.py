@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fieldphot import validation
+from fieldphot import io, validation
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,13 @@ def test_every_point_carries_bjd_tdb_and_utc(processed):
     # Same frame-centre BJD as the simulator's (computed independently from its own clock).
     assert np.max(np.abs(per_frame["bjd_tdb"] - truth["bjd_tdb"])) * 86400 < 0.01
     assert np.max(np.abs(per_frame["mjd_utc_mid"] - truth["mjd_utc_mid"])) * 86400 < 0.01
+
+
+def test_extinction_is_fitted_from_the_nights_zeropoints(processed):
+    _, meta = io.read_table(processed.results / "lightcurves" / "frames.parquet")
+    (fit,) = meta["extinction"]
+    assert fit["n"] == len(processed.frames)
+    assert fit["k"] == pytest.approx(
+        processed.params["sim"]["extinction"], abs=max(3 * fit["k_err"], 0.01)
+    )
+    assert fit["k_err"] < 0.05

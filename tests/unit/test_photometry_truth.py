@@ -2,16 +2,21 @@
 term, zeropoint bias, error pulls, limiting magnitude versus injected stars, and forced
 photometry of a faint target."""
 
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from astropy.table import Table
+from astropy.units import UnitsWarning
 
-from fieldphot import io, measure, synthetic, validation, wcsmodel
+from fieldphot import io, layout, stages, synthetic, validation
 from fieldphot.runner import run_night
-from fieldphot.synthetic import _stamp, moffat_alpha
 
 COLOR_TERM = 0.08
+FORMATS = ["csv", "ecsv", "parquet", "fits", "json"]
 NIGHT = synthetic.SimConfig(nx=512, ny=512, n_science=10, seed=23, color_term=COLOR_TERM)
 
 
@@ -31,12 +36,25 @@ def night(tmp_path_factory):
     cfg = yaml.safe_load(sim.config.read_text())
     cfg["zeropoint"] = {"color_term": "fit"}
     cfg["photometry"] = {"mode": "optimal"}
+    # And the emptiest patch of sky well inside the frame: a limit on every frame.
+    inner = stars.loc[first.index[first["x"].between(60, 450) & first["y"].between(60, 450)]]
+    ra, dec = np.meshgrid(
+        np.linspace(inner["ra"].min(), inner["ra"].max(), 60),
+        np.linspace(inner["dec"].min(), inner["dec"].max(), 60),
+    )
+    cosd = np.cos(np.radians(stars["dec"].mean()))
+    sep = np.hypot(
+        (ra.ravel()[:, None] - stars["ra"].to_numpy()[None]) * cosd,
+        dec.ravel()[:, None] - stars["dec"].to_numpy()[None],
+    ).min(axis=1)
+    blank = ra.ravel()[np.argmax(sep)], dec.ravel()[np.argmax(sep)]
     cfg["targets"] = [
         {
             "name": "faint",
             "ra": float(stars.loc[target.name, "ra"]),
             "dec": float(stars.loc[target.name, "dec"]),
-        }
+        },
+        {"name": "blank", "ra": float(blank[0]), "dec": float(blank[1])},
     ]
     run_night(cfg, root / "results", processes=2)
     return sim, root / "results", int(target.name)
@@ -68,13 +86,7 @@ def test_zeropoint_bias_below_3_mmag(night):
 
 def test_error_pulls_of_unsaturated_stars(night):
     sim, results, _ = night
-    tables, _ = _catalogs(results)
-    c = pd.concat(tables)
-    c = c[(c["id"] > 0) & (c["flags"] == 0) & (c["snr"] > 5)]
-    truth = sim.fluxes.set_index(["frame", "id"]).loc[list(zip(c["frame"], c["id"], strict=True))]
-    c = c[~truth["saturated"].to_numpy()]
-    truth = truth[~truth["saturated"].to_numpy()]
-    pull = (c["mag"].to_numpy() - truth["mag_true"].to_numpy()) / c["mag_err"].to_numpy()
+    pull = validation.error_pulls(results, validation.Truth(sim.root))
     assert len(pull) > 300
     robust = 1.4826 * np.median(np.abs(pull - np.median(pull)))
     assert 0.9 <= robust <= 1.1, robust
@@ -97,68 +109,52 @@ def test_forced_target_near_snr_5_is_measured_within_its_error(night):
     assert (rows["mag_lim"] > truth["mag_true"].to_numpy() - 0.5).all()
 
 
+def test_exports_in_every_format_match_the_catalogs(night, tmp_path):
+    sim, results, _ = night
+    paths = sorted((results / "catalogs").rglob("*.parquet"))
+    names = stages.export(paths, tmp_path, {"formats": FORMATS, "catalog": True}, True)
+    assert names == layout.export_names(FORMATS, True, True)
+    rows = pd.concat([io.read_table(p)[0] for p in paths], ignore_index=True)
+    with warnings.catch_warnings():  # 'electron' is not a FITS-standard unit
+        warnings.simplefilter("ignore", UnitsWarning)
+        text = {c: str for c in ("frame", "night", "filter", "target")}  # CSV has no types
+        for fmt in ("csv", "ecsv", "fits", "parquet"):
+            path = tmp_path / f"catalog.{fmt}"
+            t = pd.read_csv(path, dtype=text) if fmt == "csv" else Table.read(path).to_pandas()
+            assert len(t) == len(rows), fmt
+            np.testing.assert_allclose(t["mag"], rows["mag"], rtol=1e-12, equal_nan=True)
+            assert list(t["frame"].astype(str)) == list(rows["frame"]), fmt
+            if fmt != "csv":
+                assert str(Table.read(path)["flux"].unit) == "electron"
+    doc = json.loads((tmp_path / "targets.json").read_text())
+    assert doc["meta"]["magnitude_system"] == "Vega" and doc["units"]["mag_lim"] == "mag"
+    assert len(doc["rows"]) == 2 * NIGHT.n_science
+    assert {r["target"] for r in doc["rows"]} == {"faint", "blank"}
+
+
+def test_gcn_table_gives_measurements_and_limits(night):
+    _, results, _ = night
+    text = (results / "export" / "gcn.txt").read_text()
+    rows = pd.concat(_catalogs(results)[0])
+    lines = [ln.split() for ln in text.splitlines()[1:] if ln.startswith(("faint", "blank"))]
+    assert len(lines) == 2 * NIGHT.n_science
+    for cells in lines:
+        r = rows[
+            (rows["target"] == cells[0])
+            & np.isclose(rows["mjd_utc_mid"], float(cells[3]), rtol=0, atol=1e-5)
+        ]
+        r = r.iloc[0]
+        if r["detected"]:
+            assert cells[-3:] == [f"{r['mag']:.2f}", "+/-", f"{r['mag_err']:.2f}"]
+        else:
+            assert cells[-2:] == [">", f"{r['mag_lim']:.2f}"]
+    blank = [c for c in lines if c[0] == "blank"]
+    assert sum(c[-2] == ">" for c in blank) >= NIGHT.n_science - 1  # 3-sigma: rarely a blip
+    assert "Vega system" in text and "5-sigma" in text
+
+
 def test_limiting_magnitude_matches_the_50_percent_completeness_of_injected_stars(night):
     sim, results, _ = night
-    frame = sim.frames["frame"].iloc[3]
-    cal = next((results / "calibrated").rglob(f"{frame}.fits"))
-    sci, err, mask, _ = io.read_calibrated(cal)
-    ph, meta = io.read_table(next((results / "photometry").rglob(f"{frame}.parquet")))
-    cat, cmeta = io.read_table(next((results / "catalogs").rglob(f"{frame}.parquet")))
-    zp, maglim = cmeta["zeropoint"]["zp"], cmeta["zeropoint"]["maglim"]
-    fwhm, exptime = meta["photometry"]["fwhm"], meta["frame"]["exptime"]
-    wcs = wcsmodel.wcs_from_string(meta["wcs"])
-    src, _ = io.read_table(next((results / "sources").rglob(f"{frame}.parquet")))
-    ref, _ = io.read_table(results / "refcat.parquet")
-    rng = np.random.default_rng(7)
-    mags = rng.uniform(maglim - 1.2, maglim + 1.2, 400)
-    # Fakes go where nothing is detected, as in a real completeness test: stars too faint
-    # to detect are part of the background the limit describes. They take the frame's
-    # true PSF (a real test would use the empirical one).
-    known_xy = src[["x", "y"]].to_numpy()
-    a = moffat_alpha(float(sim.frames["fwhm"].iloc[3]), NIGHT.moffat_beta)
-    recovered = []
-    for chunk in np.array_split(np.arange(400), 8):  # a few at a time: no self-crowding
-        img = sci.copy()
-        xy = []
-        while len(xy) < len(chunk):
-            p = rng.uniform(30, 482, 2)
-            near = np.hypot(*(known_xy - p).T).min() > 12
-            if near and all(np.hypot(*(p - q)) > 30 for q in xy):
-                xy.append(p)
-        model = np.zeros_like(sci)
-        for (x, y), m in zip(xy, mags[chunk], strict=True):
-            x0, y0, st = _stamp(x, y, a, NIGHT.moffat_beta, 20)
-            model[y0 : y0 + st.shape[0], x0 : x0 + st.shape[1]] += 10 ** (-0.4 * (m - zp)) * (
-                exptime * st
-            )
-        img += rng.poisson(model)
-        ra, dec = wcs.pixel_to_world_values(*np.array(xy).T)
-        targets = [
-            {"name": str(i), "ra": r, "dec": d} for i, r, d in zip(chunk, ra, dec, strict=True)
-        ]
-        t, _ = measure.measure_frame(
-            img,
-            np.sqrt(err**2 + model),
-            mask,
-            wcs,
-            ref,
-            fwhm,
-            meta["frame"],
-            {"mode": "optimal"},
-            targets,
-            (src["x"].to_numpy(), src["y"].to_numpy()),
-        )
-        t = t[t["target"] != ""]
-        recovered += list(t["snr"].to_numpy() >= 5)
-    recovered = np.array(recovered)
-    edges = np.arange(maglim - 1.2, maglim + 1.21, 0.3)
-    centre = (edges[:-1] + edges[1:]) / 2
-    frac = np.array(
-        [
-            recovered[(mags >= a) & (mags < b)].mean()
-            for a, b in zip(edges[:-1], edges[1:], strict=True)
-        ]
-    )
-    m50 = np.interp(0.5, frac[::-1], centre[::-1])
-    assert frac[0] > 0.9 and frac[-1] < 0.2
-    assert m50 == pytest.approx(maglim, abs=0.2)
+    c = validation.completeness(results, validation.Truth(sim.root), sim.frames["frame"].iloc[3])
+    assert c["fraction"][0] > 0.9 and c["fraction"][-1] < 0.2
+    assert c["m50"] == pytest.approx(c["maglim"], abs=0.1)  # the bar is 0.2; measured 0.02

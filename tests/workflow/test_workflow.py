@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from astropy.table import Table
 
 from fieldphot import io, synthetic
 from fieldphot.cli import snakemake_command
@@ -82,6 +84,23 @@ def test_outputs_exist_and_agree_with_truth(run):
         assert len(list((work / "logs" / rule).rglob("*.log"))) == len(night.frames)
 
 
+def test_export_holds_every_calibrated_measurement_with_units(run):
+    night, work, _, _ = run
+    res = work / "results"
+    t = Table.read(res / "export" / "catalog.ecsv")
+    cats = [io.read_table(p) for p in sorted(res.glob("catalogs/*/*.parquet"))]
+    rows = pd.concat([c for c, m in cats if m["status"] == "ok"], ignore_index=True)
+    assert len(t) == len(rows) and set(t["frame"]) == set(night.frames["frame"])
+    assert str(t["mag"].unit) == "mag" and str(t["flux"].unit) == "electron"
+    assert t.meta["magnitude_system"] == cats[0][1]["magnitude_system"]
+    key = ["frame", "id"]
+    merged = t.to_pandas().merge(rows, on=key, suffixes=("_export", "_frame"))
+    assert len(merged) == len(rows)
+    for col in ("mag", "mag_err", "ra", "bjd_tdb"):
+        np.testing.assert_allclose(merged[f"{col}_export"], merged[f"{col}_frame"], equal_nan=True)
+    assert (work / "logs" / "export" / "export.log").exists()
+
+
 def test_second_run_has_nothing_to_do(run):
     night, work, _, _ = run
     proc = snakemake(work, night.config, "--dry-run")
@@ -98,6 +117,7 @@ def test_deleting_one_photometry_reruns_only_its_downstream(run):
     dry = snakemake(work, night.config, "--dry-run")
     assert job_counts(dry.stdout + dry.stderr) == {
         "all": 1,
+        "export": 1,
         "lightcurves": 1,
         "photometer": 1,
         "zeropoint": 1,

@@ -26,6 +26,15 @@ def out(product, **wildcards):
     return os.path.join(RESULTS, pattern.format(**wildcards) if wildcards else pattern)
 
 
+#: The export step's files (none when there is nothing to export).
+EXPORTS = [
+    out("export", name=n)
+    for n in layout.export_names(
+        config["export"]["formats"], config["export"]["catalog"], bool(config["targets"])
+    )
+]
+
+
 @lru_cache(maxsize=4)
 def _read_manifest(path, mtime):
     return pd.read_parquet(path)

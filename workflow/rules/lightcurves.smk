@@ -15,3 +15,22 @@ rule lightcurves:
         "logs/lightcurves/lightcurves.log",
     script:
         os.path.join(SCRIPTS, "lightcurves.py")
+
+
+# All frames: the calibrated catalogs (and the targets' GCN table) in the config's formats.
+# (No rule when there is nothing to export.)
+if EXPORTS:
+    rule export:
+        input:
+            all_catalogs,
+        output:
+            EXPORTS,
+        params:
+            cfg=config["export"],
+            targets=bool(config["targets"]),
+        conda:
+            "../../envs/fieldphot.yaml"
+        log:
+            "logs/export/export.log",
+        script:
+            os.path.join(SCRIPTS, "export.py")

@@ -1,0 +1,9 @@
+"""Snakemake adapter: the night's calibrated catalogs in the configured export formats."""
+
+from pathlib import Path
+
+from fieldphot import stages
+
+sm = snakemake  # noqa: F821
+with stages.logged(sm.log[0]):
+    stages.export(list(sm.input), Path(sm.output[0]).parent, sm.params.cfg, sm.params.targets)

@@ -1,0 +1,125 @@
+"""Exports of the calibrated catalogs for other tools: an astropy table with units and
+metadata (written as CSV, ECSV, Parquet or FITS), a JSON document, and a GCN-circular
+table of the forced targets.
+
+Examples
+--------
+>>> import pandas as pd
+>>> rows = pd.DataFrame({"target": ["AT1", "AT1"], "frame": ["a", "b"],
+...     "mjd_utc_mid": [60384.1, 60384.2], "filter": ["r", "r"], "exptime": [60.0, 60.0],
+...     "mag": [18.523, 21.9], "mag_err": [0.031, 0.6], "mag_lim": [20.81, 20.75],
+...     "detected": [True, False]})
+>>> text = gcn_table(rows, {"band": "rmag", "magnitude_system": "AB"})
+>>> print(text)  # doctest: +NORMALIZE_WHITESPACE
+Target  Date-obs mid (UTC)      MJD mid      Filter  Exp (s)  Mag
+AT1     2024-03-15 02:24:00.0   60384.10000  r            60  18.52 +/- 0.03
+AT1     2024-03-15 04:48:00.0   60384.20000  r            60  > 20.75
+<BLANKLINE>
+Magnitudes: AB system (reference catalog rmag), not corrected for Galactic extinction.
+Upper limits: 5-sigma.
+"""
+
+import numpy as np
+import pandas as pd
+from astropy.table import Table
+from astropy.time import Time
+
+#: Units of the catalog columns (everything else is dimensionless or text).
+UNITS = {
+    **dict.fromkeys(["ra", "dec"], "deg"),
+    **dict.fromkeys(["x", "y", "r_ap", "fwhm"], "pix"),
+    **dict.fromkeys(["flux", "flux_err", "flux_ap", "sky", "sky_err", "flux_lim"], "electron"),
+    **dict.fromkeys(
+        ["mag", "mag_err", "mag_inst", "mag_inst_err", "mag_cat", "mag_cat_err", "mag_lim"],
+        "mag",
+    ),
+    **dict.fromkeys(["zp", "zp_err", "color"], "mag"),
+    "exptime": "s",
+    **dict.fromkeys(["mjd_utc_mid", "bjd_tdb"], "d"),
+}
+
+#: Frame metadata copied into an export's header.
+HEADER_KEYS = ("band", "magnitude_system", "fieldphot_version")
+
+
+def catalog_table(df: pd.DataFrame, meta: dict) -> Table:
+    """An astropy table of catalog rows with units (``flux_r{j}`` too) and ``meta``'s
+    band, magnitude system and version in its metadata.
+
+    Examples
+    --------
+    >>> t = catalog_table(pd.DataFrame({"mag": [12.0], "ra": [10.0]}), {"band": "V"})
+    >>> str(t["mag"].unit), str(t["ra"].unit), t.meta["band"]
+    ('mag', 'deg', 'V')
+    """
+    t = Table.from_pandas(df.reset_index(drop=True))
+    for name in t.colnames:
+        unit = UNITS.get(name) or ("electron" if name.startswith("flux_") else None)
+        if unit:
+            t[name].unit = unit
+    t.meta.update({k: meta[k] for k in HEADER_KEYS if meta.get(k) is not None})
+    return t
+
+
+def json_document(df: pd.DataFrame, meta: dict) -> dict:
+    """A JSON-ready document: ``meta``, ``units`` per column and ``rows`` as records
+    (NaN as null).
+
+    Examples
+    --------
+    >>> doc = json_document(pd.DataFrame({"mag": [12.0, np.nan]}), {"band": "V"})
+    >>> doc["rows"], doc["units"]
+    ([{'mag': 12.0}, {'mag': None}], {'mag': 'mag'})
+    """
+    t = catalog_table(df, meta)
+    clean = df.reset_index(drop=True).astype(object).where(df.notna().to_numpy(), None)
+    return {
+        "meta": dict(t.meta),
+        "units": {c: str(t[c].unit) for c in t.colnames if t[c].unit is not None},
+        "rows": [
+            {k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+            for r in clean.to_dict("records")
+        ],
+    }
+
+
+def gcn_table(rows: pd.DataFrame, meta: dict, t0_mjd: float | None = None, nsigma=5.0) -> str:
+    """Forced-target photometry as a plain-text table for a GCN circular: one line per
+    target and frame, in time order; a detection as ``mag +/- err``, a non-detection as
+    ``> limit``. ``t0_mjd`` (a trigger time) adds a ``T-T0 (d)`` column.
+    """
+    t = rows.sort_values(["target", "mjd_utc_mid"])
+    iso = Time(t["mjd_utc_mid"].to_numpy(float), format="mjd", scale="utc").iso
+    lines = []
+    for (_, r), when in zip(t.iterrows(), np.atleast_1d(iso), strict=True):
+        if bool(r["detected"]) and np.isfinite(r["mag"]):
+            value = f"{r['mag']:.2f} +/- {r['mag_err']:.2f}"
+        elif np.isfinite(r["mag_lim"]):
+            value = f"> {r['mag_lim']:.2f}"
+        else:
+            continue
+        cells = [str(r["target"]), when[:21], f"{r['mjd_utc_mid']:.5f}"]
+        if t0_mjd is not None:
+            cells.append(f"{r['mjd_utc_mid'] - t0_mjd:.4f}")
+        cells += [str(r["filter"]), f"{r['exptime']:.0f}", value]
+        lines.append(cells)
+    head = ["Target", "Date-obs mid (UTC)", "MJD mid"]
+    head += ["T-T0 (d)"] if t0_mjd is not None else []
+    head += ["Filter", "Exp (s)", "Mag"]
+    width = [max(len(c) for c in col) for col in zip(head, *lines, strict=True)]
+    exp = head.index("Exp (s)")
+
+    def fmt(cells):
+        out = [
+            c.rjust(w) if i == exp else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, width, strict=True))
+        ]
+        return "  ".join(out).rstrip()
+
+    system = meta.get("magnitude_system") or "Vega"
+    note = [
+        f"Magnitudes: {system} system (reference catalog {meta.get('band', '?')}), "
+        "not corrected for Galactic extinction.",
+        f"Upper limits: {nsigma:g}-sigma.",
+    ]
+    return "\n".join([fmt(head), *map(fmt, lines), "", *note]) + "\n"
