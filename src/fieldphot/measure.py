@@ -156,7 +156,11 @@ def measure_frame(
     det_x, det_y = avoid_xy if avoid_xy is not None else (np.zeros(0), np.zeros(0))
     x = np.concatenate([x_all[inside], tx])
     y = np.concatenate([y_all[inside], ty])
-    m = phot.multi_aperture(sci, err, mask, x, y, rad, r_in, r_out)
+    known_x, known_y = np.concatenate([x_all, det_x]), np.concatenate([y_all, det_y])
+    others = phot.source_mask(
+        shape, known_x, known_y, _wing_radius(sci, err, known_x, known_y, fwhm, r_in)
+    )
+    m = phot.multi_aperture(sci, err, mask, x, y, rad, r_in, r_out, others)
     blank = blank_sky(
         sci,
         err,
@@ -166,7 +170,8 @@ def measure_frame(
         r_out,
         fwhm,
         cfg.get("blank_apertures", 400),
-        avoid=(np.concatenate([x_all, det_x]), np.concatenate([y_all, det_y])),
+        avoid=(known_x, known_y),
+        sky_mask=others,
     )
     # Noise that blank-sky apertures show beyond their own error estimate (undetected
     # faint stars, sky structure, correlated noise) is added to every measurement.
@@ -370,7 +375,23 @@ def _per_star(r_pick, inside):
     return r
 
 
-def blank_sky(sci, err, mask, rad, r_in, r_out, fwhm, n, avoid) -> dict:
+def _wing_radius(sci, err, x, y, fwhm, r_in, beta=2.5, level=0.3):
+    """Per source, the radius where a Moffat profile (index ``beta``; real wings are rarely
+    steeper) of the source's peak falls to ``level`` times the pixel noise: the light kept
+    out of other stars' sky annuli. Between one FWHM and ``r_in - 1`` (so a star's own
+    mask never reaches its own annulus)."""
+    ny, nx = sci.shape
+    xi = np.clip(np.round(x).astype(int), 0, nx - 1)
+    yi = np.clip(np.round(y).astype(int), 0, ny - 1)
+    sky = float(np.nanmedian(sci[::4, ::4]))
+    noise = float(np.nanmedian(err[::4, ::4]))
+    ratio = np.maximum((sci[yi, xi] - sky) / (level * noise), 1.0)
+    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    r = alpha * np.sqrt(ratio ** (1.0 / beta) - 1.0)
+    return np.clip(np.nan_to_num(r), fwhm, max(r_in - 1.0, fwhm))
+
+
+def blank_sky(sci, err, mask, rad, r_in, r_out, fwhm, n, avoid, sky_mask=None) -> dict:
     """Flux scatter (1.4826 MAD) of blank-sky apertures of every radius, placed away from
     every known source, and their median error estimate from the ERR plane: the empirical
     noise of an aperture measurement (Labbe et al. 2003, AJ 125, 1107).
@@ -385,7 +406,7 @@ def blank_sky(sci, err, mask, rad, r_in, r_out, fwhm, n, avoid) -> dict:
     scatter, typical, median = (np.full(len(rad), np.nan) for _ in range(3))
     if len(bx) < 20:
         return {"scatter": scatter, "err": typical, "median": median, "n": int(len(bx))}
-    b = phot.multi_aperture(sci, err, mask, bx, by, rad, r_in, r_out)
+    b = phot.multi_aperture(sci, err, mask, bx, by, rad, r_in, r_out, sky_mask)
     ok = (b["flags"] & ~int(Flag.NEGATIVE_FLUX)) == 0
     for j in range(len(rad)):
         v = b["flux"][ok[:, j], j]

@@ -74,6 +74,28 @@ def annulus_sky(
     return sky, sky_err, nsky
 
 
+def source_mask(shape, x, y, radius) -> np.ndarray:
+    """Boolean image, True within ``radius`` (px; scalar or one per source) of each source.
+
+    Examples
+    --------
+    >>> int(source_mask((20, 20), [5.0, 15.0], [5.0, 15.0], [1.0, 2.0]).sum())
+    18
+    """
+    ny, nx = shape
+    out = np.zeros(shape, bool)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    radius = np.broadcast_to(np.asarray(radius, float), x.shape)
+    for xi, yi, r in zip(x, y, radius, strict=True):
+        x0, x1 = max(int(np.floor(xi - r)), 0), min(int(np.ceil(xi + r)) + 1, nx)
+        y0, y1 = max(int(np.floor(yi - r)), 0), min(int(np.ceil(yi + r)) + 1, ny)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] |= (xx - xi) ** 2 + (yy - yi) ** 2 <= r * r
+    return out
+
+
 def multi_aperture(
     sci: np.ndarray,
     err: np.ndarray,
@@ -83,10 +105,12 @@ def multi_aperture(
     radii,
     r_in: float,
     r_out: float,
+    sky_mask: np.ndarray | None = None,
 ) -> dict:
     """Sky-subtracted fluxes in several circular apertures at pixel positions (0-based).
 
-    One sky per position (:func:`annulus_sky`) serves every aperture. The error of each
+    One sky per position (:func:`annulus_sky`, leaving out the pixels of ``mask`` flagged
+    bad and those ``sky_mask`` marks as other stars' light) serves every aperture. The error of each
     flux is the sum of the ERR plane's variance over the aperture (source and sky
     Poisson noise, dark current, read noise, master errors) plus the error of the sky
     estimate times the aperture area.
@@ -121,6 +145,8 @@ def multi_aperture(
     if n == 0:
         return res
     bad = (mask & (Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)) != 0
+    if sky_mask is not None:
+        bad = bad | sky_mask
     sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
     sci_c, var_c = _c(sci), _c(err**2)
     bits = [
