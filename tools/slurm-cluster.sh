@@ -60,7 +60,8 @@ EOF
     $SUDO tee "$ETC/slurmdbd.conf" >/dev/null <<EOF
 # Written by tools/slurm-cluster.sh: accounting in the local MariaDB.
 AuthType=auth/munge
-DbdHost=127.0.0.1
+DbdHost=$HOST
+DbdAddr=127.0.0.1
 SlurmUser=root
 StorageType=accounting_storage/mysql
 StorageHost=127.0.0.1

@@ -40,6 +40,9 @@ from . import photometry as phot
 from . import zeropoint as zpt
 from .flags import Flag, any_set
 
+#: Aperture mode when the config names none (as the config schema's default).
+DEFAULT_MODE = "optimal"
+
 #: Columns of the photometry product (targets add ``flux_lim`` and ``detected``).
 COLUMNS = [
     "id",
@@ -79,7 +82,7 @@ def radii(fwhm: float, cfg: dict) -> tuple[np.ndarray, int, float, float]:
     """
     r_min = cfg.get("min_radius", 2.0)
     r_big = max(cfg.get("apcor_fwhm", 4.0) * fwhm, r_min)
-    if cfg.get("mode", "fwhm") == "fixed":
+    if cfg.get("mode", DEFAULT_MODE) == "fixed":
         r_main = float(cfg.get("radius_px", 2.0 * fwhm))
     else:
         r_main = max(cfg.get("aperture_fwhm", 2.0) * fwhm, r_min)
@@ -187,7 +190,7 @@ def measure_frame(
         f[:n_star], clean, cont_big, snr_main[:n_star], rad, main, cfg
     )
 
-    if cfg.get("mode", "fwhm") == "optimal" and growth_status != "none":
+    if cfg.get("mode", DEFAULT_MODE) == "optimal" and growth_status != "none":
         guess = f[:, main] / growth[main]
         pick = phot.best_aperture(guess, growth, bvar)
     else:
@@ -275,7 +278,7 @@ def measure_frame(
 
     info = {
         "fwhm": float(fwhm),
-        "mode": cfg.get("mode", "fwhm"),
+        "mode": cfg.get("mode", DEFAULT_MODE),
         "radii": rad.tolist(),
         "r_ap": float(rad[main]),
         "r_in": float(r_in),
@@ -431,7 +434,7 @@ def _limit_mag(per_radius, main, cfg, exptime) -> float:
     """Instrumental magnitude of the limiting flux of the main aperture, or in ``optimal``
     mode of the best one."""
     flux = per_radius[main]
-    if cfg.get("mode", "fwhm") == "optimal":
+    if cfg.get("mode", DEFAULT_MODE) == "optimal":
         ok = np.isfinite(per_radius)
         flux = np.min(per_radius[ok]) if ok.any() else np.nan
     return float(zpt.instrumental_mag([flux], [0.0], exptime)[0][0])

@@ -7,6 +7,7 @@ rule calibrate:
     params:
         cfg=config["calibration"],
         row=frame_row,
+    threads: 1
     conda:
         "../../envs/fieldphot.yaml"
     log:
