@@ -4,6 +4,7 @@ The unit night is processed by :func:`fieldphot.runner.run_night` (the same stag
 functions the workflow runs, in a plain loop); the workflow tests run ``snakemake``.
 """
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -58,3 +59,13 @@ def lowell_dir() -> Path:
     if not d.is_dir():
         pytest.skip(f"real data not present at {d} (it is in CI, beside the checkout)")
     return d
+
+
+def job_counts(output: str) -> dict:
+    """Rule -> job count from a snakemake dry run's "Job stats" table."""
+    stats = output.split("Job stats:")[-1]
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)
+        if m.group(1) != "total"
+    }

@@ -22,8 +22,12 @@ ETC=/etc/slurm
 LOGS=/var/log/slurm
 
 install() {
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        slurm-wlm munge slurmdbd mariadb-server >/dev/null
+    if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null \
+        || ! command -v mariadbd >/dev/null; then
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            slurm-wlm munge slurmdbd mariadb-server >/dev/null
+    fi
 }
 
 write_configs() {
@@ -46,6 +50,10 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 JobAcctGatherType=jobacct_gather/linux
+# Poll job memory every second and kill a job that exceeds what it asked for (as clusters
+# with cgroups do), so a job's mem_mb is real.
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 JobCompType=jobcomp/none
 MinJobAge=600
 SlurmctldPidFile=/run/slurmctld.pid
@@ -119,9 +127,11 @@ stop() {
     for d in slurmd slurmctld slurmdbd mariadbd munged; do
         $SUDO pkill -x "$d" 2>/dev/null || true
     done
-    for _ in $(seq 30); do
-        pgrep -x 'slurmd|slurmctld|slurmdbd|mariadbd|munged' >/dev/null || break
-        sleep 1
+    for d in slurmd slurmctld slurmdbd mariadbd munged; do
+        for _ in $(seq 30); do
+            pgrep -x "$d" >/dev/null || break
+            sleep 1
+        done
     done
     echo "slurm-cluster: stopped"
 }

@@ -1,4 +1,4 @@
-"""Command line: ``fieldphot simulate | run | demo``.
+"""Command line: ``fieldphot simulate | run | demo | init | status | config-doc``.
 
 Examples
 --------
@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--catalog", default="", help="reference catalog file of the field")
     i.add_argument("--instrument", default="", help="instrument profile (default: generic)")
     sub.add_parser("config-doc", help="print config/README.md (every key, from the schema)")
+    st = sub.add_parser("status", help="list failed and flagged frames, and how to rerun them")
+    st.add_argument("config", type=Path, help="the config file the night ran with")
+    st.add_argument("--workdir", type=Path, default=Path("."), help="where results/ is")
     return p
 
 
@@ -112,6 +115,42 @@ def report(results: Path) -> None:
     print(f"calibrated frames:           {results / 'calibrated'}")
 
 
+def status(config: Path, workdir: Path) -> int:
+    """Print the frames that failed or were flagged, with the reason, and the commands that
+    rerun them. Returns 1 when any frame is missing (its job failed), else 0."""
+    import yaml
+
+    from . import config as cfgmod
+    from . import layout, stages
+
+    cfg = cfgmod.with_defaults(yaml.safe_load(config.read_text()))
+    results = workdir / cfg["results_dir"]
+    table = stages.frame_status(results, cfg.get("exclude_frames", []))
+    if table.empty:
+        print("every frame gave a calibrated catalog")
+        return 0
+    for r in table.itertuples():
+        print(f"{r.night}/{r.frame}  {r.status}: {r.reason}")
+    run_cmd = f"fieldphot run {config} --workdir {workdir}"
+    missing = table[table["status"] == "missing"]
+    if len(missing):
+        print(f"\nrerun the {len(missing)} missing frame(s) (nothing else reruns):\n  {run_cmd}")
+    science = table[~table["status"].isin(["missing", "bad"])]
+    if len(science):
+        targets = " ".join(
+            str(cfg["results_dir"] + "/" + layout.path("catalogs", night=n, frame=f))
+            for n, f in zip(science["night"], science["frame"], strict=True)
+        )
+        print(
+            f"\n{len(science)} frame(s) ran and were flagged; after changing the settings, "
+            f"`{run_cmd}` reruns the stages whose settings changed; to redo these frames "
+            f"from calibration:\n  {run_cmd} --forcerun=calibrate {targets}"
+        )
+    if (table["status"] == "bad").any():
+        print("\nunreadable raw files are listed with their reason; fix or remove them.")
+    return 1 if len(missing) else 0
+
+
 def main(argv=None) -> int:
     args, extra = parser().parse_known_args(argv)
     if args.command == "simulate":
@@ -136,6 +175,8 @@ def main(argv=None) -> int:
 
         print(config.markdown(), end="")
         return 0
+    if args.command == "status":
+        return status(args.config, args.workdir)
     if args.command == "run":
         return run(args.config, args.workdir, args.cores, extra)
     night = simulate(args.outdir / "night", 1024, 30, 1)

@@ -735,6 +735,38 @@ def night_extinction(frame_table: pd.DataFrame) -> list[dict]:
     ]
 
 
+def frame_status(results, excluded=()) -> pd.DataFrame:
+    """Every raw file and science frame that did not give a calibrated catalog: ``night``,
+    ``frame``, ``path``, ``status`` (``bad`` raw file, ``missing`` — its job failed or has
+    not run —, or the frame's science status) and ``reason``. Frames in ``excluded`` are
+    left out."""
+    results = Path(results)
+    m, _ = io.read_table(results / layout.path("manifest"))
+    rows = [
+        {"night": r.night, "frame": r.frame, "path": r.path, "status": "bad", "reason": r.reason}
+        for r in m[m["status"] != "ok"].itertuples()
+    ]
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(list(excluded))]
+    for r in sci.itertuples():
+        cat = results / layout.path("catalogs", night=r.night, frame=r.frame)
+        if not cat.exists():
+            status, reason = "missing", "no catalog: its job failed or has not run"
+        else:
+            meta = io.read_table(cat, columns=[])[1]
+            status, reason = meta.get("status", "?"), meta.get("reason", "")
+        if status != "ok":
+            rows.append(
+                {
+                    "night": r.night,
+                    "frame": r.frame,
+                    "path": r.path,
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+    return pd.DataFrame(rows, columns=["night", "frame", "path", "status", "reason"])
+
+
 # ------------------------------------------------------------------------------- init
 def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[str, list[str]]:
     """Read every header of ``raw_dir`` once; write a config, the manifest and, where the

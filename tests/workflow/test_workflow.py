@@ -1,14 +1,15 @@
 """`snakemake` end to end on a small simulated night in a temporary folder."""
 
 import hashlib
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from astropy.table import Table
+from conftest import job_counts  # tests/ is on the path (its conftest)
 
 from fieldphot import io, synthetic
 from fieldphot.cli import snakemake_command
@@ -23,16 +24,6 @@ pytestmark = pytest.mark.workflow
 def snakemake(workdir, config, *args):
     cmd = snakemake_command(config, workdir, 2, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-def job_counts(output: str) -> dict:
-    """Rule -> job count from a dry run's "Job stats" table."""
-    stats = output.split("Job stats:")[-1]
-    return {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)
-        if m.group(1) != "total"
-    }
 
 
 def checksums(folder: Path) -> dict:
@@ -106,6 +97,22 @@ def test_second_run_has_nothing_to_do(run):
     proc = snakemake(work, night.config, "--dry-run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_zeropoint_setting_reruns_only_the_zeropoints_and_what_follows(run, tmp_path):
+    night, work, _, _ = run
+    cfg = yaml.safe_load(night.config.read_text())
+    cfg["zeropoint"] = {**cfg.get("zeropoint", {}), "clip_sigma": 2.5}
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))  # a user edits one value
+    dry = snakemake(work, changed, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert job_counts(dry.stdout + dry.stderr) == {
+        "all": 1,
+        "export": 1,
+        "lightcurves": 1,
+        "zeropoint": len(night.frames),
+    }
 
 
 def test_deleting_one_photometry_reruns_only_its_downstream(run):
