@@ -21,6 +21,7 @@ import sep
 from scipy import optimize
 
 from .flags import Flag
+from .photometry import moffat_alpha
 
 SOURCE_COLUMNS = ["x", "y", "flux", "flux_err", "peak", "a", "b", "theta", "snr", "flags"]
 
@@ -74,7 +75,7 @@ def fwhm_moffat(sub: np.ndarray, x, y, peak, half: int = 8) -> np.ndarray:
         )
         if fit.success:
             alpha, beta = fit.x[3], fit.x[4]
-            out[i] = 2.0 * alpha * np.sqrt(2.0 ** (1.0 / beta) - 1.0)
+            out[i] = alpha / moffat_alpha(1.0, beta)  # alpha is linear in the FWHM
     return out
 
 

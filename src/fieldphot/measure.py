@@ -389,8 +389,7 @@ def _wing_radius(sci, err, x, y, fwhm, r_in, beta=2.5, level=0.3):
     sky = float(np.nanmedian(sci[::4, ::4]))
     noise = float(np.nanmedian(err[::4, ::4]))
     ratio = np.maximum((sci[yi, xi] - sky) / (level * noise), 1.0)
-    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    r = alpha * np.sqrt(ratio ** (1.0 / beta) - 1.0)
+    r = phot.moffat_alpha(fwhm, beta) * np.sqrt(ratio ** (1.0 / beta) - 1.0)
     return np.clip(np.nan_to_num(r), fwhm, max(r_in - 1.0, fwhm))
 
 

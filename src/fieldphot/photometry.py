@@ -74,6 +74,18 @@ def annulus_sky(
     return sky, sky_err, nsky
 
 
+def moffat_alpha(fwhm: float, beta: float) -> float:
+    """Moffat core width ``alpha`` of a profile with this FWHM and index ``beta``
+    (``FWHM = 2 alpha sqrt(2**(1/beta) - 1)``).
+
+    Examples
+    --------
+    >>> round(float(moffat_alpha(3.0, 3.0)), 4)
+    2.9422
+    """
+    return fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
 def source_mask(shape, x, y, radius) -> np.ndarray:
     """Boolean image, True within ``radius`` (px; scalar or one per source) of each source.
 

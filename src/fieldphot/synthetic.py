@@ -45,6 +45,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from . import calibrate, io, photometry, timeutil
+from .photometry import moffat_alpha
 from .wcsmodel import pixel_scale_arcsec
 
 ADC_MAX = 65535
@@ -129,11 +130,6 @@ class Night:
     frames: pd.DataFrame
     fluxes: pd.DataFrame
     params: dict
-
-
-def moffat_alpha(fwhm: float, beta: float) -> float:
-    """Moffat core width alpha for a given FWHM and beta."""
-    return fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
 
 
 def _stamp(x, y, alpha, beta, half, oversample=3):

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import io, measure, wcsmodel
 from .lightcurves import summarize
-from .synthetic import transit_model
+from .photometry import moffat_alpha
+from .synthetic import _stamp, transit_model
 
 
 class Truth:
@@ -94,9 +95,6 @@ def completeness(
     limiting magnitude, away from detected sources, a few at a time; measure them by
     forced photometry; return the recovered fraction (S/N >= ``snr``) per 0.3 mag bin and
     the magnitude of 50 % recovery ``m50`` beside the reported ``maglim``."""
-    from . import measure, wcsmodel
-    from .synthetic import _stamp, moffat_alpha
-
     results = Path(results)
     sci, err, mask, _ = io.read_calibrated(next(results.glob(f"calibrated/*/{frame}.fits")))
     _, meta = io.read_table(next(results.glob(f"photometry/*/{frame}.parquet")))
