@@ -77,10 +77,44 @@ def snakemake_command(config, workdir, cores="all", *extra) -> list[str]:
     ]
 
 
+def stale_lock(workdir: Path) -> bool:
+    """True when ``workdir`` holds Snakemake's lock but no Snakemake process works there.
+
+    A killed run leaves its lock behind, and Snakemake refuses to start until ``--unlock``.
+    Looks for live processes in ``/proc`` (Linux); elsewhere a lock is never called stale.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> stale_lock(Path(tempfile.mkdtemp()))
+    False
+    """
+    locks = list((workdir / ".snakemake" / "locks").glob("*.lock"))
+    if not locks or not Path("/proc/self/cwd").exists():
+        return False
+    here = workdir.resolve()
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                proc.name.isdigit()
+                and (proc / "cwd").resolve() == here
+                and b"snakemake" in (proc / "cmdline").read_bytes()
+            ):
+                return False
+        except OSError:  # gone, or not ours to read
+            continue
+    return True
+
+
 def run(config: Path, workdir: Path, cores: str, extra: list[str]) -> int:
     if not SNAKEFILE.exists():
         sys.exit(f"fieldphot run: no Snakefile at {SNAKEFILE} (install from a checkout: pip -e .)")
     workdir.mkdir(parents=True, exist_ok=True)
+    if stale_lock(workdir):
+        print(f"fieldphot run: removing the lock a killed run left in {workdir}", flush=True)
+        subprocess.run(
+            snakemake_command(config, workdir, cores, "--unlock"), check=True, capture_output=True
+        )
     cmd = snakemake_command(config, workdir, cores, *extra)
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd)

@@ -1,7 +1,11 @@
 """`snakemake` end to end on a small simulated night in a temporary folder."""
 
 import hashlib
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,10 @@ pytestmark = pytest.mark.workflow
 def snakemake(workdir, config, *args):
     cmd = snakemake_command(config, workdir, 2, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def table(path) -> pd.DataFrame:
+    return Table.read(path).to_pandas()
 
 
 def checksums(folder: Path) -> dict:
@@ -134,3 +142,29 @@ def test_deleting_one_photometry_reruns_only_its_downstream(run):
     assert target.exists()
     changed = [p for p, t in others.items() if p.stat().st_mtime_ns != t]
     assert [p.stem for p in changed] == [frame]
+
+
+def test_a_run_killed_midway_and_rerun_gives_the_same_results(run, tmp_path):
+    night, reference, _, _ = run
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "fieldphot.cli", "run", str(night.config), "--workdir", str(work)]
+    cmd += ["--cores", "2"]
+    first = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+    catalogs = work / "results" / "catalogs"
+    deadline = time.monotonic() + 600
+    while len(list(catalogs.glob("*/*.parquet"))) < 2:
+        assert first.poll() is None and time.monotonic() < deadline, "the run ended before the kill"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # the run, its jobs and its worker, as a scheduler does
+    first.wait()
+    assert len(list(catalogs.glob("*/*.parquet"))) < len(night.frames)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "removing the lock a killed run left" in rerun.stdout
+    for product in ("catalogs/*/*.parquet", "lightcurves/*.parquet", "export/*.ecsv"):
+        ours = sorted((work / "results").glob(product))
+        theirs = sorted((reference / "results").glob(product))
+        assert [p.name for p in ours] == [p.name for p in theirs] and ours
+        for a, b in zip(ours, theirs, strict=True):
+            read = (lambda p: io.read_table(p)[0]) if a.suffix == ".parquet" else table
+            pd.testing.assert_frame_equal(read(a), read(b))

@@ -1,16 +1,46 @@
 # Shared helpers: output paths, the manifest (a checkpoint) and input functions.
+import json
 import math
 import os
+import shlex
+import sys
 from functools import lru_cache
 
 import pandas as pd
+from snakemake.settings.types import DeploymentMethod
 
-from fieldphot import layout
+from fieldphot import layout, worker
 from fieldphot import manifest as mf
 from fieldphot.runner import raw_files
 
 RESULTS = config["results_dir"]
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
+_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+def step(name):
+    """The shell command of per-frame step ``name``: scripts/step.py runs it in the run's warm
+    worker when there is one (fieldphot.worker), with the job's named inputs and the rule's
+    params as JSON. Under --use-conda it is the environment's own python."""
+    python = "python" if _CONDA else shlex.quote(sys.executable)
+    script = shlex.quote(os.path.join(SCRIPTS, "step.py"))
+    return f"{python} {script} {name} {{log:q}} {{threads}} {{params.inputs:q}} {{output:q}}"
+
+
+#: Local runs (not SLURM jobs, not conda environments) start the worker.
+_WORKER = []
+
+
+onstart:
+    if workflow.local_exec and not _CONDA:
+        os.makedirs("logs", exist_ok=True)
+        _WORKER.append(worker.start(os.path.join("logs", "worker.log")))
+
+
+onsuccess:
+    worker.stop(_WORKER.pop() if _WORKER else None)
+
+
+onerror:
+    worker.stop(_WORKER.pop() if _WORKER else None)
 
 
 wildcard_constraints:
@@ -44,6 +74,16 @@ def manifest():
     """The manifest table, once the manifest checkpoint has run."""
     path = checkpoints.manifest.get().output[0]
     return _read_manifest(path, os.path.getmtime(path))
+
+
+def as_json(value):
+    """A config slice or manifest row as the JSON text a step command reads."""
+    return json.dumps(value)
+
+
+def named_inputs(wildcards, input):
+    """The job's inputs by name, as JSON, for the step command (see step())."""
+    return json.dumps(dict(input.items()))
 
 
 def _plain(row):
@@ -84,12 +124,17 @@ def solve_inputs(wildcards):
 
 
 def frame_row(wildcards):
+    """The frame's manifest row, as plain values."""
     m = manifest()
     row = m[(m["frame"] == wildcards.frame) & (m["night"] == wildcards.night)]
     if row.empty:
         raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
     return _plain(row.iloc[0].to_dict())
 
+
+def frame_row_json(wildcards):
+    """The frame's manifest row as JSON (calibrate's params)."""
+    return as_json(frame_row(wildcards))
 
 
 def calibrate_inputs(wildcards):

@@ -1,34 +1,38 @@
 # Per science frame: calibrate -> extract -> solve -> photometer -> zeropoint.
+# Each rule runs its step through scripts/step.py (see step() in common.smk): the params
+# after `inputs` are the step's JSON arguments, in order.
 rule calibrate:
     input:
         unpack(calibrate_inputs),
     output:
         out("calibrated"),
     params:
-        cfg=config["calibration"],
-        row=frame_row,
+        inputs=named_inputs,
+        cfg=as_json(config["calibration"]),
+        row=frame_row_json,
     threads: 1
     conda:
         "../../envs/fieldphot.yaml"
     log:
         "logs/calibrate/{night}/{frame}.log",
-    script:
-        os.path.join(SCRIPTS, "calibrate.py")
+    shell:
+        step("calibrate") + " {params.cfg:q} {params.row:q}"
 
 
 rule extract:
     input:
-        out("calibrated"),
+        calibrated=out("calibrated"),
     output:
         out("sources"),
     params:
-        cfg=config["extract"],
+        inputs=named_inputs,
+        cfg=as_json(config["extract"]),
     conda:
         "../../envs/fieldphot.yaml"
     log:
         "logs/extract/{night}/{frame}.log",
-    script:
-        os.path.join(SCRIPTS, "extract.py")
+    shell:
+        step("extract") + " {params.cfg:q}"
 
 
 rule solve:
@@ -37,13 +41,14 @@ rule solve:
     output:
         out("astrometry"),
     params:
-        cfg=config["solve"],
+        inputs=named_inputs,
+        cfg=as_json(config["solve"]),
     conda:
         "../../envs/fieldphot.yaml"
     log:
         "logs/solve/{night}/{frame}.log",
-    script:
-        os.path.join(SCRIPTS, "solve.py")
+    shell:
+        step("solve") + " {params.cfg:q}"
 
 
 rule photometer:
@@ -55,26 +60,28 @@ rule photometer:
     output:
         out("photometry"),
     params:
-        cfg=config["photometry"],
-        targets=config["targets"],
+        inputs=named_inputs,
+        cfg=as_json(config["photometry"]),
+        targets=as_json(config["targets"]),
     conda:
         "../../envs/fieldphot.yaml"
     log:
         "logs/photometer/{night}/{frame}.log",
-    script:
-        os.path.join(SCRIPTS, "photometer.py")
+    shell:
+        step("photometer") + " {params.cfg:q} {params.targets:q}"
 
 
 rule zeropoint:
     input:
-        out("photometry"),
+        photometry=out("photometry"),
     output:
         out("catalogs"),
     params:
-        cfg=config["zeropoint"],
+        inputs=named_inputs,
+        cfg=as_json(config["zeropoint"]),
     conda:
         "../../envs/fieldphot.yaml"
     log:
         "logs/zeropoint/{night}/{frame}.log",
-    script:
-        os.path.join(SCRIPTS, "zeropoint.py")
+    shell:
+        step("zeropoint") + " {params.cfg:q}"

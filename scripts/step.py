@@ -1,0 +1,10 @@
+"""Snakemake adapter: one per-frame step, run by the warm worker when there is one.
+
+    step.py NAME LOG THREADS INPUTS OUTPUT [JSON ...]   (see fieldphot.worker)
+"""
+
+import sys
+
+from fieldphot import worker
+
+sys.exit(worker.submit(sys.argv[1:]))

@@ -1,0 +1,268 @@
+"""Run the per-frame steps in forks of one warm Python process.
+
+A per-frame step is a few seconds of arithmetic, but a fresh Python process spends about
+two seconds importing numpy, pandas, scipy and astropy before it starts: five steps per
+frame would make start-up cost as much as the science. So a local workflow run starts one
+server (:func:`start`, from the Snakefile's ``onstart``) that imports the package once and
+forks a child for every step it is asked to run; each per-frame rule's shell command is a
+light client (``scripts/step.py`` -> :func:`submit`) that hands the server its command line
+and its stdout/stderr, waits, and exits with the step's status. A fork starts from the
+server's pristine state, so steps cannot leak into each other.
+
+Without a server (SLURM jobs, ``--use-conda``, a server that has gone) the client runs the
+step itself: same function, same files, only slower to start. A step's child dies with
+its client (a killed Snakemake job kills its step), and the server stops when the Snakemake
+process that started it is gone.
+
+Command line of a step: ``NAME LOG THREADS INPUTS OUTPUT [JSON ...]``: the step name, its log
+file, its threads, a JSON object of the job's named inputs, its output file and the rule's
+params as JSON texts (see :data:`STEPS`).
+
+Examples
+--------
+>>> import tempfile, os
+>>> d = tempfile.mkdtemp()
+>>> handle = start(os.path.join(d, "server.log"))
+>>> os.path.exists(handle.socket)
+True
+>>> stop(handle)
+>>> os.path.exists(handle.socket)
+False
+"""
+
+import json
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+#: Environment variable naming the server's socket; jobs inherit it from Snakemake.
+ENV = "FIELDPHOT_WORKER"
+
+
+def _calibrate(st, inputs, output, cfg, row):
+    st.calibrate(
+        inputs["raw"],
+        row,
+        inputs.get("bias", ""),
+        inputs.get("dark", ""),
+        inputs.get("flat", ""),
+        output,
+        cfg,
+    )
+
+
+def _extract(st, inputs, output, cfg):
+    st.extract(inputs["calibrated"], output, cfg)
+
+
+def _solve(st, inputs, output, cfg):
+    st.solve(
+        inputs["calibrated"],
+        inputs["sources"],
+        inputs["refcat"],
+        output,
+        cfg,
+        inputs.get("neighbour"),
+    )
+
+
+def _photometer(st, inputs, output, cfg, targets):
+    st.photometer(
+        inputs["calibrated"],
+        inputs["astrometry"],
+        inputs["refcat"],
+        output,
+        cfg,
+        targets,
+        inputs["sources"],
+    )
+
+
+def _zeropoint(st, inputs, output, cfg):
+    st.zeropoint(inputs["photometry"], output, cfg)
+
+
+#: Each step: ``f(stages, inputs, output, *params)`` calling its :mod:`fieldphot.stages` function.
+STEPS = {
+    "calibrate": _calibrate,
+    "extract": _extract,
+    "solve": _solve,
+    "photometer": _photometer,
+    "zeropoint": _zeropoint,
+}
+
+
+def run(argv: list[str]) -> int:
+    """Run one step in this process; return its exit status (the traceback goes to its log).
+
+    Examples
+    --------
+    >>> run(["nosuchstep", "/dev/null", "1", "{}", "out"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown step 'nosuchstep' (known: calibrate, extract, solve, photometer, zeropoint)
+    """
+    name, log, threads, inputs, output, *params = argv
+    if name not in STEPS:
+        raise ValueError(f"unknown step {name!r} (known: {', '.join(STEPS)})")
+    # OpenMP (the cosmic-ray search) reads this when it first loads, which is in the step.
+    os.environ["OMP_NUM_THREADS"] = threads
+    from . import stages  # the server has it already; a standalone step pays for it here
+
+    try:
+        with stages.logged(log) as lg:
+            lg.info(
+                "%s: %s threads (CPUs the scheduler gave: %s)",
+                name,
+                threads,
+                os.environ.get("SLURM_CPUS_PER_TASK", "not under SLURM"),
+            )
+            STEPS[name](stages, json.loads(inputs), output, *map(json.loads, params))
+    except Exception as err:  # logged with its traceback by stages.logged
+        print(f"fieldphot {name}: {err} (see {log})", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- client
+def submit(argv: list[str]) -> int:
+    """Run a step through the server named by ``$FIELDPHOT_WORKER``, or here without one."""
+    path = os.environ.get(ENV, "")
+    if path:
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+        except OSError:  # no server (gone, or on another host): run the step here
+            sock.close()
+        else:
+            with sock:
+                request = json.dumps({"argv": argv, "cwd": os.getcwd()}).encode() + b"\n"
+                sys.stdout.flush()
+                sys.stderr.flush()
+                socket.send_fds(sock, [request], [1, 2])
+                reply = sock.makefile("rb").readline()
+            if not reply:
+                print(f"fieldphot {argv[0]}: the worker process died", file=sys.stderr)
+                return 1
+            return int(json.loads(reply)["rc"])
+    return run(argv)
+
+
+# ----------------------------------------------------------------------------- server
+class _Handler(socketserver.BaseRequestHandler):
+    """Runs in the forked child: one step, with the client's stdout/stderr, then exits."""
+
+    def handle(self):
+        msg, fds, _, _ = socket.recv_fds(self.request, 1 << 20, 2)
+        for fd, target in zip(fds, (1, 2), strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        # A client that goes away (its job killed) takes its step with it.
+        threading.Thread(target=self._watch_client, daemon=True).start()
+        request = json.loads(msg)
+        os.chdir(request["cwd"])
+        try:
+            rc = run(request["argv"])
+        except Exception as err:  # a malformed command line
+            print(f"fieldphot worker: {err}", file=sys.stderr)
+            rc = 2
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.request.sendall(json.dumps({"rc": rc}).encode() + b"\n")
+
+    def _watch_client(self):
+        try:
+            gone = not self.request.recv(1)
+        except OSError:  # closed here: the step is over
+            return
+        if gone:
+            os._exit(1)
+
+
+class _Server(socketserver.ForkingMixIn, socketserver.UnixStreamServer):
+    max_children = 1024  # Snakemake bounds how many steps run at once
+
+
+def serve(path: str, parent: int) -> None:
+    """Serve steps on the Unix socket ``path`` until ``parent`` exits or SIGTERM arrives."""
+    from . import stages  # noqa: F401  - the imports every forked step shares
+
+    server = _Server(path, _Handler)
+
+    def stop(*_):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    def watch_parent():
+        while _alive(parent):
+            time.sleep(0.5)
+        stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=watch_parent, daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- lifecycle
+@dataclass
+class Handle:
+    """A running server: its process and socket."""
+
+    process: subprocess.Popen
+    socket: str
+
+
+def start(log: str, timeout: float = 60.0) -> Handle | None:
+    """Start a server for this process's jobs; set ``$FIELDPHOT_WORKER``; None if it fails.
+
+    The server stops with this process (or :func:`stop`); its output goes to ``log``.
+    """
+    path = os.path.join(tempfile.mkdtemp(prefix="fieldphot-"), "worker.sock")
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fieldphot.worker", path, str(os.getpid())],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            return None
+        time.sleep(0.05)
+    os.environ[ENV] = path
+    return Handle(proc, path)
+
+
+def stop(handle: Handle | None) -> None:
+    """Stop a server started by :func:`start` and forget its socket."""
+    if handle is None:
+        return
+    os.environ.pop(ENV, None)
+    handle.process.terminate()
+    handle.process.wait(timeout=30)
+    os.rmdir(os.path.dirname(handle.socket))
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,118 @@
+"""The warm worker: steps run in its forks, die with their client, and it dies with its parent."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+
+from fieldphot import io, worker
+
+STEP = Path(__file__).parents[2] / "scripts" / "step.py"
+CFG = json.dumps({"thresh": 5.0, "minarea": 5, "background_box": 32})
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def server(tmp_path, monkeypatch):
+    handle = worker.start(str(tmp_path / "worker.log"))
+    assert handle is not None, (tmp_path / "worker.log").read_text()
+    yield handle
+    worker.stop(handle)
+    monkeypatch.delenv(worker.ENV, raising=False)
+
+
+def frame(path: Path, seed=3):
+    rng = np.random.default_rng(seed)
+    img = rng.normal(100.0, 5.0, (128, 128)).astype(np.float32)
+    yy, xx = np.mgrid[:128, :128]
+    for x, y in rng.uniform(10, 118, (15, 2)):
+        img += 2000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.0)
+    io.write_calibrated(path, img, np.full_like(img, 5.0), np.zeros(img.shape, int), fits.Header())
+
+
+def step(tmp_path, name, calibrated, out, env):
+    argv = [name, str(tmp_path / f"{name}.log"), "1", json.dumps({"calibrated": str(calibrated)})]
+    return subprocess.Popen(
+        [sys.executable, str(STEP), *argv, str(out), CFG],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_step_through_the_server_equals_the_step_run_alone(tmp_path, server):
+    cal = tmp_path / "cal.fits"
+    frame(cal)
+    alone = {k: v for k, v in os.environ.items() if k != worker.ENV}
+    p1 = step(tmp_path, "extract", cal, tmp_path / "alone.parquet", alone)
+    assert p1.wait(120) == 0, p1.stderr.read()
+    p2 = step(tmp_path, "extract", cal, tmp_path / "served.parquet", dict(os.environ))
+    assert p2.wait(120) == 0, p2.stderr.read()
+    a, _ = io.read_table(tmp_path / "alone.parquet")
+    b, _ = io.read_table(tmp_path / "served.parquet")
+    assert len(a) >= 10
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_failing_step_reports_on_the_clients_stderr(tmp_path, server):
+    proc = step(tmp_path, "extract", tmp_path / "missing.fits", tmp_path / "x.parquet", None)
+    assert proc.wait(120) == 1
+    err = proc.stderr.read()
+    # printed by the server's child, on the file descriptors the client handed over
+    assert "fieldphot extract:" in err and "missing.fits" in err
+    assert "Traceback" in (tmp_path / "extract.log").read_text()
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_killing_the_client_kills_its_step(tmp_path, server):
+    fifo = tmp_path / "never-written.fits"
+    os.mkfifo(fifo)  # the step blocks opening it: a step that never ends
+    proc = step(tmp_path, "extract", fifo, tmp_path / "x.parquet", None)
+    wait_for(lambda: len(children(server.process.pid)) == 1)
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: children(server.process.pid) == [])
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_the_server_stops_when_its_parent_dies(tmp_path):
+    code = (
+        "from fieldphot import worker; import time; "
+        f"h = worker.start({str(tmp_path / 'w.log')!r}); "
+        "print(h.process.pid, h.socket, flush=True); time.sleep(300)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid, sock = parent.stdout.readline().split()
+    assert os.path.exists(sock)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    wait_for(lambda: not os.path.exists(sock))
+    wait_for(lambda: subprocess.run(["ps", "-p", pid], capture_output=True).returncode != 0)
+
+
+def test_without_a_server_the_client_runs_the_step_itself(tmp_path):
+    cal = tmp_path / "cal.fits"
+    frame(cal)
+    env = dict(os.environ, **{worker.ENV: str(tmp_path / "gone.sock")})
+    proc = step(tmp_path, "extract", cal, tmp_path / "s.parquet", env)
+    assert proc.wait(120) == 0, proc.stderr.read()
+    assert len(io.read_table(tmp_path / "s.parquet")[0]) >= 10
