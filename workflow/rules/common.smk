@@ -123,13 +123,22 @@ def solve_inputs(wildcards):
     return inputs
 
 
+@lru_cache(maxsize=4)
+def _rows(path, mtime):
+    """Every manifest row as plain values, by (night, frame): one lookup per job, not a scan."""
+    rows = {}
+    for row in _read_manifest(path, mtime).to_dict("records"):
+        rows.setdefault((row["night"], row["frame"]), _plain(row))
+    return rows
+
+
 def frame_row(wildcards):
     """The frame's manifest row, as plain values."""
-    m = manifest()
-    row = m[(m["frame"] == wildcards.frame) & (m["night"] == wildcards.night)]
-    if row.empty:
+    path = checkpoints.manifest.get().output[0]
+    row = _rows(path, os.path.getmtime(path)).get((wildcards.night, wildcards.frame))
+    if row is None:
         raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
-    return _plain(row.iloc[0].to_dict())
+    return row
 
 
 def frame_row_json(wildcards):
