@@ -22,6 +22,7 @@ rule all:
         out("lightcurves"),
         out("summary"),
         out("frames"),
+        out("report_diagnostics"),
         EXPORTS,
     default_target: True
 

@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
 def simulate(outdir: Path, size: int, frames: int, seed: int):
     from . import synthetic
 
-    cfg = synthetic.SimConfig(nx=size, ny=size, n_science=frames, seed=seed)
+    cfg = synthetic.SimConfig(nx=size, ny=size, n_science=frames, seed=seed, targets=True)
     night = synthetic.simulate_night(outdir, cfg)
     print(f"simulated night: {night.raw_dir} ({len(list(night.raw_dir.iterdir()))} raw frames)")
     print(f"reference catalog: {night.refcat}\ntruth: {night.root / 'truth'}")

@@ -242,6 +242,11 @@ def read_table(path, columns=None) -> tuple[pd.DataFrame, dict]:
     return table.to_pandas(), (json.loads(raw) if raw else {})
 
 
+def table_columns(path) -> list[str]:
+    """The column names of a Parquet table, read from its schema alone."""
+    return pq.read_schema(path).names
+
+
 def read_any_table(path) -> pd.DataFrame:
     """A table from Parquet, ECSV, FITS, CSV or VOTable, by file extension."""
     path = Path(path)

@@ -21,6 +21,9 @@ PATTERNS = {
     "frames": "lightcurves/frames.parquet",
     "rms_plot": "lightcurves/rms_mag.png",
     "export": "export/{name}",
+    "report_diagnostics": "report/diagnostics.png",
+    "report_problems": "report/problems.html",
+    "report_targets": "report/targets.png",
 }
 
 PER_FRAME = ("calibrated", "sources", "astrometry", "photometry", "catalogs")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from . import bands, catalogs, headers, io, layout, lightcurves, measure, refcat, wcsmodel
+from . import bands, catalogs, headers, io, layout, lightcurves, measure, refcat, report, wcsmodel
 from . import calibrate as cal
 from . import export as xport
 from . import extract as ext
@@ -765,6 +765,27 @@ def frame_status(results, excluded=()) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["night", "frame", "path", "status", "reason"])
+
+
+def report_pages(results, diagnostics, problems, targets, run_cmd: str, excluded=()):
+    """The report's pages (:mod:`fieldphot.report`) from the products under ``results``:
+    the per-frame diagnostics figure, the failed/flagged frames page (with ``run_cmd``, the
+    command that ran the night) and the targets' light curves."""
+    results = Path(results)
+    frames, _ = io.read_table(results / layout.path("frames"))
+    io.save_figure(report.diagnostics_figure(frames), diagnostics)
+    status = frame_status(results, excluded)
+    cats = [
+        str(results / layout.path("catalogs", night=n, frame=f))
+        for n, f in zip(status["night"], status["frame"], strict=True)
+    ]
+    io.write_text(problems, report.problems_html(status, cats, run_cmd))
+    path = results / layout.path("lightcurves")
+    names = set(io.table_columns(path))
+    wanted = ["target", "bjd_tdb", "mag", "mag_err", "detected", "mag_lim"]
+    lc, _ = io.read_table(path, columns=[c for c in wanted if c in names])
+    io.save_figure(report.targets_figure(lc), targets)
+    log.info("report pages: %d frames, %d failed or flagged", len(frames), len(status))
 
 
 # ------------------------------------------------------------------------------- init

@@ -116,6 +116,7 @@ class SimConfig:
     site_lat: float = 31.9583
     site_lon: float = -111.5967
     site_elev: float = 2096.0
+    targets: bool = False  #: list the transiting and the variable star as the config's targets
 
 
 @dataclass
@@ -590,7 +591,13 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     refcat_path = root / "refcat.parquet"
     io.write_table(refcat_path, refcat, {"source": "fieldphot.synthetic", "seed": cfg.seed})
     config_path = root / "config.yaml"
-    io.write_text(config_path, yaml.safe_dump(demo_config(raw_dir, refcat_path), sort_keys=False))
+    demo = demo_config(raw_dir, refcat_path)
+    if cfg.targets:
+        demo["targets"] = [
+            {"name": f"{r.kind}-{r.id}", "ra": float(r.ra), "dec": float(r.dec)}
+            for r in stars[stars["kind"].isin(["transit", "variable"])].itertuples()
+        ]
+    io.write_text(config_path, yaml.safe_dump(demo, sort_keys=False))
     return Night(root, raw_dir, refcat_path, config_path, stars, frames, fluxes, params)
 
 

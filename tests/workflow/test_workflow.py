@@ -1,7 +1,11 @@
 """`snakemake` end to end on a small simulated night in a temporary folder."""
 
 import hashlib
+import html
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +23,15 @@ from fieldphot import io, synthetic
 from fieldphot.cli import snakemake_command
 
 SMALL_NIGHT = synthetic.SimConfig(
-    nx=384, ny=384, n_science=6, n_bias=3, n_dark=3, n_flat=3, seed=21, stars_per_arcmin2=9.0
+    nx=384,
+    ny=384,
+    n_science=6,
+    n_bias=3,
+    n_dark=3,
+    n_flat=3,
+    seed=21,
+    stars_per_arcmin2=9.0,
+    targets=True,
 )
 
 pytestmark = pytest.mark.workflow
@@ -76,7 +88,7 @@ def test_outputs_exist_and_agree_with_truth(run):
         cat, meta = io.read_table(next(res.glob(f"catalogs/*/{frame}.parquet")))
         assert meta["status"] == "ok" and meta["astrometry"]["rms_px"] < 0.3
         assert meta["fieldphot_version"] and meta["config"]["min_stars"] == 5
-        clean = cat[(cat["flags"] == 0) & (cat["snr"] > 50)]
+        clean = cat[(cat["flags"] == 0) & (cat["snr"] > 50) & (cat["target"] == "")]
         d = clean["mag"].to_numpy() - truth.loc[frame].loc[clean["id"]].to_numpy()
         assert len(d) >= 5 and abs(np.median(d)) < 0.02, f"{frame}: {np.median(d):+.4f}"
     for rule in ("calibrate", "extract", "solve", "photometer", "zeropoint"):
@@ -119,6 +131,7 @@ def test_a_zeropoint_setting_reruns_only_the_zeropoints_and_what_follows(run, tm
         "all": 1,
         "export": 1,
         "lightcurves": 1,
+        "report_pages": 1,
         "zeropoint": len(night.frames),
     }
 
@@ -135,6 +148,7 @@ def test_deleting_one_photometry_reruns_only_its_downstream(run):
         "export": 1,
         "lightcurves": 1,
         "photometer": 1,
+        "report_pages": 1,
         "zeropoint": 1,
     }
     proc = snakemake(work, night.config)
@@ -168,3 +182,78 @@ def test_a_run_killed_midway_and_rerun_gives_the_same_results(run, tmp_path):
         for a, b in zip(ours, theirs, strict=True):
             read = (lambda p: io.read_table(p)[0]) if a.suffix == ".parquet" else table
             pd.testing.assert_frame_equal(read(a), read(b))
+
+
+#: Clicks through a Snakemake report: each category, each file's first button; records what
+#: the page then shows (decoded PNG sizes, iframes) in the body's data-probe attribute.
+PROBE = """<script>
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+const byText = t => [...document.querySelectorAll("a,button,li,span,div,td,p")].find(
+  e => e.textContent.trim() === t && e.children.length === 0);
+(async () => {
+  await sleep(1500);
+  const seen = {};
+  for (const [cat, files] of Object.entries(WANTED)) {
+    byText("Results")?.click(); await sleep(300);
+    if (!byText(cat)) { seen[cat] = "no category"; continue; }
+    byText(cat).click(); await sleep(500);
+    for (const f of files) {
+      const cell = byText(f);
+      if (!cell) { seen[f] = "not listed"; continue; }
+      cell.parentElement.querySelector("a,button").click(); await sleep(1000);
+      seen[f] = {
+        png: [...document.querySelectorAll("img")]
+          .filter(i => i.src.startsWith("data:image/png")).map(i => i.naturalWidth),
+        html: [...document.querySelectorAll("iframe")]
+          .filter(i => i.src.startsWith("data:text/html")).length,
+      };
+      byText("Results")?.click(); await sleep(300); byText(cat)?.click(); await sleep(300);
+    }
+  }
+  document.body.setAttribute("data-probe", JSON.stringify(seen));
+})();
+</script>"""
+
+
+def test_the_report_renders_every_section_in_chromium(run, tmp_path):
+    night, work, _, _ = run
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("FIELDPHOT_REQUIRE_CHROMIUM"):
+            pytest.fail("FIELDPHOT_REQUIRE_CHROMIUM is set but chromium is not installed")
+        pytest.skip("headless Chromium (Debian package chromium) is not installed")
+    report = tmp_path / "report.html"
+    proc = snakemake(work, night.config, "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wanted = {
+        "Frames": ["results/report/diagnostics.png", "results/report/problems.html"],
+        "Light curves": ["results/lightcurves/rms_mag.png", "results/report/targets.png"],
+    }
+    page = report.read_text()
+    probe = PROBE.replace("WANTED", json.dumps(wanted))
+    probed = tmp_path / "probed.html"
+    probed.write_text(page[: page.rfind("</body>")] + probe + "</body></html>")
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        + ["--disable-background-networking", "--virtual-time-budget=60000", "--dump-dom"]
+        + [probed.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found, "the report's page never finished rendering"
+    seen = json.loads(html.unescape(found.group(1)))
+    for files in wanted.values():
+        for f in files:
+            assert isinstance(seen.get(f), dict), f"{f}: {seen}"
+            shown = seen[f]
+            assert shown["html"] == 1 if f.endswith(".html") else max(shown["png"]) > 300, f
+    # The pages' content: the night's one broken file with what to do, and both simulated
+    # targets' light curves.
+    problems = (work / "results" / "report" / "problems.html").read_text()
+    assert "Failed and flagged frames (1)" in problems
+    assert "<td>broken</td><td>bad</td>" in problems and "fix or remove the raw file" in problems
+    lc = io.read_table(work / "results" / "lightcurves" / "lightcurves.parquet")[0]
+    targets = yaml.safe_load(night.config.read_text())["targets"]
+    assert set(lc["target"]) - {""} == {t["name"] for t in targets}

@@ -25,6 +25,10 @@ def step(name):
     return f"{python} {script} {name} {{log:q}} {{threads}} {{params.inputs:q}} {{output:q}}"
 
 
+#: The command that runs this night, for the report's rerun hints.
+RUN_COMMAND = shlex.join(
+    ["fieldphot", "run", *workflow.configfiles[-1:], "--workdir", os.getcwd()]
+)
 #: Local runs (not SLURM jobs, not conda environments) start the worker.
 _WORKER = []
 

@@ -17,6 +17,33 @@ rule lightcurves:
         os.path.join(SCRIPTS, "lightcurves.py")
 
 
+# All frames: the report's own pages (snakemake --report collects them with the rms plot).
+rule report_pages:
+    input:
+        out("frames"),
+        out("lightcurves"),
+    output:
+        diagnostics=report(
+            out("report_diagnostics"), caption="../report/diagnostics.rst", category="Frames"
+        ),
+        problems=report(
+            out("report_problems"), caption="../report/problems.rst", category="Frames"
+        ),
+        targets=report(
+            out("report_targets"), caption="../report/targets.rst", category="Light curves"
+        ),
+    params:
+        results=RESULTS,
+        run_cmd=RUN_COMMAND,
+        excluded=config["exclude_frames"],
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/report/report_pages.log",
+    script:
+        os.path.join(SCRIPTS, "report_pages.py")
+
+
 # All frames: the calibrated catalogs (and the targets' GCN table) in the config's formats.
 # (No rule when there is nothing to export.)
 if EXPORTS:

@@ -1,0 +1,137 @@
+"""The report's own pages: per-frame diagnostics against time, the frames that failed or
+were flagged (with what to run), and the targets' light curves.
+
+``snakemake --report`` collects them with the rms-magnitude diagram
+(:func:`fieldphot.lightcurves.rms_figure`); the functions here take tables and return
+figures or HTML, and the workflow's ``report_pages`` rule writes them.
+
+Examples
+--------
+>>> import pandas as pd
+>>> frames = pd.DataFrame({"frame": ["a", "b"], "mjd_utc_mid": [60000.1, 60000.2],
+...     "status": ["ok", "no_wcs"], "zp": [24.5, None], "fwhm": [3.1, 3.3], "sky": [100, 120],
+...     "maglim": [20.1, None], "astrometry_rms_arcsec": [0.1, None], "n_zp_stars": [50, 0]})
+>>> len(diagnostics_figure(frames).axes)
+6
+"""
+
+import html
+
+import numpy as np
+import pandas as pd
+
+#: The per-frame diagnostics drawn against time: column of lightcurves/frames.parquet, label.
+DIAGNOSTICS = [
+    ("zp", "zeropoint (mag)"),
+    ("fwhm", "FWHM (px)"),
+    ("sky", "sky (e-/px)"),
+    ("maglim", "limiting magnitude"),
+    ("astrometry_rms_arcsec", "astrometric rms (arcsec)"),
+    ("n_zp_stars", "calibration stars used"),
+]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def diagnostics_figure(frames: pd.DataFrame):
+    """Six panels against time (hours from the first frame): each :data:`DIAGNOSTICS`
+    column, frames a stage flagged drawn as red crosses where they have a value."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(DIAGNOSTICS), 1, figsize=(7, 11), sharex=True, dpi=100)
+    t0 = np.nanmin(frames["mjd_utc_mid"]) if len(frames) else 0.0
+    hours = (frames["mjd_utc_mid"] - t0) * 24.0
+    ok = (frames["status"] == "ok").to_numpy()
+    for ax, (col, label) in zip(axes, DIAGNOSTICS, strict=True):
+        y = pd.to_numeric(frames.get(col, pd.Series(np.nan, frames.index)), errors="coerce")
+        ax.plot(hours[ok], y[ok], ".", ms=5, color="C0", label="ok")
+        if (~ok).any():
+            ax.plot(hours[~ok], y[~ok], "x", ms=6, color="C3", label="flagged")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[3].invert_yaxis()  # fainter limit is better: up
+    axes[0].legend(fontsize=7, loc="best")
+    axes[-1].set_xlabel(f"hours since MJD {t0:.5f} (mid-exposure, UTC)")
+    fig.suptitle(f"{len(frames)} frames, {int(ok.sum())} ok")
+    fig.tight_layout()
+    return fig
+
+
+def rerun_hint(status: str, catalog: str, run_cmd: str) -> str:
+    """What to run for a frame with ``status`` (see :func:`fieldphot.stages.frame_status`).
+
+    Examples
+    --------
+    >>> rerun_hint("missing", "results/catalogs/n/f.parquet", "fieldphot run night.yaml")
+    'fieldphot run night.yaml'
+    >>> rerun_hint("bad", "", "fieldphot run night.yaml")
+    'fix or remove the raw file'
+    """
+    if status == "bad":
+        return "fix or remove the raw file"
+    if status == "missing":
+        return run_cmd
+    return f"{run_cmd} --forcerun=calibrate {catalog}"
+
+
+def problems_html(status: pd.DataFrame, catalogs: list[str], run_cmd: str) -> str:
+    """A self-contained HTML page: one row per failed or flagged frame (``status`` from
+    :func:`fieldphot.stages.frame_status`, ``catalogs`` its frames' catalog paths) with the
+    reason and the command that reruns it."""
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (r.night, r.frame, r.status, r.reason, rerun_hint(r.status, c, run_cmd))
+        )
+        + "</tr>"
+        for r, c in zip(status.itertuples(), catalogs, strict=True)
+    )
+    body = (
+        "<p>Every frame gave a calibrated catalog.</p>"
+        if status.empty
+        else "<table><tr><th>night</th><th>frame</th><th>status</th><th>reason</th>"
+        f"<th>to rerun</th></tr>{rows}</table>"
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Failed and flagged frames"
+        "</title><style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "text-align:left}table{border-collapse:collapse}td:last-child{font-family:monospace}"
+        f"</style></head><body><h1>Failed and flagged frames ({len(status)})</h1>{body}"
+        "</body></html>"
+    )
+
+
+def targets_figure(lc: pd.DataFrame):
+    """One panel per forced target: magnitude against BJD_TDB with error bars, and the
+    limiting magnitude where the target was not detected."""
+    plt = _pyplot()
+    tg = lc[lc.get("target", pd.Series("", lc.index)).fillna("").astype(str) != ""]
+    names = sorted(tg["target"].unique()) if len(tg) else []
+    fig, axes = plt.subplots(max(len(names), 1), 1, figsize=(7, 2.6 * max(len(names), 1)))
+    axes = np.atleast_1d(axes)
+    if not names:
+        axes[0].text(0.5, 0.5, "no targets in the config", ha="center", va="center")
+        axes[0].set_axis_off()
+    for ax, name in zip(axes, names, strict=False):
+        t = tg[tg["target"] == name]
+        det = t["detected"].astype(bool) if "detected" in t else pd.Series(True, t.index)
+        x0 = np.floor(np.nanmin(t["bjd_tdb"]))
+        ax.errorbar(
+            t["bjd_tdb"][det] - x0, t["mag"][det], t["mag_err"][det], fmt=".", label="detected"
+        )
+        if "mag_lim" in t and (~det).any():
+            ax.plot(t["bjd_tdb"][~det] - x0, t["mag_lim"][~det], "v", color="C3", label="limit")
+        ax.invert_yaxis()
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("mag")
+        ax.set_xlabel(f"BJD_TDB - {x0:.0f}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
