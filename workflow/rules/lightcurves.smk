@@ -22,6 +22,7 @@ rule report_pages:
     input:
         out("frames"),
         out("lightcurves"),
+        manifest=out("manifest"),
     output:
         diagnostics=report(
             out("report_diagnostics"), caption="../report/diagnostics.rst", category="Frames"
@@ -33,7 +34,7 @@ rule report_pages:
             out("report_targets"), caption="../report/targets.rst", category="Light curves"
         ),
     params:
-        results=RESULTS,
+        results=lambda wildcards, input: os.path.dirname(input.manifest),
         run_cmd=RUN_COMMAND,
         excluded=config["exclude_frames"],
     conda:
