@@ -24,6 +24,7 @@ rule all:
         out("frames"),
         out("report_diagnostics"),
         EXPORTS,
+        frame_images,
     default_target: True
 
 

@@ -24,6 +24,7 @@ PATTERNS = {
     "report_diagnostics": "report/diagnostics.png",
     "report_problems": "report/problems.html",
     "report_targets": "report/targets.png",
+    "frame_image": "debug/{night}/{frame}.png",
 }
 
 PER_FRAME = ("calibrated", "sources", "astrometry", "photometry", "catalogs")

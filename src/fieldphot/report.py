@@ -63,6 +63,44 @@ def diagnostics_figure(frames: pd.DataFrame):
     return fig
 
 
+def frame_figure(sci, sources, matched, targets, title=""):
+    """A calibrated frame (1-99.5 percentile stretch) with its detected sources (circles),
+    the detections matched to the reference catalog by the astrometric fit (squares) and
+    the forced targets (labelled); all tables have pixel ``x``, ``y`` (0-based).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> xy = pd.DataFrame({"x": [10.0], "y": [12.0]})
+    >>> fig = frame_figure(np.ones((32, 32)), xy, xy, xy.assign(target="T"), "f")
+    >>> [len(ax.get_children()) > 0 for ax in fig.axes]
+    [True]
+    """
+    plt = _pyplot()
+    ny, nx = np.shape(sci)
+    fig, ax = plt.subplots(figsize=(7, 7 * ny / nx), dpi=110)
+    lo, hi = np.nanpercentile(sci, [1.0, 99.5])
+    ax.imshow(sci, origin="lower", cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+    ax.plot(sources["x"], sources["y"], "o", mfc="none", mec="C0", ms=7, mew=0.7, label="detected")
+    ax.plot(matched["x"], matched["y"], "s", mfc="none", mec="C2", ms=10, mew=0.8, label="matched")
+    for t in targets.itertuples():
+        ax.plot(t.x, t.y, "+", color="C3", ms=16, mew=1.2)
+        ax.annotate(
+            str(t.target),
+            (t.x, t.y),
+            xytext=(6, 6),
+            textcoords="offset points",
+            color="C3",
+            fontsize=8,
+        )
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
 def rerun_hint(status: str, catalog: str, run_cmd: str) -> str:
     """What to run for a frame with ``status`` (see :func:`fieldphot.stages.frame_status`).
 

@@ -78,6 +78,13 @@ def logged(path):
         handler.close()
 
 
+def progress(i: int, n: int, what: str) -> None:
+    """Log that item ``i`` (0-based) of ``n`` is done, at about every tenth: long steps
+    show their progress in their log."""
+    if (i + 1) % max(1, n // 10) == 0 or i + 1 == n:
+        log.info("%s: %d of %d (%.0f %%)", what, i + 1, n, 100.0 * (i + 1) / n)
+
+
 def load_profile(path) -> headers.Profile:
     """An instrument profile from a YAML file (the generic profile when ``path`` is empty)."""
     if not path:
@@ -244,6 +251,7 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
                 else:
                     stack = np.empty(shape, np.float32)
             stack[i] = prepared
+            progress(i, len(rows), f"{kind} frames read")
         reducer = cal.nan_median if kind == "skydark" else None
         data = cal.combine_in_chunks(stack, cfg.get("combine_sigma", 3.0), budget / 2, reducer)
         noise = cal.master_noise(stack[0], data, len(rows))
@@ -638,7 +646,8 @@ def light_curves(catalogs, outdir, cfg: dict):
     """Transpose per-frame catalogs into the long light-curve table, summary and plot."""
     outdir = Path(outdir)
     tables, frames = [], []
-    for path in catalogs:
+    for i, path in enumerate(catalogs):
+        progress(i, len(catalogs), "catalogs read")
         t, meta = io.read_table(path)
         zp = meta.get("zeropoint", {})
         frames.append(
@@ -688,7 +697,8 @@ def export(catalogs, outdir, cfg: dict, targets: bool) -> list[str]:
     Returns the names written (:func:`fieldphot.layout.export_names`)."""
     outdir = Path(outdir)
     tables, meta = [], {}
-    for path in catalogs:
+    for i, path in enumerate(catalogs):
+        progress(i, len(catalogs), "catalogs read")
         t, m = io.read_table(path)
         if m.get("status") == "ok":
             tables.append(t)
@@ -765,6 +775,22 @@ def frame_status(results, excluded=()) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["night", "frame", "path", "status", "reason"])
+
+
+def frame_image(calibrated, sources, astrometry, photometry, out):
+    """Draw one frame with its detected, matched and target sources (``debug: true``)."""
+    sci, _, _, header = io.read_calibrated(calibrated)
+    src = io.read_table(sources, columns=["x", "y"])[0]
+    ast = io.read_table(astrometry, columns=["x", "y", "used"])[0]
+    phot = io.read_table(photometry, columns=["x", "y", "target"])[0]
+    fig = report.frame_figure(
+        sci,
+        src,
+        ast[ast["used"].astype(bool)],
+        phot[phot["target"] != ""],
+        f"{Path(calibrated).stem}: {len(src)} detected, {int(ast['used'].sum())} matched",
+    )
+    io.save_figure(fig, out)
 
 
 def report_pages(results, diagnostics, problems, targets, run_cmd: str, excluded=()):

@@ -89,6 +89,12 @@ def _zeropoint(st, inputs, output, cfg):
     st.zeropoint(inputs["photometry"], output, cfg)
 
 
+def _frame_image(st, inputs, output):
+    st.frame_image(
+        inputs["calibrated"], inputs["sources"], inputs["astrometry"], inputs["photometry"], output
+    )
+
+
 #: Each step: ``f(stages, inputs, output, *params)`` calling its :mod:`fieldphot.stages` function.
 STEPS = {
     "calibrate": _calibrate,
@@ -96,6 +102,7 @@ STEPS = {
     "solve": _solve,
     "photometer": _photometer,
     "zeropoint": _zeropoint,
+    "frame_image": _frame_image,
 }
 
 
@@ -104,10 +111,10 @@ def run(argv: list[str]) -> int:
 
     Examples
     --------
-    >>> run(["nosuchstep", "/dev/null", "1", "{}", "out"])
+    >>> run(["nosuchstep", "/dev/null", "1", "{}", "out"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown step 'nosuchstep' (known: calibrate, extract, solve, photometer, zeropoint)
+    ValueError: unknown step 'nosuchstep' (known: calibrate, extract, solve, ...)
     """
     name, log, threads, inputs, output, *params = argv
     if name not in STEPS:

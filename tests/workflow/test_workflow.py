@@ -54,6 +54,8 @@ def checksums(folder: Path) -> dict:
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("wf_night")
     night = synthetic.simulate_night(root / "night", SMALL_NIGHT)
+    cfg = yaml.safe_load(night.config.read_text())
+    night.config.write_text(yaml.safe_dump({**cfg, "debug": True}, sort_keys=False))
     # A real night holds junk: a truncated FITS file and a text file.
     good = sorted(night.raw_dir.iterdir())[-1].read_bytes()
     (night.raw_dir / "broken.fits").write_bytes(good[: len(good) // 3])
@@ -93,6 +95,12 @@ def test_outputs_exist_and_agree_with_truth(run):
         assert len(d) >= 5 and abs(np.median(d)) < 0.02, f"{frame}: {np.median(d):+.4f}"
     for rule in ("calibrate", "extract", "solve", "photometer", "zeropoint"):
         assert len(list((work / "logs" / rule).rglob("*.log"))) == len(night.frames)
+    # Long steps log their progress.
+    n = len(night.frames)
+    assert (
+        f"catalogs read: {n} of {n} (100 %)"
+        in (work / "logs/lightcurves/lightcurves.log").read_text()
+    )
 
 
 def test_export_holds_every_calibrated_measurement_with_units(run):
@@ -147,6 +155,7 @@ def test_deleting_one_photometry_reruns_only_its_downstream(run):
         "all": 1,
         "export": 1,
         "lightcurves": 1,
+        "frame_image": 1,  # the config sets debug: true
         "photometer": 1,
         "report_pages": 1,
         "zeropoint": 1,
@@ -225,8 +234,11 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     report = tmp_path / "report.html"
     proc = snakemake(work, night.config, "--report", str(report))
     assert proc.returncode == 0, proc.stderr[-2000:]
+    images = sorted((work / "results" / "debug").glob("*/*.png"))  # debug: true
+    assert len(images) == len(night.frames)
     wanted = {
         "Frames": ["results/report/diagnostics.png", "results/report/problems.html"],
+        "Frame images": [str(images[0].relative_to(work))],
         "Light curves": ["results/lightcurves/rms_mag.png", "results/report/targets.png"],
     }
     page = report.read_text()

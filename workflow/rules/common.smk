@@ -198,6 +198,11 @@ def per_frame(*products):
     return [out(p, night=n, frame=f) for n, f in frames for p in products]
 
 
+def frame_images(wildcards):
+    """Every frame's diagnostic image, with ``debug: true``."""
+    return per_frame("frame_image") if config["debug"] else []
+
+
 def all_products(wildcards):
     """Every data product: a deleted one is rebuilt, with exactly what depends on it."""
     return per_frame(*layout.PER_FRAME)

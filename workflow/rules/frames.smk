@@ -85,3 +85,26 @@ rule zeropoint:
         "logs/zeropoint/{night}/{frame}.log",
     shell:
         step("zeropoint") + " {params.cfg:q}"
+
+
+# With `debug: true`: each frame drawn with its detected, matched and target sources.
+rule frame_image:
+    input:
+        calibrated=out("calibrated"),
+        sources=out("sources"),
+        astrometry=out("astrometry"),
+        photometry=out("photometry"),
+    output:
+        report(
+            out("frame_image"),
+            caption="../report/frame_image.rst",
+            category="Frame images",
+        ),
+    params:
+        inputs=named_inputs,
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/frame_image/{night}/{frame}.log",
+    shell:
+        step("frame_image")
