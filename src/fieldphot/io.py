@@ -14,6 +14,7 @@ Examples
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import warnings
@@ -240,6 +241,15 @@ def read_table(path, columns=None) -> tuple[pd.DataFrame, dict]:
     table = pq.read_table(path, columns=columns)
     raw = (table.schema.metadata or {}).get(META_KEY)
     return table.to_pandas(), (json.loads(raw) if raw else {})
+
+
+def file_digest(path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def table_columns(path) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import headers, timeutil
+from . import headers, io, timeutil
 
 RAW_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
@@ -111,6 +111,7 @@ def build_manifest(
                 df[col] = float(observatory[key])
     _dedupe_frames(df)
     _add_times(df, profile)
+    _mark_duplicates(df)
     df["filter"] = df["filter"].fillna("none").astype(str)
     for col in ("naxis1", "naxis2"):
         df[col] = df[col].fillna(0).astype(int)
@@ -165,6 +166,26 @@ def _dedupe_frames(df: pd.DataFrame) -> None:
         names.append(f if n == 0 else f"{f}_{n}")
         seen[f] = n + 1
     df["frame"] = names
+
+
+def _mark_duplicates(df: pd.DataFrame) -> None:
+    """Mark a file whose bytes repeat an earlier file's as ``bad`` ("duplicate of ...").
+
+    Only files that agree in type, start time, exposure, filter and shape are compared,
+    so the bytes of a night are read once at most for the few that might repeat.
+    """
+    key = ["kind", "date_obs", "exptime", "filter", "naxis1", "naxis2"]
+    ok = df[(df["status"] == "ok") & df["date_obs"].notna()]
+    for _, group in ok.groupby(key, dropna=False):
+        if len(group) < 2:
+            continue
+        first: dict[str, str] = {}
+        for i, path in group["path"].sort_values().items():
+            digest = io.file_digest(path)
+            if digest in first:
+                df.loc[i, ["status", "reason"]] = ["bad", f"{path}: duplicate of {first[digest]}"]
+            else:
+                first[digest] = path
 
 
 def _add_times(df: pd.DataFrame, profile: headers.Profile) -> None:

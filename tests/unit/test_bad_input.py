@@ -2,6 +2,7 @@
 folder is byte-identical afterwards."""
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -43,10 +44,22 @@ def bad_night(tmp_path_factory):
         _rewrite(path, fn)
     (night.raw_dir / "empty.fits").write_bytes(b"")
     (night.raw_dir / "notes.fits").write_text("not a FITS file\n")
+    header_cases = {
+        "noexp": lambda h: h.remove("EXPTIME"),
+        "zeroexp": lambda h: h.set("EXPTIME", 0.0),
+        "negexp": lambda h: h.set("EXPTIME", -5.0),
+        "nodate": lambda h: h.remove("DATE-OBS"),
+        "nofilter": lambda h: h.remove("FILTER"),
+        # never used unsanitized in a path (the flat master's name holds the filter)
+        "unsafe": lambda h: (h.set("FILTER", "V/../../x; rm -rf ~"), h.set("OBJECT", "a b/$(id)")),
+    }
     with fits.open(sci[5]) as hdul:
-        h = hdul[0].header.copy()
-        del h["EXPTIME"]
-        fits.PrimaryHDU(hdul[0].data, h).writeto(night.raw_dir / "noexp.fits")
+        for name, edit in header_cases.items():
+            h = hdul[0].header.copy()
+            h["DATE-OBS"] = h["DATE-OBS"][:-1] + "7"  # no duplicate of sci[5]
+            edit(h)
+            fits.PrimaryHDU(hdul[0].data, h).writeto(night.raw_dir / f"{name}.fits")
+    (night.raw_dir / "zz-copy.fits").write_bytes(sci[6].read_bytes())  # copied twice
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
     res = runner.run_night(yaml.safe_load(night.config.read_text()), root / "results")
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
@@ -60,11 +73,22 @@ def bad_night(tmp_path_factory):
         "manifest": manifest.set_index("frame"),
         "lc": io.read_table(res["lightcurves"])[0],
         "astrometry": next((root / "results" / "astrometry").iterdir()),
+        "results": root / "results",
     }
 
 
 def test_raw_folder_untouched(bad_night):
     assert bad_night["before"] == bad_night["after"]
+
+
+def test_header_values_never_reach_a_path_unsanitized(bad_night):
+    row = bad_night["manifest"].loc["unsafe"]
+    assert row["status"] == "ok" and row["filter"] == "V/../../x; rm -rf ~"
+    assert re.fullmatch(r"[A-Za-z0-9._+-]+", row["setup"]) and row["kind"] == "science"
+    written = [p for p in bad_night["results"].rglob("*")]
+    assert all(bad_night["results"] in p.parents for p in written)
+    assert not any(c in p.name for p in written for c in " ;$~/")
+    assert "unsafe" in set(bad_night["frames"].index)  # it ran (no flat in that filter)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +97,11 @@ def test_raw_folder_untouched(bad_night):
         ("empty", "empty.fits: not a readable FITS file"),
         ("notes", "notes.fits: not a readable FITS file"),
         ("noexp", "noexp.fits: exposure time (tried EXPTIME"),
+        ("zeroexp", "zeroexp.fits: exposure time 0.0 s is not positive"),
+        ("negexp", "negexp.fits: exposure time -5.0 s is not positive"),
+        ("nodate", "nodate.fits: start time (tried DATE-OBS"),
+        ("nofilter", "nofilter.fits: filter (tried FILTER"),
+        ("zz-copy", "zz-copy.fits: duplicate of "),
     ],
 )
 def test_unreadable_files_listed_in_the_manifest(bad_night, frame, reason):
@@ -108,6 +137,6 @@ def test_a_header_wcs_a_degree_off_is_replaced_by_the_ladder(bad_night):
 
 
 def test_good_frames_complete(bad_night):
-    good = bad_night["sci"][4:]  # the frame with a wrong WCS too, now solved
+    good = bad_night["sci"][4:] + ["unsafe"]  # the frame with a wrong WCS too, now solved
     assert (bad_night["frames"].loc[good, "status"] == "ok").all()
     assert set(bad_night["lc"]["frame"]) == set(good)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from astropy.io import fits
 from astropy.table import Table
 from conftest import job_counts  # tests/ is on the path (its conftest)
 
@@ -56,6 +57,9 @@ def run(tmp_path_factory):
     night = synthetic.simulate_night(root / "night", SMALL_NIGHT)
     cfg = yaml.safe_load(night.config.read_text())
     night.config.write_text(yaml.safe_dump({**cfg, "debug": True}, sort_keys=False))
+    # Header text reaches the step commands (in the manifest row): it must stay quoted.
+    first = sorted(night.raw_dir.iterdir())[-1]
+    fits.setval(first, "OBJECT", value='it\'s "x"; $(touch PWNED) `touch PWNED`')
     # A real night holds junk: a truncated FITS file and a text file.
     good = sorted(night.raw_dir.iterdir())[-1].read_bytes()
     (night.raw_dir / "broken.fits").write_bytes(good[: len(good) // 3])
@@ -75,6 +79,7 @@ def test_night_completes_despite_a_broken_file(run):
     assert broken["status"] == "bad" and "broken.fits" in broken["reason"]
     assert "observing-log" not in set(m["frame"])  # not a FITS name: never read
     assert checksums(night.raw_dir) == before  # the raw folder is untouched
+    assert not [p for p in night.root.parent.rglob("PWNED")] and not Path("PWNED").exists()
     assert (work / "logs" / "manifest" / "manifest.log").read_text().count("broken.fits") >= 1
 
 
