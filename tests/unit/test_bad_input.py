@@ -10,6 +10,7 @@ import yaml
 from astropy.io import fits
 
 from fieldphot import io, runner, synthetic
+from fieldphot.flags import Flag
 
 
 def _rewrite(path, fn):
@@ -60,6 +61,17 @@ def bad_night(tmp_path_factory):
             edit(h)
             fits.PrimaryHDU(hdul[0].data, h).writeto(night.raw_dir / f"{name}.fits")
     (night.raw_dir / "zz-copy.fits").write_bytes(sci[6].read_bytes())  # copied twice
+    with fits.open(sci[7]) as hdul:  # binned 2x2 on a night whose calibrations are 1x1
+        h, d = hdul[0].header.copy(), hdul[0].data.astype(float)
+    ny, nx = (d.shape[0] // 2) * 2, (d.shape[1] // 2) * 2
+    binned = d[:ny, :nx].reshape(ny // 2, 2, nx // 2, 2).mean(axis=(1, 3))
+    h.update(XBINNING=2, YBINNING=2, XPIXSZ=2 * h["XPIXSZ"], CDELT1=2.0, CDELT2=2.0)
+    h.update(CRPIX1=(h["CRPIX1"] - 0.5) / 2 + 0.5, CRPIX2=(h["CRPIX2"] - 0.5) / 2 + 0.5)
+    h["DATE-OBS"] = h["DATE-OBS"][:-1] + "7"
+    for key in ("TRIMSEC", "BIASSEC"):
+        (x0, x1), (y0, y1) = [map(int, r.split(":")) for r in h[key].strip("[]").split(",")]
+        h[key] = f"[{(x0 + 1) // 2}:{x1 // 2},{(y0 + 1) // 2}:{y1 // 2}]"
+    fits.PrimaryHDU(binned.astype(np.float32), h).writeto(night.raw_dir / "binned.fits")
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
     res = runner.run_night(yaml.safe_load(night.config.read_text()), root / "results")
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
@@ -79,6 +91,14 @@ def bad_night(tmp_path_factory):
 
 def test_raw_folder_untouched(bad_night):
     assert bad_night["before"] == bad_night["after"]
+
+
+def test_a_frame_binned_unlike_its_calibrations_is_flagged_not_miscalibrated(bad_night):
+    row = bad_night["manifest"].loc["binned"]
+    assert row["status"] == "ok" and row["binning"] == "2x2"
+    assert row["bias_master"] == row["dark_master"] == row["flat_master"] == ""
+    frame = bad_night["frames"].loc["binned"]
+    assert int(frame["cal_flags"]) & Flag.NO_CALIBRATION
 
 
 def test_header_values_never_reach_a_path_unsanitized(bad_night):
