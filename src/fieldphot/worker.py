@@ -16,7 +16,8 @@ process that started it is gone.
 
 Command line of a step: ``NAME LOG THREADS INPUTS OUTPUT [JSON ...]``: the step name, its log
 file, its threads, a JSON object of the job's named inputs, its output file and the rule's
-params as JSON texts (see :data:`STEPS`).
+params as JSON texts (see :data:`STEPS`). The step runs in the client's working directory
+and environment.
 
 Examples
 --------
@@ -106,7 +107,7 @@ STEPS = {
 }
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], where: str = "in its own process") -> int:
     """Run one step in this process; return its exit status (the traceback goes to its log).
 
     Examples
@@ -126,8 +127,9 @@ def run(argv: list[str]) -> int:
     try:
         with stages.logged(log) as lg:
             lg.info(
-                "%s: %s threads (CPUs the scheduler gave: %s)",
+                "%s %s: %s threads (CPUs the scheduler gave: %s)",
                 name,
+                where,
                 threads,
                 os.environ.get("SLURM_CPUS_PER_TASK", "not under SLURM"),
             )
@@ -150,7 +152,8 @@ def submit(argv: list[str]) -> int:
             sock.close()
         else:
             with sock:
-                request = json.dumps({"argv": argv, "cwd": os.getcwd()}).encode() + b"\n"
+                request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+                request = json.dumps(request).encode() + b"\n"
                 sys.stdout.flush()
                 sys.stderr.flush()
                 socket.send_fds(sock, [request], [1, 2])
@@ -167,16 +170,23 @@ class _Handler(socketserver.BaseRequestHandler):
     """Runs in the forked child: one step, with the client's stdout/stderr, then exits."""
 
     def handle(self):
-        msg, fds, _, _ = socket.recv_fds(self.request, 1 << 20, 2)
+        msg, fds, _, _ = socket.recv_fds(self.request, 1 << 16, 2)
         for fd, target in zip(fds, (1, 2), strict=True):
             os.dup2(fd, target)
             os.close(fd)
+        while not msg.endswith(b"\n"):  # a long request arrives in pieces
+            piece = self.request.recv(1 << 16)
+            if not piece:
+                return
+            msg += piece
         # A client that goes away (its job killed) takes its step with it.
         threading.Thread(target=self._watch_client, daemon=True).start()
         request = json.loads(msg)
         os.chdir(request["cwd"])
+        os.environ.clear()  # the job's environment (TMPDIR, ...), not the server's
+        os.environ.update(request["env"])
         try:
-            rc = run(request["argv"])
+            rc = run(request["argv"], "in a fork of the warm worker")
         except Exception as err:  # a malformed command line
             print(f"fieldphot worker: {err}", file=sys.stderr)
             rc = 2

@@ -124,8 +124,11 @@ def test_the_night_runs_through_the_slurm_profile(night):
     assert len(jobs) == 9 and all(j["state"] == "COMPLETED" for j in jobs), jobs
     # The grouped frame job asked for calibrate's two threads and was given them.
     assert max(j["cpus"] for j in jobs) == 2
+    # ... and ran inside its SLURM job, not in a worker process outside the allocation.
     for log in (work / "logs" / "calibrate").rglob("*.log"):
-        assert "2 threads (CPUs the scheduler gave: 2)" in log.read_text()
+        assert "calibrate in its own process: 2 threads (CPUs the scheduler gave: 2)" in (
+            log.read_text()
+        )
 
 
 def test_a_failing_frame_leaves_the_others_to_finish(night, tmp_path):

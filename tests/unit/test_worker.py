@@ -116,3 +116,20 @@ def test_without_a_server_the_client_runs_the_step_itself(tmp_path):
     proc = step(tmp_path, "extract", cal, tmp_path / "s.parquet", env)
     assert proc.wait(120) == 0, proc.stderr.read()
     assert len(io.read_table(tmp_path / "s.parquet")[0]) >= 10
+    assert "extract in its own process" in (tmp_path / "extract.log").read_text()
+
+
+def test_a_long_request_and_the_clients_environment_reach_the_step(tmp_path, server):
+    cal = tmp_path / "cal.fits"
+    frame(cal)
+    cfg = json.dumps({"thresh": 5.0, "minarea": 5, "background_box": 32, "pad": "x" * 100_000})
+    argv = ["extract", str(tmp_path / "e.log"), "1", json.dumps({"calibrated": str(cal)})]
+    argv += [str(tmp_path / "s.parquet"), cfg]
+    env = dict(os.environ, SLURM_CPUS_PER_TASK="7")  # not in the server's environment
+    proc = subprocess.run(
+        [sys.executable, str(STEP), *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(io.read_table(tmp_path / "s.parquet")[1]["config"]["pad"]) == 100_000
+    log = (tmp_path / "e.log").read_text()
+    assert "extract in a fork of the warm worker" in log and "(CPUs the scheduler gave: 7)" in log
