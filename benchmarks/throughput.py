@@ -26,7 +26,13 @@ def main():
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="fieldphot-throughput-"))
     night = synthetic.simulate_night(
-        root / "night", synthetic.SimConfig(nx=args.size, ny=args.size, n_science=args.frames)
+        root / "night",
+        synthetic.SimConfig(
+            nx=args.size,
+            ny=args.size,
+            n_science=args.frames,
+            cadence=min(300.0, 6 * 3600.0 / args.frames),  # the night holds them all
+        ),
     )
     work = root / "workflow"
     work.mkdir()

@@ -466,6 +466,13 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     site = (cfg.site_lat, cfg.site_lon, cfg.site_elev)
     bjd = timeutil.bjd_tdb(mjd_mid, cfg.ra, cfg.dec, *site)
     x_air = timeutil.airmass(mjd_mid, cfg.ra, cfg.dec, *site)
+    low = ~(np.isfinite(x_air) & (x_air >= 1.0) & (x_air < 5.0))
+    if low.any():
+        raise ValueError(
+            f"science frame {int(np.argmax(low))} of {n} would be taken with the field near or "
+            f"below the horizon (airmass {x_air[low][0]:.2f}): {n} frames every "
+            f"{cfg.cadence:.0f} s do not fit in the night; lower cadence or n_science"
+        )
     steps = rng_field.normal(0, 1, n).cumsum()
     steps = (steps - steps.min()) / max(np.ptp(steps), 1e-9)
     fwhm = cfg.fwhm_min + (cfg.fwhm_max - cfg.fwhm_min) * steps
