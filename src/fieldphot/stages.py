@@ -779,7 +779,7 @@ def frame_status(results, excluded=()) -> pd.DataFrame:
 
 def frame_image(calibrated, sources, astrometry, photometry, out):
     """Draw one frame with its detected, matched and target sources (``debug: true``)."""
-    sci, _, _, header = io.read_calibrated(calibrated)
+    sci = io.read_calibrated(calibrated)[0]
     src = io.read_table(sources, columns=["x", "y"])[0]
     ast = io.read_table(astrometry, columns=["x", "y", "used"])[0]
     phot = io.read_table(photometry, columns=["x", "y", "target"])[0]

@@ -76,8 +76,13 @@ def _read_manifest(path, mtime):
 
 def manifest():
     """The manifest table, once the manifest checkpoint has run."""
+    return _read_manifest(*_manifest_version())
+
+
+def _manifest_version():
+    """The manifest checkpoint's path and mtime: the key of every table cached from it."""
     path = checkpoints.manifest.get().output[0]
-    return _read_manifest(path, os.path.getmtime(path))
+    return path, os.path.getmtime(path)
 
 
 def as_json(value):
@@ -120,8 +125,7 @@ def solve_inputs(wildcards):
         "sources": out("sources", night=night, frame=frame),
         "refcat": out("refcat"),
     }
-    path = checkpoints.manifest.get().output[0]
-    anchor = _anchors(path, os.path.getmtime(path)).get((night, frame))
+    anchor = _anchors(*_manifest_version()).get((night, frame))
     if anchor and anchor != frame:
         inputs["neighbour"] = out("astrometry", night=night, frame=anchor)
     return inputs
@@ -138,8 +142,7 @@ def _rows(path, mtime):
 
 def frame_row(wildcards):
     """The frame's manifest row, as plain values."""
-    path = checkpoints.manifest.get().output[0]
-    row = _rows(path, os.path.getmtime(path)).get((wildcards.night, wildcards.frame))
+    row = _rows(*_manifest_version()).get((wildcards.night, wildcards.frame))
     if row is None:
         raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
     return row
