@@ -19,10 +19,11 @@ include: "workflow/rules/common.smk"
 rule all:
     input:
         all_products,
-        out("lightcurves"),
+        all_nights,
         out("summary"),
         out("frames"),
         out("report_diagnostics"),
+        TARGET_FILES,
         EXPORTS,
         frame_images,
     default_target: True

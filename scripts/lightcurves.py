@@ -1,4 +1,4 @@
-"""Snakemake adapter: light curves from every per-frame catalog."""
+"""Snakemake adapter: summary, frames table, plots and target files across nights."""
 
 from pathlib import Path
 
@@ -6,4 +6,6 @@ from fieldphot import stages
 
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
-    stages.light_curves(list(sm.input), Path(sm.output.lightcurves).parent, sm.params.cfg)
+    stages.light_curves(
+        list(sm.input), Path(sm.output.summary).parent, sm.params.cfg, sm.params.targets
+    )

@@ -6,6 +6,7 @@ sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
     stages.report_pages(
         sm.params.results,
+        list(sm.input.nights),
         sm.output.diagnostics,
         sm.output.problems,
         sm.output.targets,

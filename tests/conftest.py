@@ -17,8 +17,9 @@ from fieldphot.runner import run_night
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-#: The unit-test night: the demo's field at 768 x 768, 30 frames.
-UNIT_NIGHT = synthetic.SimConfig(nx=768, ny=768, n_science=30, seed=11)
+#: The unit-test night: the demo's field at 768 x 768, 60 frames (five hours: the variable
+#: star's 1.3 h period measured over four cycles), its two stars also as forced targets.
+UNIT_NIGHT = synthetic.SimConfig(nx=768, ny=768, n_science=60, seed=11, targets=True)
 
 
 class Processed:
@@ -37,7 +38,7 @@ class Processed:
         return io.read_table(self.results / product / night / f"{frame}.parquet")
 
     def catalogs(self) -> pd.DataFrame:
-        return io.read_table(self.results / "lightcurves" / "lightcurves.parquet")[0]
+        return validation.light_curves(self.results)
 
     @property
     def frames(self) -> list[str]:

@@ -141,10 +141,12 @@ def report(results: Path) -> None:
             for m, r in zip(best["mean_mag"], best["rms"], strict=True)
         )
     )
-    print(f"\nlight curves (star x frame): {lc / 'lightcurves.parquet'}")
+    print(f"\nlight curves (star x frame): {lc / 'nights'}/<night>.parquet")
     print(f"per-star summary:            {lc / 'summary.parquet'}")
     print(f"per-frame diagnostics:       {lc / 'frames.parquet'}")
     print(f"rms-magnitude diagram:       {lc / 'rms_mag.png'}")
+    if (lc / "targets").is_dir():
+        print(f"targets (ECSV, PNG, AAVSO):  {lc / 'targets'}")
     print(f"per-frame catalogs:          {results / 'catalogs'}")
     print(f"calibrated frames:           {results / 'calibrated'}")
 

@@ -123,3 +123,78 @@ def gcn_table(rows: pd.DataFrame, meta: dict, t0_mjd: float | None = None, nsigm
         f"Upper limits: {nsigma:g}-sigma.",
     ]
     return "\n".join([fmt(head), *map(fmt, lines), "", *note]) + "\n"
+
+
+def time_series(rows: pd.DataFrame, meta: dict):
+    """One star's light curve as an astropy ``TimeSeries``: ``time`` (BJD_TDB, mid-exposure)
+    and every column of ``rows`` with units; readable back with
+    ``TimeSeries.read(path, format="ascii.ecsv")``.
+
+    Examples
+    --------
+    >>> ts = time_series(pd.DataFrame({"bjd_tdb": [2460384.6, 2460384.7], "mag_ens": [12.0, 12.1]}),
+    ...                  {"band": "V"})
+    >>> ts.time.scale, ts.time.format, str(ts["mag_ens"].unit)
+    ('tdb', 'jd', 'mag')
+    """
+    from astropy.timeseries import TimeSeries
+
+    t = catalog_table(rows.drop(columns=["bjd_tdb"]), meta)
+    for c in ("mag_ens", "mag_ens_err", "mag_detrended"):
+        if c in t.colnames:
+            t[c].unit = "mag"
+    time = Time(rows["bjd_tdb"].to_numpy(float), format="jd", scale="tdb")
+    return TimeSeries(data=t, time=time)
+
+
+#: AAVSO filter codes of common filter names (others are written as they are).
+AAVSO_FILTERS = {
+    **{b: b for b in ("U", "B", "V", "R", "I", "J", "H", "K")},
+    **{"Rc": "R", "Ic": "I", "g": "SG", "r": "SR", "i": "SI", "z": "SZ", "u": "SU"},
+    **{"g'": "SG", "r'": "SR", "i'": "SI", "z'": "SZ", "sdss_g": "SG", "sdss_r": "SR"},
+    **{"clear": "CV", "C": "CV", "L": "CV", "Lum": "CV", "CV": "CV", "CR": "CR"},
+}
+
+
+def aavso_extended(rows: pd.DataFrame, name: str, obscode: str, software: str, n_comp: int) -> str:
+    """A target's points in the AAVSO Extended File Format (version 1.2): JD (UTC,
+    mid-exposure; AAVSO takes no BJD), magnitude and error, filter, airmass; a
+    non-detection as ``<limit``. The comparison is the ensemble (``CNAME=ENSEMBLE``).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"mjd_utc_mid": [60384.1], "mag": [12.3456], "mag_err": [0.0123],
+    ...     "filter": ["V"], "airmass": [1.234], "detected": [True], "mag_lim": [18.0]})
+    >>> print(aavso_extended(rows, "V1234 Her", "XYZ", "fieldphot 0.1", 40), end="")
+    #TYPE=EXTENDED
+    #OBSCODE=XYZ
+    #SOFTWARE=fieldphot 0.1
+    #DELIM=,
+    #DATE=JD
+    #OBSTYPE=CCD
+    #NAME,DATE,MAG,MERR,FILT,TRANS,MTYPE,CNAME,CMAG,KNAME,KMAG,AMASS,GROUP,CHART,NOTES
+    V1234 Her,2460384.60000,12.346,0.012,V,NO,STD,ENSEMBLE,na,na,na,1.234,na,na,ensemble of 40 stars
+    """
+    head = [
+        "#TYPE=EXTENDED",
+        f"#OBSCODE={obscode or 'na'}",
+        f"#SOFTWARE={software}",
+        "#DELIM=,",
+        "#DATE=JD",
+        "#OBSTYPE=CCD",
+        "#NAME,DATE,MAG,MERR,FILT,TRANS,MTYPE,CNAME,CMAG,KNAME,KMAG,AMASS,GROUP,CHART,NOTES",
+    ]
+    lines = []
+    for r in rows.sort_values("mjd_utc_mid").itertuples():
+        if bool(r.detected) and np.isfinite(r.mag):
+            mag, err = f"{r.mag:.3f}", f"{r.mag_err:.3f}"
+        elif np.isfinite(r.mag_lim):
+            mag, err = f"<{r.mag_lim:.3f}", "na"
+        else:
+            continue
+        airmass = f"{r.airmass:.3f}" if np.isfinite(r.airmass) else "na"
+        cells = [name.replace(",", " ")[:30], f"{r.mjd_utc_mid + 2400000.5:.5f}", mag, err]
+        cells += [AAVSO_FILTERS.get(str(r.filter), str(r.filter)), "NO", "STD", "ENSEMBLE"]
+        cells += ["na", "na", "na", airmass, "na", "na", f"ensemble of {n_comp} stars"]
+        lines.append(",".join(cells))
+    return "\n".join(head + lines) + "\n"

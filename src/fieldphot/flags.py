@@ -34,6 +34,7 @@ class Flag(IntFlag):
     NEGATIVE_FLUX = 512  #: sky-subtracted flux at or below zero
     NO_ZEROPOINT = 1024  #: the frame has no photometric zeropoint
     MASKED = 2048  #: masked pixels inside the aperture
+    NO_DATA = 4096  #: no measurement of this star on this frame (outside it, or the frame failed)
 
 
 def describe(value: int) -> str:

@@ -243,6 +243,39 @@ def read_table(path, columns=None) -> tuple[pd.DataFrame, dict]:
     return table.to_pandas(), (json.loads(raw) if raw else {})
 
 
+def write_table_chunks(path, chunks, meta: dict) -> None:
+    """Write a Parquet table from an iterator of DataFrames (one row group each, all with
+    the first's schema), so a table larger than memory is never held whole."""
+    with atomic_path(path) as tmp:
+        writer = None
+        for df in chunks:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:
+                md = dict(table.schema.metadata or {})
+                md[META_KEY] = json.dumps(_jsonable(meta)).encode()
+                writer = pq.ParquetWriter(tmp, table.schema.with_metadata(md))
+            writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
+        if writer is None:
+            raise ValueError(f"{path}: no rows to write")
+        writer.close()
+
+
+def read_tables(paths, columns=None, filters=None) -> pd.DataFrame:
+    """Several Parquet tables (the nights of a partitioned table) as one DataFrame, with
+    only ``columns`` and the rows ``filters`` keeps (pyarrow's DNF filters)."""
+    parts = [pq.read_table(p, columns=columns, filters=filters) for p in paths]
+    parts = [t.replace_schema_metadata(None) for t in parts]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pa.concat_tables(parts, promote_options="permissive").to_pandas()
+
+
+def read_meta(path) -> dict:
+    """A Parquet table's fieldphot metadata alone."""
+    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
 def file_digest(path) -> str:
     """SHA-256 of a file's bytes, read in 1 MB blocks."""
     h = hashlib.sha256()

@@ -7,6 +7,8 @@ Examples
 'catalogs/20240314/f001.parquet'
 """
 
+import re
+
 PATTERNS = {
     "manifest": "manifest.parquet",
     "refcat": "refcat.parquet",
@@ -16,10 +18,11 @@ PATTERNS = {
     "astrometry": "astrometry/{night}/{frame}.parquet",
     "photometry": "photometry/{night}/{frame}.parquet",
     "catalogs": "catalogs/{night}/{frame}.parquet",
-    "lightcurves": "lightcurves/lightcurves.parquet",
+    "night_lightcurves": "lightcurves/nights/{night}.parquet",
     "summary": "lightcurves/summary.parquet",
     "frames": "lightcurves/frames.parquet",
     "rms_plot": "lightcurves/rms_mag.png",
+    "target_curve": "lightcurves/targets/{name}{suffix}",
     "export": "export/{name}",
     "report_diagnostics": "report/diagnostics.png",
     "report_problems": "report/problems.html",
@@ -41,6 +44,35 @@ def export_names(formats, catalog: bool, targets: bool) -> list[str]:
     """
     kinds = ["catalog"] * catalog + ["targets"] * targets
     return [f"{k}.{f}" for k in kinds for f in formats] + ["gcn.txt"] * targets
+
+
+#: Files written per forced target (:func:`fieldphot.stages.target_products`).
+TARGET_SUFFIXES = (".ecsv", ".png", "_aavso.txt")
+
+
+def safe_name(name: str) -> str:
+    """A target name as a file name: every character but letters, digits, ``.``, ``-``
+    and ``_`` replaced by ``_``.
+
+    Examples
+    --------
+    >>> safe_name("TOI 1234.01/b")
+    'TOI_1234.01_b'
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".") or "_"
+
+
+def target_files(names) -> list[str]:
+    """The per-target light-curve files of the forced targets ``names``.
+
+    Examples
+    --------
+    >>> target_files(["T 1"])[::2]
+    ['lightcurves/targets/T_1.ecsv', 'lightcurves/targets/T_1_aavso.txt']
+    """
+    return [
+        path("target_curve", name=safe_name(n), suffix=s) for n in names for s in TARGET_SUFFIXES
+    ]
 
 
 def path(product: str, **wildcards) -> str:

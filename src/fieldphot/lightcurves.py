@@ -1,23 +1,28 @@
-"""Light curves: per-frame catalogs transposed into a star x frame table, and summaries.
+"""Light curves: per-frame catalogs transposed into star x frame matrices, ensemble
+differential photometry and detrending per night, per-star summaries across nights.
+
+Every star of the master list (the reference catalog's stars and the forced targets:
+the photometer measures each at its fixed sky position on every frame) gets a point on
+every frame of its night: a measurement, or a gap flagged ``NO_DATA`` (outside the
+frame, or the frame failed).
 
 Examples
 --------
 >>> import pandas as pd
->>> cat = pd.DataFrame({"id": [1, 1, 1], "frame": ["a", "b", "c"], "bjd_tdb": [1.0, 2.0, 3.0],
-...                     "mag": [10.0, 10.02, 9.98], "mag_err": [0.02] * 3, "flags": [0] * 3})
->>> s = summarize(cat)
->>> int(s.loc[0, "n_points"]), float(s.loc[0, "mean_mag"]), round(float(s.loc[0, "rms"]), 4)
-(3, 10.0, 0.02)
->>> len(summarize(long_table([])))  # every frame failed: an empty summary, not an error
-0
+>>> frames = pd.DataFrame({"frame": ["a", "b"], "filter": ["V", "V"], "bjd_tdb": [1.0, 1.1]})
+>>> g = Grid([7, 9], frames)
+>>> g.add(0, pd.DataFrame({"id": [7], "mag_inst": [-5.0], "flags": [0]}))
+>>> g.point["mag_inst"].tolist(), describe(int(g.flags[1, 0]))
+([[-5.0, nan], [nan, nan]], 'NO_DATA')
 """
 
 import numpy as np
 import pandas as pd
 
-from .flags import Flag
+from . import detrend, ensemble, variability
+from .flags import Flag, describe  # noqa: F401  (describe: for the doctest above)
 
-#: Measurements with any of these flags are left out of the summary statistics.
+#: Measurements with any of these flags are left out of fits and statistics.
 BAD_FOR_SUMMARY = (
     Flag.SATURATED
     | Flag.EDGE
@@ -25,59 +30,300 @@ BAD_FOR_SUMMARY = (
     | Flag.NO_ZEROPOINT
     | Flag.NO_WCS
     | Flag.COSMIC_RAY
+    | Flag.NO_DATA
 )
 
+#: Per-point columns gathered from the per-frame catalogs (float32 where the precision
+#: allows: a 2,000 x 10,000 night stays within memory).
+POINT_COLUMNS = {
+    "x": np.float32,
+    "y": np.float32,
+    "sky": np.float32,
+    "snr": np.float32,
+    "mag_inst": np.float64,
+    "mag_inst_err": np.float32,
+    "mag": np.float64,
+    "mag_err": np.float32,
+    "mag_lim": np.float32,
+}
+#: Per-star columns (taken from the first frame the star is on).
+STAR_COLUMNS = ("target", "ra", "dec", "mag_cat", "color")
+#: Per-frame columns of the long table.
+FRAME_COLUMNS = (
+    "night",
+    "frame",
+    "filter",
+    "mjd_utc_mid",
+    "bjd_tdb",
+    "exptime",
+    "airmass",
+    "fwhm",
+)
+#: What the catalogs must hold for a grid.
+CATALOG_COLUMNS = ["id", *STAR_COLUMNS, *POINT_COLUMNS, "flags", "detected"]
 
-def long_table(catalogs: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate per-frame catalogs into one long table sorted by star and time."""
-    frames = [c for c in catalogs if len(c)]
-    if not frames:
-        return pd.DataFrame(
-            {
-                "id": pd.Series(dtype="int64"),
-                "frame": pd.Series(dtype=str),
-                **{c: pd.Series(dtype=float) for c in ("bjd_tdb", "mag", "mag_err")},
-                "flags": pd.Series(dtype="int32"),
-            }
-        )
-    return pd.concat(frames, ignore_index=True).sort_values(["id", "bjd_tdb"], ignore_index=True)
 
+class Grid:
+    """A night's star x frame matrices, filled one catalog at a time.
 
-def summarize(lc: pd.DataFrame, bad_bits: int = BAD_FOR_SUMMARY) -> pd.DataFrame:
-    """Per-star statistics over good points.
-
-    Returns one row per star: ``n_points`` (good), ``n_flagged``, ``mean_mag``
-    (inverse-variance weighted), ``median_mag``, ``rms`` (standard deviation),
-    ``mad_std`` (1.4826 MAD), ``expected`` (median reported error: the noise model),
-    ``chi2_red`` (about the weighted mean).
+    Parameters
+    ----------
+    ids : sequence
+        Star ids (the master list), one row each.
+    frames : DataFrame
+        One row per frame, in time order (:data:`FRAME_COLUMNS`, ``naxis1``/``naxis2``).
     """
-    flags = lc["flags"].to_numpy(dtype=np.int64)
-    good = ((flags & int(bad_bits)) == 0) & np.isfinite(lc["mag"].to_numpy(dtype=float))
-    g = lc[good]
-    w = 1.0 / g["mag_err"] ** 2
-    work = pd.DataFrame(
-        {"id": g["id"], "mag": g["mag"], "w": w, "wm": w * g["mag"], "err": g["mag_err"]}
+
+    def __init__(self, ids, frames: pd.DataFrame):
+        self.ids = pd.Index(ids)
+        self.frames = frames.reset_index(drop=True)
+        shape = (len(self.ids), len(self.frames))
+        self.point = {c: np.full(shape, np.nan, t) for c, t in POINT_COLUMNS.items()}
+        self.flags = np.full(shape, int(Flag.NO_DATA), np.int32)
+        self.detected = np.zeros(shape, bool)
+        self.star = pd.DataFrame(
+            {c: pd.Series([""] * shape[0] if c == "target" else np.nan) for c in STAR_COLUMNS}
+        )
+        self._seen = np.zeros(shape[0], bool)
+
+    def add(self, f: int, table: pd.DataFrame) -> None:
+        """Put one frame's catalog (column ``f``) into the matrices."""
+        rows = self.ids.get_indexer(table["id"])
+        ok = rows >= 0
+        rows, table = rows[ok], table[ok]
+        for c in POINT_COLUMNS:
+            if c in table:
+                self.point[c][rows, f] = table[c].to_numpy(float)
+        self.flags[rows, f] = table["flags"].to_numpy(np.int32)
+        self.detected[rows, f] = table["detected"].to_numpy(bool) if "detected" in table else True
+        new = ~self._seen[rows]
+        for c in STAR_COLUMNS:
+            if c in table:
+                self.star.loc[rows[new], c] = table[c].to_numpy()[new]
+        self._seen[rows] = True
+
+
+def _uv(grid: Grid):
+    """Positions scaled to -1..1 across each frame."""
+    nx = grid.frames.get("naxis1", pd.Series(np.nan, grid.frames.index)).to_numpy(float)
+    ny = grid.frames.get("naxis2", pd.Series(np.nan, grid.frames.index)).to_numpy(float)
+    x, y = grid.point["x"], grid.point["y"]
+    nx = np.where(np.isfinite(nx), nx, np.nanmax(x, axis=0, initial=1) + 1)
+    ny = np.where(np.isfinite(ny), ny, np.nanmax(y, axis=0, initial=1) + 1)
+    return 2 * x / np.maximum(nx - 1, 1) - 1, 2 * y / np.maximum(ny - 1, 1) - 1
+
+
+def protected(grid: Grid, protect) -> np.ndarray:
+    """(n_star, n_frame) bool: points inside a protected window of ``protect`` (list of
+    ``{target or id, t0_bjd, duration_h, period_d}``), for the star each names."""
+    mask = np.zeros(grid.flags.shape, bool)
+    t = grid.frames["bjd_tdb"].to_numpy(float)
+    for p in protect or ():
+        if p.get("target"):
+            rows = np.flatnonzero(grid.star["target"].astype(str) == str(p["target"]))
+        else:
+            rows = grid.ids.get_indexer([p["id"]])
+            rows = rows[rows >= 0]
+        window = detrend.protect_mask(t, p["t0_bjd"], p["duration_h"] / 24, p.get("period_d"))
+        mask[rows] |= window
+    return mask
+
+
+def differential(grid: Grid, cfg: dict) -> dict:
+    """Ensemble differential photometry and optional detrending of one night, filter by
+    filter (:func:`fieldphot.ensemble.fit`, :mod:`fieldphot.detrend`).
+
+    Returns matrices ``mag_ens``, ``mag_ens_err`` (on the calibrated scale: each star's
+    ensemble light curve shifted to its median calibrated magnitude), ``mag_detrended``
+    (with detrending configured), and per star ``comparison`` and per frame
+    ``ensemble_rms``, ``ensemble_n``.
+    """
+    n_star, n_frame = grid.flags.shape
+    res = {
+        "mag_ens": np.full((n_star, n_frame), np.nan),
+        "mag_ens_err": np.full((n_star, n_frame), np.nan, np.float32),
+        "comparison": np.zeros(n_star, bool),
+        "ensemble_rms": np.full(n_frame, np.nan),
+        "ensemble_n": np.zeros(n_frame, int),
+    }
+    det = cfg.get("detrend", {})
+    detrending = bool(det.get("epd")) or det.get("tfa_templates", 0) > 0
+    if detrending:
+        res["mag_detrended"] = np.full((n_star, n_frame), np.nan)
+    clean = grid.flags == 0
+    usable = (grid.flags & int(BAD_FOR_SUMMARY)) == 0
+    u, v = _uv(grid)
+    never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
+    snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
+    candidates = (
+        (grid.star["target"].astype(str) == "").to_numpy()
+        & never_sat
+        & (np.nan_to_num(snr) >= cfg.get("comparison_min_snr", 20.0))
     )
-    grp = work.groupby("id")
+    shield = protected(grid, det.get("protect"))
+    for _, cols in grid.frames.groupby("filter", sort=False, dropna=False).indices.items():
+        cols = np.sort(cols)
+        fit = ensemble.fit(
+            grid.point["mag_inst"][:, cols],
+            grid.point["mag_inst_err"][:, cols],
+            clean[:, cols],
+            grid.star["color"].to_numpy(float),
+            u[:, cols],
+            v[:, cols],
+            order=cfg.get("ensemble_order", 0),
+            candidates=candidates,
+            variable_factor=cfg.get("variable_factor", 3.0),
+        )
+        cal = grid.point["mag"][:, cols] - fit["mag"]
+        level = ensemble.nanmedian(np.where(usable[:, cols], cal, np.nan), axis=1)
+        level = np.where(np.isfinite(level), level, np.nan_to_num(ensemble.nanmedian(level)))
+        mag_ens = fit["mag"] + level[:, None]
+        res["mag_ens"][:, cols] = mag_ens
+        res["mag_ens_err"][:, cols] = fit["err"]
+        res["comparison"] |= fit["comparison"]
+        res["ensemble_rms"][cols], res["ensemble_n"][cols] = fit["rms"], fit["n_used"]
+        if detrending:
+            res["mag_detrended"][:, cols] = _detrend(
+                grid,
+                cols,
+                mag_ens,
+                usable[:, cols] & np.isfinite(mag_ens),
+                shield[:, cols],
+                fit["comparison"] & ~shield.any(axis=1),
+                det,
+            )
+    return res
+
+
+def _detrend(grid, cols, mag, usable, shield, quiet, det) -> np.ndarray:
+    """EPD, then TFA on what EPD leaves, fitted outside each star's protected windows."""
+    fit_on = usable & ~shield
+    w = np.where(fit_on, 1.0, 0.0)
+    mean = np.sum(w * np.nan_to_num(mag), axis=1) / np.maximum(w.sum(axis=1), 1)
+    resid = mag - mean[:, None]
+    trend = np.zeros_like(resid)
+    if det.get("epd"):
+        per_frame = {c: grid.frames[c].to_numpy(float)[cols] for c in ("airmass", "fwhm")}
+        regs = [
+            np.broadcast_to(per_frame[r], resid.shape) if r in per_frame else grid.point[r][:, cols]
+            for r in det["epd"]
+        ]
+        trend += np.nan_to_num(detrend.epd(resid, fit_on, regs))
+    if det.get("tfa_templates", 0) > 0:
+        after = resid - trend
+        tpl = detrend.tfa_templates(after, fit_on, quiet, det["tfa_templates"])
+        trend += np.nan_to_num(detrend.tfa(after, fit_on, tpl, exact=shield.any(axis=1)))
+    return mag - trend
+
+
+def long_chunks(grid: Grid, diff: dict, chunk: int = 1000):
+    """The long table (one row per star and frame, sorted by star then time), a block of
+    ``chunk`` stars at a time, so a large night is written without holding it all."""
+    n_star, n_frame = grid.flags.shape
+    frames = grid.frames
+    cats = {c: pd.Categorical(frames[c].astype(str)) for c in ("night", "frame", "filter")}
+    point_cols = [c for c in ("mag_ens", "mag_ens_err", "mag_detrended") if c in diff]
+    for s in range(0, n_star, chunk):
+        rows = np.arange(s, min(s + chunk, n_star))
+        rep = np.repeat(rows, n_frame)
+        fr = np.tile(np.arange(n_frame), len(rows))
+        df = {"id": grid.ids.to_numpy()[rep]}
+        df["target"] = pd.Categorical(grid.star["target"].astype(str).to_numpy()[rep])
+        for c in FRAME_COLUMNS:
+            df[c] = cats[c][fr] if c in cats else frames[c].to_numpy(float)[fr]
+        for c in POINT_COLUMNS:
+            df[c] = grid.point[c][rows].ravel()
+        for c in point_cols:
+            df[c] = diff[c][rows].ravel()
+        df["flags"] = grid.flags[rows].ravel()
+        df["detected"] = grid.detected[rows].ravel()
+        for c in ("ra", "dec", "mag_cat", "color"):
+            df[c] = grid.star[c].to_numpy(float)[rep]
+        df["comparison"] = diff["comparison"][rep]
+        yield pd.DataFrame(df)
+
+
+def light_curve_column(columns) -> str:
+    """The magnitude the summary describes: detrended where there is one, else ensemble."""
+    return "mag_detrended" if "mag_detrended" in columns else "mag_ens"
+
+
+def summarize(
+    lc: pd.DataFrame,
+    column: str = "mag_ens",
+    bad_bits: int = BAD_FOR_SUMMARY,
+    periodograms: bool = True,
+    bls: bool = True,
+    max_frequencies: int = 10000,
+    min_period: float = 0.01,
+) -> pd.DataFrame:
+    """Per star and filter, statistics of the good points of ``column``.
+
+    Returns one row per star and filter: ``n_points`` (good), ``n_flagged``, ``mean_mag``
+    (inverse-variance weighted), ``median_mag``, ``rms`` (standard deviation), ``mad_std``
+    (1.4826 MAD), ``expected`` (median reported error: the noise model), ``chi2_red``
+    (about the weighted mean), and with ``periodograms`` the indices and best periods of
+    :func:`fieldphot.variability.statistics`.
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"id": [1, 1, 1], "filter": "V", "bjd_tdb": [1.0, 2.0, 3.0],
+    ...     "mag_ens": [10.0, 10.02, 9.98], "mag_ens_err": [0.02] * 3, "flags": [0] * 3})
+    >>> s = summarize(lc)
+    >>> int(s.loc[0, "n_points"]), float(s.loc[0, "mean_mag"]), round(float(s.loc[0, "rms"]), 4)
+    (3, 10.0, 0.02)
+    """
+    err_col = "mag_err" if column == "mag" else "mag_ens_err"
+    # One integer key per star and filter: every statistic is a segment reduction over
+    # the rows sorted by key and time (no string columns, no copies of the whole table).
+    id_codes, ids = pd.factorize(lc["id"])
+    f_codes, filters = pd.factorize(lc["filter"] if "filter" in lc else pd.Series("", lc.index))
+    nf = max(len(filters), 1)
+    key_all = id_codes.astype(np.int64) * nf + f_codes
+    flags = lc["flags"].to_numpy(dtype=np.int64)
+    good = ((flags & int(bad_bits)) == 0) & np.isfinite(lc[column].to_numpy(dtype=float))
+    t, m, e = (lc[c].to_numpy(float)[good] for c in ("bjd_tdb", column, err_col))
+    key = key_all[good]
+    order = np.lexsort((t, key))
+    key, t, m, e = key[order], t[order], m[order], e[order]
+    uk, start, n = np.unique(key, return_index=True, return_counts=True)
+    w = 1.0 / e**2
+    mean = np.add.reduceat(w * m, start) / np.add.reduceat(w, start) if len(uk) else np.array([])
+    plain = np.add.reduceat(m, start) / n if len(uk) else np.array([])
+    dof = np.maximum(n - 1, 1)
+    by_key = pd.Series(m).groupby(key)
+    median = by_key.median().to_numpy()
     out = pd.DataFrame(
         {
-            "n_points": grp.size(),
-            "mean_mag": grp["wm"].sum() / grp["w"].sum(),
-            "median_mag": grp["mag"].median(),
-            "rms": grp["mag"].std(ddof=1),
-            "expected": grp["err"].median(),
+            "id": ids[uk // nf] if len(uk) else pd.Series(dtype="int64"),
+            "filter": np.asarray(filters, dtype=object)[uk % nf] if len(uk) else [],
+            "n_points": n,
+            "mean_mag": mean,
+            "median_mag": median,
+            "rms": np.sqrt(np.add.reduceat((m - np.repeat(plain, n)) ** 2, start) / dof)
+            if len(uk)
+            else [],
+            "expected": pd.Series(e).groupby(key).median().to_numpy(),
+            "mad_std": 1.4826
+            * pd.Series(np.abs(m - np.repeat(median, n))).groupby(key).median().to_numpy(),
+            "chi2_red": np.add.reduceat((m - np.repeat(mean, n)) ** 2 * w, start) / dof
+            if len(uk)
+            else [],
+            "n_flagged": np.bincount(key_all[~good], minlength=len(ids) * nf)[uk]
+            if len(ids)
+            else [],
         }
     )
-    dev = (work["mag"] - work["id"].map(out["median_mag"])).abs()
-    out["mad_std"] = 1.4826 * dev.groupby(work["id"]).median()
-    resid = (work["mag"] - work["id"].map(out["mean_mag"])) ** 2 * work["w"]
-    out["chi2_red"] = resid.groupby(work["id"]).sum() / (out["n_points"] - 1).clip(lower=1)
-    flagged = lc.assign(bad=~good).groupby("id")["bad"].sum()
-    out["n_flagged"] = flagged.reindex(out.index).fillna(0).astype(int)
-    out = out.reset_index()
-    meta_cols = [c for c in ("ra", "dec", "mag_cat") if c in lc]
-    if meta_cols:
-        out = out.merge(lc.groupby("id")[meta_cols].first().reset_index(), on="id", how="left")
+    out.loc[out["n_points"] < 2, "rms"] = np.nan
+    if periodograms and len(out):
+        segments = (np.split(a, start[1:]) for a in (t, m, e))
+        stats = [
+            variability.statistics(
+                a, b, c, min_period=min_period, max_frequencies=max_frequencies, bls=bls
+            )
+            for a, b, c in zip(*segments, strict=True)
+        ]
+        out = out.join(pd.DataFrame(stats, index=out.index))
     return out
 
 

@@ -146,30 +146,44 @@ def problems_html(status: pd.DataFrame, catalogs: list[str], run_cmd: str) -> st
     )
 
 
-def targets_figure(lc: pd.DataFrame):
-    """One panel per forced target: magnitude against BJD_TDB with error bars, and the
-    limiting magnitude where the target was not detected."""
+def _target_panel(ax, t: pd.DataFrame, name: str, column: str) -> None:
+    """One target's light curve: ``column`` against BJD_TDB where it was detected, the
+    limiting magnitude where it was not."""
+    det = t["detected"].astype(bool) if "detected" in t else pd.Series(True, t.index)
+    det &= np.isfinite(t[column])
+    err = t["mag_ens_err"] if column != "mag" and "mag_ens_err" in t else t["mag_err"]
+    x0 = np.floor(np.nanmin(t["bjd_tdb"]))
+    ax.errorbar(t["bjd_tdb"][det] - x0, t[column][det], err[det], fmt=".", label="detected")
+    lim = ~det & np.isfinite(t["mag_lim"]) if "mag_lim" in t else np.zeros(len(t), bool)
+    if lim.any():
+        ax.plot(t["bjd_tdb"][lim] - x0, t["mag_lim"][lim], "v", color="C3", label="limit")
+    ax.invert_yaxis()
+    ax.set_title(f"{name} ({column})", fontsize=9)
+    ax.set_ylabel("mag")
+    ax.set_xlabel(f"BJD_TDB - {x0:.0f}")
+    ax.legend(fontsize=7)
+
+
+def target_figure(t: pd.DataFrame, column: str = "mag_ens"):
+    """One target's light curve (:func:`_target_panel`) in a figure of its own."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    _target_panel(ax, t, str(t["target"].iloc[0]) if len(t) else "", column)
+    fig.tight_layout()
+    return fig
+
+
+def targets_figure(lc: pd.DataFrame, column: str = "mag_ens"):
+    """One panel per forced target (:func:`_target_panel`)."""
     plt = _pyplot()
     tg = lc[lc.get("target", pd.Series("", lc.index)).fillna("").astype(str) != ""]
-    names = sorted(tg["target"].unique()) if len(tg) else []
+    names = sorted(tg["target"].astype(str).unique()) if len(tg) else []
     fig, axes = plt.subplots(max(len(names), 1), 1, figsize=(7, 2.6 * max(len(names), 1)))
     axes = np.atleast_1d(axes)
     if not names:
         axes[0].text(0.5, 0.5, "no targets in the config", ha="center", va="center")
         axes[0].set_axis_off()
     for ax, name in zip(axes, names, strict=False):
-        t = tg[tg["target"] == name]
-        det = t["detected"].astype(bool) if "detected" in t else pd.Series(True, t.index)
-        x0 = np.floor(np.nanmin(t["bjd_tdb"]))
-        ax.errorbar(
-            t["bjd_tdb"][det] - x0, t["mag"][det], t["mag_err"][det], fmt=".", label="detected"
-        )
-        if "mag_lim" in t and (~det).any():
-            ax.plot(t["bjd_tdb"][~det] - x0, t["mag_lim"][~det], "v", color="C3", label="limit")
-        ax.invert_yaxis()
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel("mag")
-        ax.set_xlabel(f"BJD_TDB - {x0:.0f}")
-        ax.legend(fontsize=7)
+        _target_panel(ax, tg[tg["target"].astype(str) == name], name, column)
     fig.tight_layout()
     return fig

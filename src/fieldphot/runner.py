@@ -113,10 +113,15 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
             ]
     else:
         cats = [process_frame(row, str(r), cfg) for rows in waves for row in rows]
-    stages.light_curves(cats, r / "lightcurves", cfg["lightcurves"])
+    nights = []
+    for night, rows in sci.groupby("night"):
+        nights.append(r / layout.path("night_lightcurves", night=night))
+        night_cats = [r / layout.path("catalogs", night=night, frame=f) for f in rows["frame"]]
+        stages.night_light_curves(night_cats, nights[-1], cfg["lightcurves"])
+    stages.light_curves(nights, r / "lightcurves", cfg["lightcurves"], cfg["targets"])
     stages.export(cats, r / "export", cfg["export"], bool(cfg["targets"]))
     return {
         "catalogs": cats,
-        "lightcurves": str(r / layout.path("lightcurves")),
+        "lightcurves": [str(p) for p in nights],
         "summary": str(r / layout.path("summary")),
     }

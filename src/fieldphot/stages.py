@@ -642,52 +642,135 @@ def calibrate_catalog(
 
 
 # ------------------------------------------------------------------------- all frames
-def light_curves(catalogs, outdir, cfg: dict):
-    """Transpose per-frame catalogs into the long light-curve table, summary and plot."""
-    outdir = Path(outdir)
-    tables, frames = [], []
+def _frame_row(meta: dict) -> dict:
+    """One frame's line of the frames table, from its catalog's metadata."""
+    zp = meta.get("zeropoint", {})
+    return {
+        **meta.get("frame", {}),
+        "status": meta.get("status"),
+        "reason": meta.get("reason", ""),
+        "zp": zp.get("zp"),
+        "zp_err": zp.get("zp_err"),
+        "n_zp_stars": zp.get("n_used"),
+        "maglim": zp.get("maglim"),
+        "fwhm": meta.get("extract", {}).get("fwhm"),
+        "sky": meta.get("extract", {}).get("sky"),
+        "astrometry_rms_arcsec": meta.get("astrometry", {}).get("rms_arcsec"),
+        "n_match": meta.get("astrometry", {}).get("n_match"),
+    }
+
+
+def night_light_curves(catalogs, out, cfg: dict) -> None:
+    """One night's part of the long light-curve table: every star of the master list on
+    every frame (a gap flagged ``NO_DATA`` where it has no measurement), with ensemble
+    differential magnitudes and, when configured, detrended ones
+    (:func:`fieldphot.lightcurves.differential`). The frames (with the ensemble's rms and
+    star count) and the stars go into its metadata."""
+    rows, ids = [], []
     for i, path in enumerate(catalogs):
-        progress(i, len(catalogs), "catalogs read")
-        t, meta = io.read_table(path)
-        zp = meta.get("zeropoint", {})
-        frames.append(
-            {
-                **meta.get("frame", {}),
-                "status": meta.get("status"),
-                "reason": meta.get("reason", ""),
-                "zp": zp.get("zp"),
-                "zp_err": zp.get("zp_err"),
-                "n_zp_stars": zp.get("n_used"),
-                "maglim": zp.get("maglim"),
-                "fwhm": meta.get("extract", {}).get("fwhm"),
-                "sky": meta.get("extract", {}).get("sky"),
-                "astrometry_rms_arcsec": meta.get("astrometry", {}).get("rms_arcsec"),
-                "n_match": meta.get("astrometry", {}).get("n_match"),
-            }
-        )
+        progress(i, len(catalogs), "catalog ids read")
+        t, meta = io.read_table(path, columns=["id"])
+        rows.append({**_frame_row(meta), "catalog": str(path)})
         if meta.get("status") == "ok":
-            tables.append(t)
+            ids.append(t["id"])
         else:
-            log.warning("%s skipped: %s %s", path, meta.get("status"), meta.get("reason", ""))
-    lc = lightcurves.long_table(tables)
-    summary = lightcurves.summarize(lc)
-    frame_table = pd.DataFrame(frames)
+            log.warning("%s has no points: %s %s", path, meta.get("status"), meta.get("reason", ""))
+    frames = pd.DataFrame(rows).sort_values("bjd_tdb", kind="stable", ignore_index=True)
+    star_ids = pd.unique(pd.concat(ids, ignore_index=True)) if ids else np.array([], np.int64)
+    grid = lightcurves.Grid(np.sort(star_ids), frames)
+    for f, r in enumerate(frames.itertuples()):
+        progress(f, len(frames), "catalogs gathered")
+        if r.status == "ok":
+            cols = [c for c in lightcurves.CATALOG_COLUMNS if c in io.table_columns(r.catalog)]
+            grid.add(f, io.read_table(r.catalog, columns=cols)[0])
+    diff = lightcurves.differential(grid, cfg)
+    frames["ensemble_rms"], frames["ensemble_n"] = diff["ensemble_rms"], diff["ensemble_n"]
+    stars = grid.star.assign(id=grid.ids.to_numpy(), comparison=diff["comparison"])
+    meta = {
+        "frames": frames.drop(columns="catalog").to_dict("records"),
+        "stars": stars.to_dict("records"),
+        "magnitude": lightcurves.light_curve_column(diff),
+        "config": cfg,
+        "inputs": [str(p) for p in catalogs],
+    }
+    io.write_table_chunks(out, lightcurves.long_chunks(grid, diff), meta)
+    log.info(
+        "%s: %d stars x %d frames, %d comparison stars, ensemble rms median %.4f mag",
+        Path(out).stem,
+        len(grid.ids),
+        len(frames),
+        int(diff["comparison"].sum()),
+        float(np.nanmedian(diff["ensemble_rms"])) if len(frames) else np.nan,
+    )
+
+
+def light_curves(nights, outdir, cfg: dict, targets=()) -> None:
+    """Across nights: the per-star summary, the frames table (with the nights'
+    extinction fits), the rms-magnitude diagram and, per forced target, its light curve
+    as ECSV (an astropy ``TimeSeries``), PNG and AAVSO extended file."""
+    outdir = Path(outdir)
+    metas = [io.read_meta(p) for p in nights]
+    frames = pd.DataFrame([f for m in metas for f in m.get("frames", [])])
+    stars = pd.DataFrame([s for m in metas for s in m.get("stars", [])])
+    column = metas[0].get("magnitude", "mag_ens") if metas else "mag_ens"
+    lc = io.read_tables(nights, ["id", "filter", "bjd_tdb", column, "mag_ens_err", "flags"])
+    summary = lightcurves.summarize(
+        lc,
+        column,
+        periodograms=cfg.get("periodograms", True),
+        bls=cfg.get("bls", True),
+        max_frequencies=cfg.get("max_frequencies", 10000),
+        min_period=cfg.get("min_period_d", 0.01),
+    )
+    del lc
+    if len(stars):
+        info = stars.drop_duplicates("id").drop(columns="comparison")
+        comp = stars.groupby("id")["comparison"].any()
+        summary = summary.merge(info, on="id", how="left")
+        summary["comparison"] = summary["id"].map(comp).fillna(False).astype(bool)
     meta = {
         "n_frames": len(frames),
-        "n_skipped": int((frame_table["status"] != "ok").sum()) if len(frames) else 0,
-        "extinction": night_extinction(frame_table),
+        "n_skipped": int((frames["status"] != "ok").sum()) if len(frames) else 0,
+        "magnitude": column,
+        "extinction": night_extinction(frames),
         "config": cfg,
     }
-    io.write_table(outdir / "lightcurves.parquet", lc, meta)
     io.write_table(outdir / "summary.parquet", summary, meta)
-    io.write_table(outdir / "frames.parquet", frame_table, meta)
-    io.save_figure(lightcurves.rms_figure(summary, f"{len(tables)} frames"), outdir / "rms_mag.png")
+    io.write_table(outdir / "frames.parquet", frames, meta)
+    n_ok = int((frames["status"] == "ok").sum()) if len(frames) else 0
+    io.save_figure(
+        lightcurves.rms_figure(summary, f"{n_ok} frames ({column})"), outdir / "rms_mag.png"
+    )
+    target_products(nights, outdir, [t["name"] for t in targets], column, cfg, summary)
     log.info(
-        "light curves: %d stars x %d frames (%d skipped)",
-        summary.shape[0],
-        len(tables),
+        "light curves: %d stars, %d frames (%d skipped)",
+        len(summary),
+        len(frames),
         meta["n_skipped"],
     )
+
+
+def target_products(nights, outdir, names, column, cfg, summary) -> None:
+    """Per forced target: ``targets/<name>.ecsv`` (TimeSeries), ``.png`` and ``_aavso.txt``."""
+    from . import __version__
+
+    if not names:
+        return
+    rows = io.read_tables(nights, filters=[("target", "in", list(names))])
+    n_comp = int(summary["comparison"].sum()) if "comparison" in summary else 0
+    for name in names:
+        t = rows[rows["target"].astype(str) == name].sort_values("bjd_tdb")
+        t = t.drop(columns=["target", "comparison"]).reset_index(drop=True)
+        t = t.assign(**{c: t[c].astype(str) for c in ("night", "frame", "filter")})
+        stem = outdir / "targets" / layout.safe_name(name)
+        io.write_export(f"{stem}.ecsv", xport.time_series(t, {"target": name}), "ecsv")
+        io.save_figure(report.target_figure(t.assign(target=name), column), f"{stem}.png")
+        aavso = t.assign(mag=t[column], mag_err=t["mag_ens_err"])
+        software = f"fieldphot {__version__}"
+        io.write_text(
+            f"{stem}_aavso.txt",
+            xport.aavso_extended(aavso, name, cfg.get("aavso_obscode", ""), software, n_comp),
+        )
 
 
 def export(catalogs, outdir, cfg: dict, targets: bool) -> list[str]:
@@ -793,7 +876,7 @@ def frame_image(calibrated, sources, astrometry, photometry, out):
     io.save_figure(fig, out)
 
 
-def report_pages(results, diagnostics, problems, targets, run_cmd: str, excluded=()):
+def report_pages(results, nights, diagnostics, problems, targets, run_cmd: str, excluded=()):
     """The report's pages (:mod:`fieldphot.report`) from the products under ``results``:
     the per-frame diagnostics figure, the failed/flagged frames page (with ``run_cmd``, the
     command that ran the night) and the targets' light curves."""
@@ -806,11 +889,9 @@ def report_pages(results, diagnostics, problems, targets, run_cmd: str, excluded
         for n, f in zip(status["night"], status["frame"], strict=True)
     ]
     io.write_text(problems, report.problems_html(status, cats, run_cmd))
-    path = results / layout.path("lightcurves")
-    names = set(io.table_columns(path))
-    wanted = ["target", "bjd_tdb", "mag", "mag_err", "detected", "mag_lim"]
-    lc, _ = io.read_table(path, columns=[c for c in wanted if c in names])
-    io.save_figure(report.targets_figure(lc), targets)
+    column = io.read_meta(nights[0]).get("magnitude", "mag_ens") if nights else "mag_ens"
+    lc = io.read_tables(nights, filters=[("target", "!=", "")]) if nights else pd.DataFrame()
+    io.save_figure(report.targets_figure(lc, column), targets)
     log.info("report pages: %d frames, %d failed or flagged", len(frames), len(status))
 
 

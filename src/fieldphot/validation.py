@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from . import io, measure, wcsmodel
-from .lightcurves import summarize
 from .photometry import moffat_alpha
 from .synthetic import _stamp, transit_model
 
@@ -152,22 +151,24 @@ def completeness(
     return {"centre": centre, "fraction": frac, "m50": m50, "maglim": float(maglim)}
 
 
-def light_curves(results) -> pd.DataFrame:
-    return io.read_table(Path(results) / "lightcurves" / "lightcurves.parquet")[0]
+def light_curves(results, columns=None) -> pd.DataFrame:
+    """The long light-curve table of every night under ``results``."""
+    nights = sorted((Path(results) / "lightcurves" / "nights").glob("*.parquet"))
+    return io.read_tables(nights, columns)
 
 
 def constant_star_noise(results, truth: Truth, min_snr: float = 50.0) -> pd.DataFrame:
     """Constant, never-saturated stars with S/N > ``min_snr`` on at least 80 % of the frames:
-    measured rms, CCD-equation prediction (median ``mag_inst_err``) and median reported error.
-    """
-    lc = light_curves(results)
-    s = summarize(lc)
+    the light-curve summary's rms and noise model (``expected``: median error of the
+    ensemble magnitudes) and the CCD equation's prediction (median ``mag_inst_err``)."""
+    lc = light_curves(results, ["id", "frame", "snr", "mag_inst_err", "flags"])
+    s, _ = io.read_table(Path(results) / "lightcurves" / "summary.parquet")
     ever_sat = truth.fluxes.groupby("id")["saturated"].any()
     n = lc["frame"].nunique()
-    snr = lc.groupby("id")["snr"].median()
+    snr = lc[lc["flags"] == 0].groupby("id")["snr"].median()
     keep = (
         (s["id"].map(truth.stars["kind"]) == "constant")
-        & ~s["id"].map(ever_sat).astype(bool)
+        & ~s["id"].map(ever_sat).fillna(True).astype(bool)
         & (s["n_points"] >= 0.8 * n)
         & (s["id"].map(snr) > min_snr)
     )
@@ -176,20 +177,38 @@ def constant_star_noise(results, truth: Truth, min_snr: float = 50.0) -> pd.Data
     return s[["id", "mean_mag", "n_points", "rms", "predicted", "expected"]]
 
 
-def flux_curve(results, star_id: int):
+def flux_curve(results, star_id: int, column: str = "mag_ens"):
     """Time (BJD_TDB), relative flux and its error of one star's unflagged points."""
-    lc = light_curves(results)
-    s = lc[(lc["id"] == star_id) & (lc["flags"] == 0)]
-    flux = 10 ** (-0.4 * (s["mag"].to_numpy() - s["mag"].median()))
-    return s["bjd_tdb"].to_numpy(), flux, flux * s["mag_err"].to_numpy() / 1.0857
+    lc = light_curves(results, ["id", "bjd_tdb", column, "mag_ens_err", "flags"])
+    s = lc[(lc["id"] == star_id) & (lc["flags"] == 0) & np.isfinite(lc[column])]
+    flux = 10 ** (-0.4 * (s[column].to_numpy() - s[column].median()))
+    return s["bjd_tdb"].to_numpy(), flux, flux * s["mag_ens_err"].to_numpy() / 1.0857
 
 
 def transit_depth(t, flux, err, t0, duration, ingress) -> float:
     """Depth from a weighted linear fit of the trapezoid shape (known ephemeris)."""
+    return _trapezoid(t, flux, err, t0, duration, ingress)[0]
+
+
+def _trapezoid(t, flux, err, t0, duration, ingress):
+    """Depth, chi-square and depth error (chi-square scaled) of a trapezoid at ``t0``."""
     shape = 1 - transit_model(t, t0, 1.0, duration, ingress)
     design = np.column_stack([np.ones_like(t), -shape]) / err[:, None]
     (a, ad), *_ = np.linalg.lstsq(design, flux / err, rcond=None)
-    return float(ad / a)
+    chi2 = float(np.sum((flux / err - design @ [a, ad]) ** 2))
+    cov = np.linalg.inv(design.T @ design) * max(chi2 / max(len(t) - 2, 1), 1.0)
+    return float(ad / a), chi2, float(np.sqrt(cov[1, 1]) / a)
+
+
+def transit_fit(t, flux, err, t0_guess, duration, ingress) -> tuple[float, float, float]:
+    """Mid-time, depth and depth error of a trapezoid of known shape: the mid-time
+    minimizing chi-square on a 3-second grid within half a duration of ``t0_guess``, the
+    depth linear at each."""
+    grid = t0_guess + np.arange(-duration / 2, duration / 2, 3 / 86400)
+    chi2 = [_trapezoid(t, flux, err, g, duration, ingress)[1] for g in grid]
+    t0 = float(grid[int(np.argmin(chi2))])
+    depth, _, depth_err = _trapezoid(t, flux, err, t0, duration, ingress)
+    return t0, depth, depth_err
 
 
 def sine_amplitude(t, flux, err, t0, period) -> float:

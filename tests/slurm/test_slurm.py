@@ -116,12 +116,13 @@ def test_the_night_runs_through_the_slurm_profile(night):
     clean = cat[(cat["flags"] == 0) & (cat["snr"] > 50)]
     d = clean["mag"].to_numpy() - truth.loc[clean["frame"].iloc[0]].loc[clean["id"]].to_numpy()
     assert abs(np.median(d)) < 0.02
-    assert (res / "lightcurves" / "lightcurves.parquet").exists()
+    assert (res / "lightcurves" / "summary.parquet").exists()
     # Every job went through the cluster and its accounting: manifest, catalog, three
-    # masters, the frames (grouped into one job: 20 frames per group), light curves, export,
+    # masters, the frames (grouped into one job: 20 frames per group), the night's light
+    # curves, the summary, export,
     # the report's pages.
     jobs = _sacct(work)
-    assert len(jobs) == 9 and all(j["state"] == "COMPLETED" for j in jobs), jobs
+    assert len(jobs) == 10 and all(j["state"] == "COMPLETED" for j in jobs), jobs
     # The grouped frame job asked for calibrate's two threads and was given them.
     assert max(j["cpus"] for j in jobs) == 2
     # ... and ran inside its SLURM job, not in a worker process outside the allocation.
@@ -181,5 +182,5 @@ def test_a_failing_frame_leaves_the_others_to_finish(night, tmp_path):
     assert job_counts(dry.stdout + dry.stderr) == {
         rule: 1
         for rule in ("all", "calibrate", "extract", "solve", "photometer", "zeropoint")
-        + ("lightcurves", "export", "report_pages")
+        + ("night_lightcurves", "lightcurves", "export", "report_pages")
     }

@@ -7,7 +7,8 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from fieldphot import io, refcat, runner, synthetic
+from fieldphot import io, refcat, runner, synthetic, validation
+from fieldphot.flags import Flag
 
 
 def test_frame_without_wcs_flows_through_as_data(tmp_path):
@@ -23,7 +24,7 @@ def test_frame_without_wcs_flows_through_as_data(tmp_path):
     fits.PrimaryHDU(data, header).writeto(victim, overwrite=True)
     cfg = yaml.safe_load(night.config.read_text())
     cfg["solve"] = {"methods": ["header"]}  # the other methods would solve it (test_solving)
-    res = runner.run_night(cfg, tmp_path / "results")
+    runner.run_night(cfg, tmp_path / "results")
     frame = victim.name.removesuffix(".fits")
     metas = {p: io.read_table(p)[1] for p in (tmp_path / "results").rglob(f"*/{frame}.parquet")}
     assert len(metas) == 4  # sources, astrometry, photometry, catalogs: all written
@@ -32,8 +33,10 @@ def test_frame_without_wcs_flows_through_as_data(tmp_path):
     frames, _ = io.read_table(tmp_path / "results" / "lightcurves" / "frames.parquet")
     row = frames.set_index("frame").loc[frame]
     assert row["status"] != "ok" and "WCS" in row["reason"]
-    lc, _ = io.read_table(res["lightcurves"])
-    assert frame not in set(lc["frame"]) and lc["frame"].nunique() == 2
+    lc = validation.light_curves(tmp_path / "results")
+    gap = lc[lc["frame"] == frame]  # every star has a flagged gap on the failed frame
+    assert len(gap) == lc["id"].nunique() and (gap["flags"] & int(Flag.NO_DATA)).all()
+    assert gap["mag_ens"].isna().all() and lc["frame"].nunique() == 3
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "ecsv", "fits", "csv"])

@@ -1,9 +1,13 @@
 """Light curves against the simulator's truth: noise, errors, transit, variable, time."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
-from fieldphot import io, validation
+from fieldphot import io, layout, stages, validation
+from fieldphot.flags import Flag
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +27,98 @@ def test_reported_errors_are_honest(noise):
     assert 0.8 <= ratio <= 1.25
 
 
-def test_transit_depth_recovered(processed):
+def test_bright_constant_stars_reach_the_noise_model_after_the_ensemble(processed):
+    s = validation.constant_star_noise(processed.results, processed.truth, min_snr=100)
+    assert len(s) >= 20
+    assert np.median(s["rms"] / s["expected"]) == pytest.approx(1.0, abs=0.1)
+
+
+def test_every_star_has_a_point_or_a_flagged_gap_on_every_frame(processed):
+    lc = processed.catalogs()
+    per_star = lc.groupby("id").size()
+    assert (per_star == len(processed.frames)).all()
+    gap = (lc["flags"] & int(Flag.NO_DATA)) != 0
+    assert lc.loc[gap, "mag_ens"].isna().all() and lc.loc[~gap, "x"].notna().all()
+    # sorted by star, then time
+    assert (lc.groupby("id")["bjd_tdb"].diff().dropna() > 0).all()
+
+
+def test_comparison_stars_leave_out_the_variable_and_the_targets(processed):
+    s, _ = io.read_table(processed.results / "lightcurves" / "summary.parquet")
+    comp = s.set_index("id")["comparison"]
+    assert comp.sum() >= 20
+    for kind in ("transit", "variable"):
+        assert not comp[processed.params[kind]["id"]]
+    assert not comp[comp.index < 0].any()  # forced targets
+
+
+def test_transit_depth_and_mid_time_recovered(processed):
     p = processed.params["transit"]
     t, f, e = validation.flux_curve(processed.results, p["id"])
     in_transit = np.abs(t - p["t0_bjd"]) < p["duration_d"] / 2 - p["ingress_d"]
     assert in_transit.sum() >= 5 and (~in_transit).sum() >= 10
-    depth = validation.transit_depth(t, f, e, p["t0_bjd"], p["duration_d"], p["ingress_d"])
-    assert depth == pytest.approx(p["depth"], rel=0.1)
+    guess = p["t0_bjd"] + 10 / 1440  # start ten minutes off
+    t0, depth, depth_err = validation.transit_fit(t, f, e, guess, p["duration_d"], p["ingress_d"])
+    # Twelve in-transit points of ~2 mmag measure a 20 mmag depth to ~0.6 mmag (3 %): the
+    # depth must agree with the truth within three of its errors, and the error be honest
+    # enough to mean something (issue 6's 5 % needs a brighter host or a faster cadence).
+    assert abs(depth - p["depth"]) < 3 * depth_err and depth_err < 0.05 * p["depth"]
+    assert abs(t0 - p["t0_bjd"]) * 1440 < 2.0
 
 
-def test_variable_amplitude_recovered(processed):
+def test_variable_amplitude_and_period_recovered(processed):
     p = processed.params["variable"]
     t, f, e = validation.flux_curve(processed.results, p["id"])
     amp = validation.sine_amplitude(t, f, e, p["t0_bjd"], p["period_d"])
     assert amp == pytest.approx(p["amplitude"], rel=0.1)
+    s, _ = io.read_table(processed.results / "lightcurves" / "summary.parquet")
+    star = s.set_index("id").loc[p["id"]]
+    assert star["ls_period"] == pytest.approx(p["period_d"], rel=0.005)
+    assert star["stetson_j"] > 5 and star["von_neumann"] < 0.5
+    quiet = s[s["id"].map(processed.truth.stars["kind"]) == "constant"]
+    assert np.nanmedian(quiet["stetson_j"]) < 0.5 and np.nanmedian(quiet["von_neumann"]) > 1.5
+
+
+def test_protected_detrending_keeps_the_transit_depth(processed, tmp_path):
+    p = processed.params["transit"]
+    cats = sorted(processed.results.glob("catalogs/*/*.parquet"))
+    cfg = {
+        "detrend": {
+            "epd": ["airmass", "sky"],
+            "tfa_templates": 8,
+            "protect": [{"id": p["id"], "t0_bjd": p["t0_bjd"], "duration_h": 1.3}],
+        }
+    }
+    stages.night_light_curves(cats, tmp_path / "nights" / "n.parquet", cfg)
+    lc = io.read_table(tmp_path / "nights" / "n.parquet")[0]
+    star = lc[(lc["id"] == p["id"]) & (lc["flags"] == 0)]
+    depths = {}
+    for col in ("mag_ens", "mag_detrended"):
+        flux = 10 ** (-0.4 * (star[col] - star[col].median())).to_numpy()
+        err = flux * star["mag_ens_err"].to_numpy() / 1.0857
+        depths[col] = validation.transit_depth(
+            star["bjd_tdb"].to_numpy(), flux, err, p["t0_bjd"], p["duration_d"], p["ingress_d"]
+        )
+    assert depths["mag_detrended"] == pytest.approx(depths["mag_ens"], rel=0.03)
+
+
+def test_targets_get_a_time_series_a_plot_and_an_aavso_report(processed):
+    from astropy.timeseries import TimeSeries
+
+    names = [t["name"] for t in yaml.safe_load(processed.night.config.read_text())["targets"]]
+    assert len(names) == 2
+    for name in names:
+        stem = processed.results / "lightcurves" / "targets" / layout.safe_name(name)
+        ts = TimeSeries.read(f"{stem}.ecsv", format="ascii.ecsv")
+        assert ts.time.scale == "tdb" and len(ts) == len(processed.frames)
+        assert str(ts["mag_ens"].unit) == "mag" and np.isfinite(ts["mag_ens"]).sum() >= 25
+        assert Path(f"{stem}.png").stat().st_size > 1000
+        lines = Path(f"{stem}_aavso.txt").read_text().splitlines()
+        assert lines[0] == "#TYPE=EXTENDED" and "#DATE=JD" in lines
+        data = [ln.split(",") for ln in lines if not ln.startswith("#")]
+        assert len(data) == len(processed.frames) and all(len(r) == 15 for r in data)
+        jd = np.array([float(r[1]) for r in data])
+        assert np.allclose(np.sort(jd) - 2400000.5, np.sort(processed.truth_frames["mjd_utc_mid"]))
 
 
 def test_every_point_carries_bjd_tdb_and_utc(processed):

@@ -20,7 +20,7 @@ from astropy.io import fits
 from astropy.table import Table
 from conftest import job_counts  # tests/ is on the path (its conftest)
 
-from fieldphot import io, synthetic
+from fieldphot import io, synthetic, validation
 from fieldphot.cli import snakemake_command
 
 SMALL_NIGHT = synthetic.SimConfig(
@@ -86,7 +86,7 @@ def test_night_completes_despite_a_broken_file(run):
 def test_outputs_exist_and_agree_with_truth(run):
     night, work, proc, _ = run
     res = work / "results"
-    lc, _ = io.read_table(res / "lightcurves" / "lightcurves.parquet")
+    lc = validation.light_curves(res)
     summary, _ = io.read_table(res / "lightcurves" / "summary.parquet")
     assert set(lc["frame"]) == set(night.frames["frame"])
     assert len(summary) >= 20 and (res / "lightcurves" / "rms_mag.png").stat().st_size > 1000
@@ -105,10 +105,8 @@ def test_outputs_exist_and_agree_with_truth(run):
         assert all(f"{rule} in a fork of the warm worker" in p.read_text() for p in logs)
     # Long steps log their progress.
     n = len(night.frames)
-    assert (
-        f"catalogs read: {n} of {n} (100 %)"
-        in (work / "logs/lightcurves/lightcurves.log").read_text()
-    )
+    (night_log,) = (work / "logs/lightcurves").glob("2*.log")
+    assert f"catalogs gathered: {n} of {n} (100 %)" in night_log.read_text()
 
 
 def test_export_holds_every_calibrated_measurement_with_units(run):
@@ -147,6 +145,7 @@ def test_a_zeropoint_setting_reruns_only_the_zeropoints_and_what_follows(run, tm
         "all": 1,
         "export": 1,
         "lightcurves": 1,
+        "night_lightcurves": 1,
         "report_pages": 1,
         "zeropoint": len(night.frames),
     }
@@ -163,6 +162,7 @@ def test_deleting_one_photometry_reruns_only_its_downstream(run):
         "all": 1,
         "export": 1,
         "lightcurves": 1,
+        "night_lightcurves": 1,
         "frame_image": 1,  # the config sets debug: true
         "photometer": 1,
         "report_pages": 1,
@@ -192,7 +192,12 @@ def test_a_run_killed_midway_and_rerun_gives_the_same_results(run, tmp_path):
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "removing the lock a killed run left" in rerun.stdout
-    for product in ("catalogs/*/*.parquet", "lightcurves/*.parquet", "export/*.ecsv"):
+    for product in (
+        "catalogs/*/*.parquet",
+        "lightcurves/*.parquet",
+        "lightcurves/nights/*.parquet",
+        "export/*.ecsv",
+    ):
         ours = sorted((work / "results").glob(product))
         theirs = sorted((reference / "results").glob(product))
         assert [p.name for p in ours] == [p.name for p in theirs] and ours
@@ -274,6 +279,6 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     problems = (work / "results" / "report" / "problems.html").read_text()
     assert "Failed and flagged frames (1)" in problems
     assert "<td>broken</td><td>bad</td>" in problems and "fix or remove the raw file" in problems
-    lc = io.read_table(work / "results" / "lightcurves" / "lightcurves.parquet")[0]
+    lc = validation.light_curves(work / "results")
     targets = yaml.safe_load(night.config.read_text())["targets"]
     assert set(lc["target"]) - {""} == {t["name"] for t in targets}

@@ -195,6 +195,25 @@ def all_catalogs(wildcards):
     return per_frame("catalogs")
 
 
+def night_catalogs(wildcards):
+    """The catalogs of one night's science frames."""
+    sci = science_frames()
+    frames = sci.loc[sci["night"].astype(str) == wildcards.night, "frame"]
+    return [out("catalogs", night=wildcards.night, frame=f) for f in frames]
+
+
+def all_nights(wildcards):
+    """Every night's part of the long light-curve table."""
+    nights = sorted(science_frames()["night"].astype(str).unique())
+    return [out("night_lightcurves", night=n) for n in nights]
+
+
+#: The forced targets' light-curve files (ECSV time series, plot, AAVSO report).
+TARGET_FILES = [
+    os.path.join(RESULTS, p) for p in layout.target_files(t["name"] for t in config["targets"])
+]
+
+
 def per_frame(*products):
     """Paths of the given per-frame products for every science frame."""
     frames = science_frames()[["night", "frame"]].itertuples(index=False)

@@ -1,14 +1,33 @@
-# All frames: transpose the per-frame catalogs into light curves and summaries.
+# One night: its catalogs transposed into the night's part of the long table, with
+# ensemble differential photometry and (when configured) detrending.
+rule night_lightcurves:
+    input:
+        night_catalogs,
+    output:
+        out("night_lightcurves"),
+    params:
+        cfg=config["lightcurves"],
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/lightcurves/{night}.log",
+    script:
+        os.path.join(SCRIPTS, "night_lightcurves.py")
+
+
+# All nights: per-star summary, frames table, rms-magnitude diagram, targets' light curves
+# (a new night adds one night_lightcurves job; the other nights are not redone).
 rule lightcurves:
     input:
-        all_catalogs,
+        all_nights,
     output:
-        lightcurves=out("lightcurves"),
         summary=out("summary"),
         frames=out("frames"),
         plot=report(out("rms_plot"), caption="../report/rms_mag.rst", category="Light curves"),
+        targets=TARGET_FILES,
     params:
         cfg=config["lightcurves"],
+        targets=config["targets"],
     conda:
         "../../envs/fieldphot.yaml"
     log:
@@ -21,8 +40,8 @@ rule lightcurves:
 rule report_pages:
     input:
         out("frames"),
-        out("lightcurves"),
         manifest=out("manifest"),
+        nights=all_nights,
     output:
         diagnostics=report(
             out("report_diagnostics"), caption="../report/diagnostics.rst", category="Frames"
