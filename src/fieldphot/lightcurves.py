@@ -285,7 +285,11 @@ def summarize(
     t, m, e = (lc[c].to_numpy(float)[good] for c in ("bjd_tdb", column, err_col))
     key = key_all[good]
     order = np.lexsort((t, key))
-    key, t, m, e = key[order], t[order], m[order], e[order]
+    key = key[order]  # one array at a time: the peak holds one extra column, not four
+    t = t[order]
+    m = m[order]
+    e = e[order]
+    del order
     uk, start, n = np.unique(key, return_index=True, return_counts=True)
     w = 1.0 / e**2
     mean = np.add.reduceat(w * m, start) / np.add.reduceat(w, start) if len(uk) else np.array([])
