@@ -9,6 +9,7 @@ frame, or the frame failed).
 Examples
 --------
 >>> import pandas as pd
+>>> from fieldphot.flags import describe
 >>> frames = pd.DataFrame({"frame": ["a", "b"], "filter": ["V", "V"], "bjd_tdb": [1.0, 1.1]})
 >>> g = Grid([7, 9], frames)
 >>> g.add(0, pd.DataFrame({"id": [7], "mag_inst": [-5.0], "flags": [0]}))
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import detrend, ensemble, variability
-from .flags import Flag, describe  # noqa: F401  (describe: for the doctest above)
+from .flags import Flag
 
 #: Measurements with any of these flags are left out of fits and statistics.
 BAD_FOR_SUMMARY = (
@@ -82,7 +83,10 @@ class Grid:
         self.flags = np.full(shape, int(Flag.NO_DATA), np.int32)
         self.detected = np.zeros(shape, bool)
         self.star = pd.DataFrame(
-            {c: pd.Series([""] * shape[0] if c == "target" else np.nan) for c in STAR_COLUMNS}
+            {
+                c: [""] * shape[0] if c == "target" else np.full(shape[0], np.nan)
+                for c in STAR_COLUMNS
+            }
         )
         self._seen = np.zeros(shape[0], bool)
 

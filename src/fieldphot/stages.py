@@ -762,13 +762,16 @@ def target_products(nights, outdir, names, column, cfg, summary) -> None:
         t = rows[rows["target"].astype(str) == name].sort_values("bjd_tdb")
         t = t.drop(columns=["target", "comparison"]).reset_index(drop=True)
         t = t.assign(**{c: t[c].astype(str) for c in ("night", "frame", "filter")})
-        stem = outdir / "targets" / layout.safe_name(name)
-        io.write_export(f"{stem}.ecsv", xport.time_series(t, {"target": name}), "ecsv")
-        io.save_figure(report.target_figure(t.assign(target=name), column), f"{stem}.png")
+        path = {
+            s: outdir.parent / layout.path("target_curve", name=layout.safe_name(name), suffix=s)
+            for s in layout.TARGET_SUFFIXES
+        }
+        io.write_export(path[".ecsv"], xport.time_series(t, {"target": name}), "ecsv")
+        io.save_figure(report.target_figure(t.assign(target=name), column), path[".png"])
         aavso = t.assign(mag=t[column], mag_err=t["mag_ens_err"])
         software = f"fieldphot {__version__}"
         io.write_text(
-            f"{stem}_aavso.txt",
+            path["_aavso.txt"],
             xport.aavso_extended(aavso, name, cfg.get("aavso_obscode", ""), software, n_comp),
         )
 
