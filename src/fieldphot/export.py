@@ -33,6 +33,7 @@ UNITS = {
         ["mag", "mag_err", "mag_inst", "mag_inst_err", "mag_cat", "mag_cat_err", "mag_lim"],
         "mag",
     ),
+    **dict.fromkeys(["mag_ens", "mag_ens_err", "mag_detrended"], "mag"),
     **dict.fromkeys(["zp", "zp_err", "color"], "mag"),
     "exptime": "s",
     **dict.fromkeys(["mjd_utc_mid", "bjd_tdb"], "d"),
@@ -140,9 +141,6 @@ def time_series(rows: pd.DataFrame, meta: dict):
     from astropy.timeseries import TimeSeries
 
     t = catalog_table(rows.drop(columns=["bjd_tdb"]), meta)
-    for c in ("mag_ens", "mag_ens_err", "mag_detrended"):
-        if c in t.colnames:
-            t[c].unit = "mag"
     time = Time(rows["bjd_tdb"].to_numpy(float), format="jd", scale="tdb")
     return TimeSeries(data=t, time=time)
 

@@ -288,11 +288,6 @@ def file_digest(path) -> str:
     return h.hexdigest()
 
 
-def table_columns(path) -> list[str]:
-    """The column names of a Parquet table, read from its schema alone."""
-    return pq.read_schema(path).names
-
-
 def read_any_table(path) -> pd.DataFrame:
     """A table from Parquet, ECSV, FITS, CSV or VOTable, by file extension."""
     path = Path(path)

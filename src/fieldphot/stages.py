@@ -678,13 +678,14 @@ def night_light_curves(catalogs, out, cfg: dict) -> None:
     frames = pd.DataFrame(rows).sort_values("bjd_tdb", kind="stable", ignore_index=True)
     star_ids = pd.unique(pd.concat(ids, ignore_index=True)) if ids else np.array([], np.int64)
     grid = lightcurves.Grid(np.sort(star_ids), frames)
+    # Second pass (the ids above size the grid): each catalog's columns into the matrices.
     for f, r in enumerate(frames.itertuples()):
         progress(f, len(frames), "catalogs gathered")
         if r.status == "ok":
-            cols = [c for c in lightcurves.CATALOG_COLUMNS if c in io.table_columns(r.catalog)]
-            grid.add(f, io.read_table(r.catalog, columns=cols)[0])
+            grid.add(f, io.read_table(r.catalog, columns=lightcurves.CATALOG_COLUMNS)[0])
     diff = lightcurves.differential(grid, cfg)
-    frames["ensemble_rms"], frames["ensemble_n"] = diff["ensemble_rms"], diff["ensemble_n"]
+    rms = diff["ensemble_rms"]
+    frames["ensemble_rms"], frames["ensemble_n"] = rms, diff["ensemble_n"]
     stars = grid.star.assign(id=grid.ids.to_numpy(), comparison=diff["comparison"])
     meta = {
         "frames": frames.drop(columns="catalog").to_dict("records"),
@@ -700,7 +701,7 @@ def night_light_curves(catalogs, out, cfg: dict) -> None:
         len(grid.ids),
         len(frames),
         int(diff["comparison"].sum()),
-        float(np.nanmedian(diff["ensemble_rms"])) if len(frames) else np.nan,
+        float(np.nanmedian(rms)) if np.isfinite(rms).any() else np.nan,
     )
 
 
