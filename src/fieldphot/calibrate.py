@@ -74,9 +74,9 @@ def overscan_trim(
 ) -> np.ndarray:
     """Subtract the overscan level (if ``biassec``) and trim to ``trimsec`` (if given)."""
     rows, cols = parse_section(trimsec) if trimsec else (slice(None), slice(None))
-    data = raw[rows, cols].astype(np.float64)
+    data = raw[rows, cols].astype(np.float32)
     if biassec:
-        data = data - overscan_level(raw, biassec, rows, mode, order)[:, None]
+        data -= overscan_level(raw, biassec, rows, mode, order).astype(np.float32)[:, None]
     return data
 
 
@@ -91,16 +91,17 @@ def raw_problem(raw: np.ndarray, saturate: float | None, max_fraction: float = 0
     >>> raw_problem(np.full((4, 4), np.nan), 65535)
     'no finite pixels'
     """
-    finite = np.isfinite(raw)
-    if not finite.any():
+    n_finite = np.count_nonzero(np.isfinite(raw))
+    if n_finite == 0:
         return "no finite pixels"
-    if finite.mean() < max_fraction:
-        return f"{100 * (1 - finite.mean()):.0f} % of pixels are not finite"
-    good = raw[finite]
-    if np.ptp(good) == 0:
-        return f"constant image (every pixel {good[0]:g})"
-    if saturate is not None and np.mean(good >= saturate) > max_fraction:
-        return f"{100 * np.mean(good >= saturate):.0f} % of pixels saturated"
+    if n_finite < max_fraction * raw.size:
+        return f"{100 * (1 - n_finite / raw.size):.0f} % of pixels are not finite"
+    low = np.nanmin(raw)  # reductions, not copies: a large frame costs no extra memory
+    if np.nanmax(raw) == low:
+        return f"constant image (every pixel {low:g})"
+    saturated = np.count_nonzero(raw >= saturate) / n_finite if saturate is not None else 0.0
+    if saturated > max_fraction:
+        return f"{100 * saturated:.0f} % of pixels saturated"
     return ""
 
 
@@ -149,21 +150,22 @@ def assemble(amps: list[dict], mode: str = "poly", order: int = 3):
     for a in amps:
         rows, cols = parse_section(a["trimsec"]) if a.get("trimsec") else (slice(None),) * 2
         raw = a["data"][rows, cols]
-        sat = np.zeros(raw.shape, np.int32)
+        sat = np.zeros(raw.shape, np.uint8)
         for bit, level in (
             (Flag.SATURATED, a.get("saturate")),
             (Flag.NONLINEAR, a.get("nonlinear")),
         ):
             if level is not None:
-                sat[raw >= level] |= bit
+                sat[raw >= level] |= np.uint8(bit)
         e = overscan_trim(a["data"], a.get("trimsec"), a.get("biassec"), mode, order)
-        parts.append((e * float(a["gain"]), sat, a.get("detsec")))
+        e *= np.float32(a["gain"])
+        parts.append((e, sat, a.get("detsec")))
     if len(parts) == 1 and not parts[0][2]:
         return parts[0][0], parts[0][1]
     placed = [(parse_detsec(det), e, s) for e, s, det in parts]
     ny = max(r.stop for (r, _, _, _), _, _ in placed)
     nx = max(c.stop for (_, c, _, _), _, _ in placed)
-    out, sat_out = np.full((ny, nx), np.nan), np.zeros((ny, nx), np.int32)
+    out, sat_out = np.full((ny, nx), np.nan, np.float32), np.zeros((ny, nx), np.uint8)
     for (r, c, fy, fx), e, s in placed:
         if e.shape != (r.stop - r.start, c.stop - c.start):
             raise ValueError(f"amplifier of shape {e.shape} does not fit DETSEC {r}, {c}")
@@ -200,6 +202,19 @@ def sigma_clipped_mean(stack: np.ndarray, sigma: float = 3.0, iters: int = 3) ->
     return np.nanmean(data, axis=0)
 
 
+def row_bands(ny: int, row_bytes: float, max_bytes: float = 256e6):
+    """Slices of at most ``max_bytes / row_bytes`` rows covering ``ny`` rows: how large
+    frames are worked on a band at a time in bounded memory.
+
+    Examples
+    --------
+    >>> [(b.start, b.stop) for b in row_bands(10, row_bytes=100, max_bytes=400)]
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    step = max(1, int(max_bytes // max(row_bytes, 1)))
+    return [slice(r0, min(r0 + step, ny)) for r0 in range(0, ny, step)]
+
+
 def combine_in_chunks(
     stack, sigma: float = 3.0, max_bytes: float = 512e6, reducer=None
 ) -> np.ndarray:
@@ -207,7 +222,8 @@ def combine_in_chunks(
 
     ``stack`` may live on disk (:class:`fieldphot.io.ScratchStack`): only one band (about
     ``max_bytes`` of working memory) is ever in memory, so hundreds of large frames combine
-    in bounded RAM. ``reducer(band)`` replaces the sigma-clipped mean when given.
+    in bounded RAM. ``reducer(band)`` replaces the sigma-clipped mean when given. The
+    result is float32 (what masters are stored as).
 
     Examples
     --------
@@ -217,11 +233,10 @@ def combine_in_chunks(
     True
     """
     n, ny, nx = stack.shape
-    rows = max(1, int(max_bytes // (n * nx * 8 * 4)))  # float64 band and its working copies
-    out = np.empty((ny, nx), np.float64)
-    for r0 in range(0, ny, rows):
-        band = np.asarray(stack[:, r0 : r0 + rows])
-        out[r0 : r0 + rows] = sigma_clipped_mean(band, sigma) if reducer is None else reducer(band)
+    out = np.empty((ny, nx), np.float32)
+    for rows in row_bands(ny, n * nx * 8 * 4, max_bytes):  # float64 band and its working copies
+        band = np.asarray(stack[:, rows])
+        out[rows] = sigma_clipped_mean(band, sigma) if reducer is None else reducer(band)
     return out
 
 
@@ -298,6 +313,20 @@ def smooth_map(data: np.ndarray, box: int = 64) -> np.ndarray:
     return bkg.back()
 
 
+def sample(image: np.ndarray, max_pixels: float = 4e6) -> np.ndarray:
+    """A regular grid of at most about ``max_pixels`` of ``image`` (a view; the image
+    itself when smaller): robust statistics of a large frame without frame-sized copies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sample(np.zeros((4000, 3000))).shape, sample(np.zeros((100, 100))).shape
+    ((2000, 1500), (100, 100))
+    """
+    step = max(1, int(np.ceil(np.sqrt(image.size / max_pixels))))
+    return image[::step, ::step]
+
+
 def master_noise(first: np.ndarray, combined: np.ndarray, n: int) -> float:
     """Per-pixel 1-sigma error of a master combined from ``n`` frames (its units).
 
@@ -307,15 +336,16 @@ def master_noise(first: np.ndarray, combined: np.ndarray, n: int) -> float:
     """
     if n < 2:
         return float("nan")
-    d = np.asarray(first, float) - combined
+    d = np.asarray(sample(first), float) - sample(combined)
     sigma = 1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d))) / np.sqrt(1.0 - 1.0 / n)
     return float(sigma / np.sqrt(n))
 
 
 def hot_pixels(dark_rate: np.ndarray, nsigma: float = 8.0, min_rate: float = 1.0) -> np.ndarray:
     """Boolean map of hot pixels: dark rate far above the robust spread and ``min_rate``."""
-    med = np.nanmedian(dark_rate)
-    mad = 1.4826 * np.nanmedian(np.abs(dark_rate - med))
+    rates = np.asarray(sample(dark_rate), float)
+    med = np.nanmedian(rates)
+    mad = 1.4826 * np.nanmedian(np.abs(rates - med))
     return (dark_rate > med + nsigma * mad) & (dark_rate > med + min_rate)
 
 
@@ -395,24 +425,53 @@ def calibrate_frame(
 
 
 def clean_cosmic_rays(
-    sci: np.ndarray, mask: np.ndarray, read_noise: float, saturation_e: float, **kwargs
+    sci: np.ndarray,
+    mask: np.ndarray,
+    read_noise: float,
+    saturation_e: float,
+    max_bytes: float = 64e6,
+    overlap: int = 32,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
+    **kwargs,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find cosmic rays with L.A.Cosmic (astroscrappy); return the cleaned image and mask.
 
     ``kwargs`` go to :func:`astroscrappy.detect_cosmics` (``sigclip``, ``objlim``, ...).
     Pixels found are replaced by astroscrappy's interpolation and get ``COSMIC_RAY``.
+    L.A.Cosmic is local (its filters and iterations reach a few pixels), so the frame is
+    cleaned in bands of about ``max_bytes`` of image, each seeing ``overlap`` rows of its
+    neighbours as they were before cleaning: the result is the whole-frame result, in
+    bounded memory. ``out=(image, mask)`` receives the result; it may be ``(sci, mask)``
+    themselves, so a large frame is cleaned in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.random.default_rng(1).normal(100.0, 10.0, (64, 64)).astype(np.float32)
+    >>> img[30, 40] += 5000.0  # a one-pixel hit
+    >>> clean, m = clean_cosmic_rays(img, np.zeros(img.shape, np.int32), 10.0, 1e9)
+    >>> bool(m[30, 40] & Flag.COSMIC_RAY), float(clean[30, 40]) < 200.0
+    (True, True)
     """
     import astroscrappy
 
-    inmask = (mask & (Flag.SATURATED | Flag.BAD_PIXEL)) != 0
-    crmask, cleaned = astroscrappy.detect_cosmics(
-        np.ascontiguousarray(sci, np.float32),
-        inmask=inmask,
-        gain=1.0,
-        readnoise=float(read_noise),
-        satlevel=float(saturation_e),
-        **kwargs,
-    )
-    out_mask = mask.copy()
-    out_mask[crmask] |= Flag.COSMIC_RAY
-    return np.asarray(cleaned, np.float64), out_mask
+    ny, nx = sci.shape
+    image_out, mask_out = out if out is not None else (np.array(sci, np.float32), mask.copy())
+    above = sci[:0]  # the rows just above the band, as they were before cleaning
+    for rows in row_bands(ny, nx * 4, max(max_bytes, overlap * nx * 4)):
+        lo, hi = rows.start - len(above), min(rows.stop + overlap, ny)
+        band = np.concatenate([above, sci[rows.start : hi]]).astype(np.float32)
+        inmask = (mask[lo:hi] & (Flag.SATURATED | Flag.BAD_PIXEL)) != 0
+        above = sci[max(rows.stop - overlap, 0) : rows.stop].copy()
+        crmask, cleaned = astroscrappy.detect_cosmics(
+            band,
+            inmask=inmask,
+            gain=1.0,
+            readnoise=float(read_noise),
+            satlevel=float(saturation_e),
+            **kwargs,
+        )
+        keep = slice(rows.start - lo, rows.stop - lo)
+        image_out[rows] = cleaned[keep]
+        mask_out[rows][crmask[keep]] |= Flag.COSMIC_RAY
+    return image_out, mask_out

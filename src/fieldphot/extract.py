@@ -19,21 +19,19 @@ import numpy as np
 import pandas as pd
 import sep
 from scipy import optimize
+from scipy.spatial import cKDTree
 
-from .flags import Flag
-from .photometry import moffat_alpha
+from .calibrate import row_bands
+from .flags import Flag, any_set
+from .photometry import moffat_alpha, native
 
 SOURCE_COLUMNS = ["x", "y", "flux", "flux_err", "peak", "a", "b", "theta", "snr", "flags"]
-
-
-def _c(a, dtype=np.float64):
-    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def background(data: np.ndarray, mask: np.ndarray, box: int = 64, filter_size: int = 3):
     """sep background model of ``data`` ignoring flagged pixels."""
     return sep.Background(
-        _c(data), mask=_c(mask != 0, bool), bw=box, bh=box, fw=filter_size, fh=filter_size
+        native(data), mask=native(mask != 0, bool), bw=box, bh=box, fw=filter_size, fh=filter_size
     )
 
 
@@ -112,15 +110,23 @@ def extract_sources(
         ``fwhm`` (px, median of bright isolated sources), ``sky`` (e-/px),
         ``sky_rms`` (e-/px), ``n_sources``.
     """
-    bad = (mask & (Flag.BAD_PIXEL | Flag.SATURATED)) != 0
+    bad = any_set(mask, Flag.BAD_PIXEL | Flag.SATURATED)
     bkg = background(sci, bad, box)
-    sub = _c(sci - bkg.back())
-    noise = np.sqrt(np.maximum(err**2 - np.maximum(sci, 0) + np.maximum(bkg.back(), 0), 1e-6))
+    # The background-subtracted image and the noise without the sources' own photons, a
+    # band of rows at a time (no frame-sized temporaries): sub takes over the sky map.
+    sub = native(bkg.back())
+    noise = np.empty(sub.shape, sub.dtype)
+    for rows in row_bands(sub.shape[0], sub.shape[1] * sub.itemsize * 8):
+        sky = sub[rows]
+        noise[rows] = np.sqrt(
+            np.maximum(err[rows] ** 2 - np.maximum(sci[rows], 0) + np.maximum(sky, 0), 1e-6)
+        )
+        sky[...] = sci[rows] - sky
     objs = sep.extract(
         sub,
         thresh,
-        err=_c(noise),
-        mask=_c(bad & ~((mask & Flag.SATURATED) != 0), bool),
+        err=noise,
+        mask=bad & ~any_set(mask, Flag.SATURATED),
         minarea=minarea,
         deblend_cont=deblend_cont,
     )
@@ -154,8 +160,8 @@ def extract_sources(
 
 def _measure(sub, err, mask, x, y, objs, radius) -> pd.DataFrame:
     r = np.clip(radius, 3.0, 30.0)
-    flux, ferr, fflag = sep.sum_circle(sub, x, y, r, err=_c(err), subpix=5)
-    sat = sep.sum_circle(_c((mask & Flag.SATURATED) != 0, np.float64), x, y, r, subpix=1)[0] > 0
+    flux, ferr, fflag = sep.sum_circle(sub, x, y, r, err=native(err), subpix=5)
+    sat = sep.sum_circle(any_set(mask, Flag.SATURATED), x, y, r, subpix=1)[0] > 0
     flags = np.where(sat, int(Flag.SATURATED), 0) | np.where(fflag != 0, int(Flag.EDGE), 0)
     snr = np.where(ferr > 0, flux / ferr, 0.0)
     src = pd.DataFrame(
@@ -182,9 +188,11 @@ def estimate_fwhm(
     cand = src[(src["flags"] == 0) & (src["snr"] > min_snr)].head(200)
     if len(cand) == 0:
         return float("nan")
-    xy = src[["x", "y"]].to_numpy()
-    d = np.hypot(*(cand[["x", "y"]].to_numpy()[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
-    isolated = (np.sort(d, axis=1)[:, 1] if len(src) > 1 else np.full(len(cand), 99.0)) > 12
+    if len(src) > 1:
+        nearest = cKDTree(src[["x", "y"]].to_numpy()).query(cand[["x", "y"]].to_numpy(), k=2)[0]
+        isolated = nearest[:, 1] > 12
+    else:
+        isolated = np.ones(len(cand), bool)
     cand = cand[isolated].head(n_max)
     f = fwhm_moffat(sub, cand["x"].to_numpy(), cand["y"].to_numpy(), cand["peak"].to_numpy())
     f = f[np.isfinite(f)]

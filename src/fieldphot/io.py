@@ -76,7 +76,7 @@ class ScratchStack:
 
     def __setitem__(self, i, frame):
         self._fh.seek(int(i) * self._frame * 4)
-        self._fh.write(np.ascontiguousarray(frame, np.float32).tobytes())
+        self._fh.write(memoryview(np.ascontiguousarray(frame, np.float32)))
 
     def __getitem__(self, key):
         if isinstance(key, int | np.integer):  # one frame: read only that frame
@@ -123,7 +123,7 @@ def scratch_stack(beside, shape):
 def _merged_header(hdul) -> fits.Header:
     """The primary header merged with the first image extension's (for MEF frames)."""
     header = hdul[0].header.copy()
-    if hdul[0].data is None or header.get("NAXIS", 0) == 0:
+    if header.get("NAXIS", 0) == 0:
         for hdu in hdul[1:]:
             if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
                 header.update({k: v for k, v in hdu.header.items() if k not in ("", "COMMENT")})
@@ -150,7 +150,7 @@ def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.He
         with fits.open(path, memmap=False) as hdul:
             header = _merged_header(hdul)
             amps = [
-                (np.asarray(h.data, np.float64), h.header.copy())
+                (np.asarray(h.data, np.float32), h.header.copy())
                 for h in hdul
                 if h.is_image and h.data is not None and h.data.ndim == 2
             ]
@@ -177,11 +177,19 @@ def write_fits(path, data: np.ndarray, header: fits.Header, extra: dict | None =
         fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="silentfix")
 
 
-def read_master(path) -> tuple[np.ndarray, np.ndarray | None, fits.Header]:
-    """A master calibration frame: data, its MASK extension (or None) and header."""
+def read_master(
+    path, rows: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray | None, fits.Header]:
+    """A master calibration frame (or a band of its ``rows``): data, its MASK extension (or
+    None) and header. Only the band is read from disk."""
     with fits.open(path, memmap=False) as hdul:
-        mask = hdul["MASK"].data if "MASK" in hdul else None
-        return np.asarray(hdul[0].data, np.float64), mask, hdul[0].header.copy()
+        mask = _native(hdul["MASK"].section[rows], np.int32) if "MASK" in hdul else None
+        return _native(hdul[0].section[rows], np.float32), mask, hdul[0].header.copy()
+
+
+def _native(data, dtype) -> np.ndarray:
+    """``data`` as a native-byte-order array of ``dtype``: FITS holds big-endian numbers."""
+    return np.asarray(data, np.dtype(dtype).newbyteorder("="))
 
 
 def write_calibrated(path, sci, err, mask, header: fits.Header) -> None:
@@ -201,14 +209,26 @@ def write_calibrated(path, sci, err, mask, header: fits.Header) -> None:
 
 
 def read_calibrated(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, fits.Header]:
-    """Read a calibrated frame written by :func:`write_calibrated`."""
+    """Read a calibrated frame written by :func:`write_calibrated`: SCI and ERR as float32,
+    MASK as int32, each read straight into its native array (one copy of each plane in
+    memory, however large the frame)."""
     with fits.open(path, memmap=False) as hdul:
         return (
-            np.asarray(hdul[0].data, np.float64),
-            np.asarray(hdul["ERR"].data, np.float64),
-            np.asarray(hdul["MASK"].data, np.int32),
+            _read_plane(hdul[0], np.float32),
+            _read_plane(hdul["ERR"], np.float32),
+            _read_plane(hdul["MASK"], np.int32),
             hdul[0].header.copy(),
         )
+
+
+def _read_plane(hdu, dtype, band_bytes: float = 64e6) -> np.ndarray:
+    """An image HDU read a band of rows at a time into one native array of ``dtype``."""
+    ny, nx = hdu.shape
+    out = np.empty((ny, nx), dtype)
+    step = max(1, int(band_bytes // max(nx * out.itemsize, 1)))
+    for r0 in range(0, ny, step):
+        out[r0 : r0 + step] = hdu.section[r0 : r0 + step]
+    return out
 
 
 def _jsonable(meta: dict) -> dict:

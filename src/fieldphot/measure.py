@@ -424,7 +424,7 @@ def analytic_limits(err, mask, rad, growth, r_in, r_out, nsig):
     pixel noise, the sky-estimate error included."""
     area = np.pi * rad**2
     good = ~any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
-    sigma_pix = float(np.median(err[good])) if good.any() else np.nan
+    sigma_pix = float(np.median(err[good], overwrite_input=True)) if good.any() else np.nan
     n_sky = np.pi * (r_out**2 - r_in**2)
     return phot.limiting_flux(area * sigma_pix**2 * (1 + area / n_sky), nsig) / growth
 

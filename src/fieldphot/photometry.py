@@ -26,10 +26,23 @@ import sep
 from scipy.optimize import curve_fit
 from scipy.spatial import cKDTree
 
-from .flags import Flag
+from .flags import Flag, any_set
 
 
-def _c(a, dtype=np.float64):
+def native(a, dtype=None) -> np.ndarray:
+    """``a`` as the C-contiguous, native-byte-order array sep takes: float32 and float64
+    keep their precision (no copy when already so), anything else becomes ``dtype``
+    (float64 unless given).
+
+    Examples
+    --------
+    >>> native(np.zeros(2, ">f4")).dtype.str, native([1, 2]).dtype.str
+    ('<f4', '<f8')
+    """
+    a = np.asarray(a)
+    if dtype is None:
+        float_ok = a.dtype.kind == "f" and a.dtype.itemsize in (4, 8)
+        dtype = a.dtype.newbyteorder("=") if float_ok else np.float64
     return np.ascontiguousarray(a, dtype=dtype)
 
 
@@ -156,21 +169,21 @@ def multi_aperture(
     }
     if n == 0:
         return res
-    bad = (mask & (Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)) != 0
+    bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
     if sky_mask is not None:
         bad = bad | sky_mask
     sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
-    sci_c, var_c = _c(sci), _c(err**2)
+    sci_c, err_c = native(sci), native(err)
     bits = [
-        (b, _c((mask & b) != 0))
+        (b, any_set(mask, b))
         for b in (Flag.SATURATED, Flag.BAD_PIXEL, Flag.COSMIC_RAY, Flag.NONLINEAR)
     ]
     ny, nx = sci.shape
     # An annulus cut by the frame edge is fine as long as it keeps enough sky pixels.
     few_sky = nsky < 0.25 * np.pi * (r_out**2 - r_in**2)
     for j, r in enumerate(radii):
-        s, _, sflag = sep.sum_circle(sci_c, x, y, r, subpix=0)
-        var, _, _ = sep.sum_circle(var_c, x, y, r, subpix=0)
+        s, s_err, sflag = sep.sum_circle(sci_c, x, y, r, err=err_c, subpix=0)
+        var = s_err**2
         area = np.pi * r**2
         flux = s - area * sky
         flags = np.zeros(n, np.int32)

@@ -221,8 +221,8 @@ def _finite(v) -> bool:
     return v is not None and isinstance(v, int | float) and math.isfinite(v)
 
 
-def _read_optional(path):
-    return io.read_master(path) if path else (None, None, None)
+def _read_optional(path, rows: slice = slice(None)):
+    return io.read_master(path, rows) if path else (None, None, None)
 
 
 def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, flat_path=""):
@@ -336,17 +336,22 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         nan = np.full((1, 1), np.nan)
         io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
         return
-    masters = [_read_optional(p) for p in (bias_path, dark_path, flat_path)]
-    (bias, _, _), (dark, _, _), (flat, _, _) = masters
-    bad = np.zeros(data.shape, bool)
-    for _, m, _ in masters:
-        if m is not None:
-            bad |= m != 0
-    errors = tuple(float(h.get("FP_NOISE", 0.0)) if h is not None else 0.0 for _, _, h in masters)
+    paths = (bias_path, dark_path, flat_path)
+    errors = tuple(float(io.read_header(p).get("FP_NOISE", 0.0)) if p else 0.0 for p in paths)
     rn = float(row["read_noise"])
-    sci, err, mask = cal.calibrate_frame(
-        data, float(row["exptime"]), rn, saturated, bias, dark, flat, bad, errors
-    )
+    # A band of rows at a time, masters read band by band and the electrons calibrated in
+    # place: a frame costs its own float32 SCI and ERR and int32 MASK, however large.
+    err, mask = np.empty(data.shape, np.float32), np.empty(data.shape, np.int32)
+    for rows in cal.row_bands(data.shape[0], data.shape[1] * 4 * 16):
+        (bias, bm, _), (dark, dm, _), (flat, fm, _) = (_read_optional(p, rows) for p in paths)
+        bad = np.zeros(data[rows].shape, bool)
+        for m in (bm, dm, fm):
+            if m is not None:
+                bad |= m != 0
+        data[rows], err[rows], mask[rows] = cal.calibrate_frame(
+            data[rows], float(row["exptime"]), rn, saturated[rows], bias, dark, flat, bad, errors
+        )
+    sci = data
     sat_e = float(row["saturate"]) * float(row["gain"]) if _finite(row.get("saturate")) else np.inf
     cal_flags = 0
     missing = [
@@ -362,11 +367,12 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         )
     cr = cfg.get("cosmic_rays", {})
     if cr.get("enabled", True):
-        sci, mask = cal.clean_cosmic_rays(
+        cal.clean_cosmic_rays(
             sci,
             mask,
             rn,
             sat_e if np.isfinite(sat_e) else 1e9,
+            out=(sci, mask),
             sigclip=cr.get("sigclip", 4.5),
             objlim=cr.get("objlim", 5.0),
         )
@@ -386,7 +392,7 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         "%s: sky %.1f e-, %d saturated, %d cosmic-ray pixels",
         row["frame"],
         float(np.median(sci)),
-        int(any_set(saturated, Flag.SATURATED).sum()),
+        int(any_set(mask, Flag.SATURATED).sum()),
         int(any_set(mask, Flag.COSMIC_RAY).sum()),
     )
     io.write_calibrated(out, sci, err, mask, header)

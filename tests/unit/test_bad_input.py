@@ -3,14 +3,24 @@ folder is byte-identical afterwards."""
 
 import hashlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-import yaml
 from astropy.io import fits
 
-from fieldphot import io, runner, synthetic, validation
+from fieldphot import io, synthetic, validation
+from fieldphot.calibrate import parse_section
 from fieldphot.flags import Flag
+
+LARGE = 10_000  #: rows and columns of the large-format frame on the night
+#: The night's peak memory, however large a frame: the frame's own float32 SCI and ERR and
+#: int32 MASK are 12 bytes per pixel, and calibration, cosmic-ray cleaning, extraction and
+#: photometry work on them a band of rows at a time. Measured: 3.28 GB for the night with
+#: the 10k x 10k frame (33 bytes per pixel, the interpreter's own ~0.5 GB included); 11 GB
+#: before the bands. One more frame-sized float64 copy anywhere would break this bound.
+PEAK_BYTES_PER_PIXEL = 36
 
 
 def _rewrite(path, fn):
@@ -23,6 +33,30 @@ def _rewrite(path, fn):
 def _shift_wcs(d, h):
     h["CRVAL1"] += 1.0  # the header WCS is a degree off
     return d, h
+
+
+def _large_frame(small, out, n: int, seed: int = 0) -> None:
+    """An n x n raw frame: ``small``'s imaging area in its corner, the same sky and noise
+    elsewhere, overscan at the bias level (a large-format camera on a night of small ones)."""
+    with fits.open(small) as hdul:
+        h, d = hdul[0].header.copy(), hdul[0].data
+    (_, trim), (_, over) = parse_section(h["TRIMSEC"]), parse_section(h["BIASSEC"])
+    level = {}
+    for name, cols in (("sky", trim), ("bias", over)):
+        v = d[:, cols].astype(float)
+        level[name] = (np.median(v), 1.4826 * np.median(np.abs(v - np.median(v))))
+    width = trim.start + n + (over.start - trim.stop) + (over.stop - over.start)
+    big = np.empty((n, width), np.uint16)
+    rng = np.random.default_rng(seed)
+    for r0 in range(0, n, 500):
+        rows = slice(r0, min(r0 + 500, n))
+        big[rows] = rng.normal(*level["sky"], (rows.stop - r0, width))
+        big[rows, -(over.stop - over.start) :] = rng.normal(*level["bias"], (rows.stop - r0, 1))
+    big[: d.shape[0], : trim.stop] = d[:, : trim.stop]
+    h["TRIMSEC"] = f"[{trim.start + 1}:{trim.start + n},1:{n}]"
+    h["BIASSEC"] = f"[{width - (over.stop - over.start) + 1}:{width},1:{n}]"
+    h["DATE-OBS"] = h["DATE-OBS"][:-1] + "7"
+    fits.PrimaryHDU(big, h).writeto(out)
 
 
 def _measured_frames(results) -> set:
@@ -78,8 +112,15 @@ def bad_night(tmp_path_factory):
         (x0, x1), (y0, y1) = [map(int, r.split(":")) for r in h[key].strip("[]").split(",")]
         h[key] = f"[{(x0 + 1) // 2}:{x1 // 2},{(y0 + 1) // 2}:{y1 // 2}]"
     fits.PrimaryHDU(binned.astype(np.float32), h).writeto(night.raw_dir / "binned.fits")
+    _large_frame(sci[6], night.raw_dir / "large.fits", LARGE)
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
-    runner.run_night(yaml.safe_load(night.config.read_text()), root / "results")
+    # The night runs in a process of its own, so that its peak memory is measured.
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_NIGHT, str(night.config), str(root / "results")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in night.raw_dir.iterdir()}
     frames, _ = io.read_table(root / "results" / "lightcurves" / "frames.parquet")
     manifest, _ = io.read_table(root / "results" / "manifest.parquet")
@@ -92,7 +133,17 @@ def bad_night(tmp_path_factory):
         "measured": _measured_frames(root / "results"),
         "astrometry": next((root / "results" / "astrometry").iterdir()),
         "results": root / "results",
+        "log": run.stderr,
+        "peak_rss": int(run.stdout.split()[-1]) * 1024,  # ru_maxrss is in KiB
     }
+
+
+RUN_NIGHT = """
+import resource, sys, yaml
+from fieldphot import runner
+runner.run_night(yaml.safe_load(open(sys.argv[1])), sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
 
 
 def test_raw_folder_untouched(bad_night):
@@ -105,6 +156,19 @@ def test_a_frame_binned_unlike_its_calibrations_is_flagged_not_miscalibrated(bad
     assert row["bias_master"] == row["dark_master"] == row["flat_master"] == ""
     frame = bad_night["frames"].loc["binned"]
     assert int(frame["cal_flags"]) & Flag.NO_CALIBRATION
+
+
+def test_a_large_format_frame_runs_in_bounded_memory(bad_night):
+    """A 10k x 10k frame on a night of 256 x 256 ones: calibrated (no masters of its shape:
+    flagged, one line naming the file), solved and measured, and the whole night's peak
+    memory stays within a few bytes per pixel of that frame."""
+    assert bad_night["manifest"].loc["large", "naxis2"] == LARGE
+    frame = bad_night["frames"].loc["large"]
+    assert frame["status"] == "ok" and int(frame["cal_flags"]) & Flag.NO_CALIBRATION
+    assert "large.fits: calibrated without bias, dark, flat" in bad_night["log"]
+    assert "large" in bad_night["measured"]
+    print(f"night's peak memory {bad_night['peak_rss'] / 1e9:.2f} GB")
+    assert bad_night["peak_rss"] < PEAK_BYTES_PER_PIXEL * LARGE**2
 
 
 def test_header_values_never_reach_a_path_unsanitized(bad_night):
@@ -163,6 +227,6 @@ def test_a_header_wcs_a_degree_off_is_replaced_by_the_ladder(bad_night):
 
 
 def test_good_frames_complete(bad_night):
-    good = bad_night["sci"][4:] + ["unsafe"]  # the frame with a wrong WCS too, now solved
+    good = bad_night["sci"][4:] + ["unsafe", "large"]  # with a wrong WCS too, now solved
     assert (bad_night["frames"].loc[good, "status"] == "ok").all()
     assert bad_night["measured"] == set(good)
