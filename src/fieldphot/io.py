@@ -134,10 +134,21 @@ def _merged_header(hdul) -> fits.Header:
 def read_header(path) -> fits.Header:
     """Header of a raw frame: the primary header merged with the first image extension's.
 
-    Raises :class:`FrameError` naming the file for anything unreadable.
+    Raises :class:`FrameError` naming the file for anything unreadable, and for a file
+    shorter than its headers say (a truncated copy), found without reading the data.
     """
     try:
-        with fits.open(path, memmap=False) as hdul:
+        with open(path, "rb") as fh:  # gzip, bzip2, zip: astropy finds their truncation
+            compressed = fh.read(2) in (b"\x1f\x8b", b"BZ", b"PK")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "File may have been truncated")  # said below
+            hdul = fits.open(path, memmap=False)
+        with hdul:
+            size = os.path.getsize(path)
+            for hdu in hdul if not compressed else ():
+                end = hdu.fileinfo()["datLoc"] + hdu.size
+                if end > size:
+                    raise FrameError(f"{path}: truncated FITS file ({size} of {end} bytes)")
             return _merged_header(hdul)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc

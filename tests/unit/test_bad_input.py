@@ -85,6 +85,8 @@ def bad_night(tmp_path_factory):
         _rewrite(path, fn)
     (night.raw_dir / "empty.fits").write_bytes(b"")
     (night.raw_dir / "notes.fits").write_text("not a FITS file\n")
+    whole = sci[6].read_bytes()
+    (night.raw_dir / "truncated.fits").write_bytes(whole[: len(whole) // 3])  # a cut copy
     header_cases = {
         "noexp": lambda h: h.remove("EXPTIME"),
         "zeroexp": lambda h: h.set("EXPTIME", 0.0),
@@ -186,6 +188,7 @@ def test_header_values_never_reach_a_path_unsanitized(bad_night):
     [
         ("empty", "empty.fits: not a readable FITS file"),
         ("notes", "notes.fits: not a readable FITS file"),
+        ("truncated", "truncated.fits: truncated FITS file"),
         ("noexp", "noexp.fits: exposure time (tried EXPTIME"),
         ("zeroexp", "zeroexp.fits: exposure time 0.0 s is not positive"),
         ("negexp", "negexp.fits: exposure time -5.0 s is not positive"),
