@@ -29,6 +29,7 @@ from astropy.table import Table
 from astropy.units import UnitsWarning
 
 from . import __version__
+from .calibrate import row_bands
 
 META_KEY = b"fieldphot"
 
@@ -236,9 +237,8 @@ def _read_plane(hdu, dtype, band_bytes: float = 64e6) -> np.ndarray:
     """An image HDU read a band of rows at a time into one native array of ``dtype``."""
     ny, nx = hdu.shape
     out = np.empty((ny, nx), dtype)
-    step = max(1, int(band_bytes // max(nx * out.itemsize, 1)))
-    for r0 in range(0, ny, step):
-        out[r0 : r0 + step] = hdu.section[r0 : r0 + step]
+    for rows in row_bands(ny, nx * out.itemsize, band_bytes):
+        out[rows] = hdu.section[rows]
     return out
 
 
