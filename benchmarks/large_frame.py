@@ -22,67 +22,27 @@ import pandas as pd
 import yaml
 
 from fieldphot import config as cfgmod
-from fieldphot import layout, runner, stages, synthetic
+from fieldphot import layout, runner, synthetic
 from fieldphot import manifest as mf
 
 STEPS = ["manifest", "bias", "dark", "flat", "calibrate", "extract", "solve", "photometer"]
 
 
 def run_step(root: Path, step: str) -> None:
-    """One stage of the night below ``root``, as the workflow's job for it would run it."""
+    """One stage of the night below ``root``, with the calls the plain-loop runner makes."""
     cfg = cfgmod.with_defaults(yaml.safe_load((root / "night" / "config.yaml").read_text()))
     r = root / "results"
     if step == "manifest":
-        stages.manifest(
-            runner.raw_files(cfg["raw_dir"]),
-            r / layout.path("manifest"),
-            cfg["instrument"],
-            cfg["observatory"] or None,
-            cfg["calibration"]["sky_dark_min_frames"],
-        )
-        stages.reference_catalog(
-            r / layout.path("manifest"), r / layout.path("refcat"), cfg["reference_catalog"]
-        )
+        runner.prepare(cfg, r)
         return
     m = pd.read_parquet(r / layout.path("manifest"))
     if step in ("bias", "dark", "flat"):
         for _, mrow in mf.masters_table(m).iterrows():
             if mrow["kind"] == step:
-                stages.master(
-                    step,
-                    m[m["path"].isin(mrow["inputs"])].to_dict("records"),
-                    *(
-                        str(r / mrow[f"{k}_master"]) if mrow[f"{k}_master"] else ""
-                        for k in ("bias", "dark")
-                    ),
-                    r / mrow["path"],
-                    cfg["calibration"],
-                    str(r / mrow["flat_master"]) if mrow["flat_master"] else "",
-                )
+                runner.build_master(m, mrow, r, cfg)
         return
     row = m[(m["kind"] == "science") & (m["status"] == "ok")].iloc[0].to_dict()
-    p = {k: r / layout.path(k, night=row["night"], frame=row["frame"]) for k in layout.PER_FRAME}
-    refcat = r / layout.path("refcat")
-    if step == "calibrate":
-        masters = (
-            str(r / row[f"{k}_master"]) if row[f"{k}_master"] else ""
-            for k in ("bias", "dark", "flat")
-        )
-        stages.calibrate(row["path"], row, *masters, p["calibrated"], cfg["calibration"])
-    elif step == "extract":
-        stages.extract(p["calibrated"], p["sources"], cfg["extract"])
-    elif step == "solve":
-        stages.solve(p["calibrated"], p["sources"], refcat, p["astrometry"], cfg["solve"])
-    elif step == "photometer":
-        stages.photometer(
-            p["calibrated"],
-            p["astrometry"],
-            refcat,
-            p["photometry"],
-            cfg["photometry"],
-            cfg["targets"],
-            p["sources"],
-        )
+    runner.frame_steps(row, str(r), cfg)[step]()
 
 
 def main():

@@ -19,7 +19,10 @@ Examples
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
+
+import pandas as pd
 
 from . import config as cfgmod
 from . import layout, stages
@@ -31,48 +34,59 @@ def raw_files(raw_dir) -> list[Path]:
     return sorted(p for p in Path(raw_dir).rglob("*") if p.is_file() and mf.is_raw_name(p.name))
 
 
-def process_frame(row: dict, results: str, cfg: dict) -> str:
-    """Calibrate -> extract -> solve -> photometer -> zeropoint for one science frame."""
+def frame_steps(row: dict, results: str, cfg: dict) -> dict:
+    """The per-frame stages of one science frame, in order, each a call with its files
+    (calibrate, extract, solve, photometer, zeropoint); :func:`process_frame` runs them all,
+    ``benchmarks/large_frame.py`` one per process."""
     r = Path(results)
     p = {k: r / layout.path(k, night=row["night"], frame=row["frame"]) for k in layout.PER_FRAME}
     refcat = r / layout.path("refcat")
-    master = {
-        k: (str(r / row[f"{k}_master"]) if row[f"{k}_master"] else "")
-        for k in ("bias", "dark", "flat")
-    }
-    stages.calibrate(
-        row["path"],
-        row,
-        master["bias"],
-        master["dark"],
-        master["flat"],
-        p["calibrated"],
-        cfg["calibration"],
-    )
-    stages.extract(p["calibrated"], p["sources"], cfg["extract"])
+    master = [
+        str(r / row[f"{k}_master"]) if row[f"{k}_master"] else "" for k in ("bias", "dark", "flat")
+    ]
     anchor = row.get("anchor", row["frame"])
     neighbour = (
         r / layout.path("astrometry", night=row["night"], frame=anchor)
         if anchor != row["frame"]
         else None
     )
-    stages.solve(p["calibrated"], p["sources"], refcat, p["astrometry"], cfg["solve"], neighbour)
-    stages.photometer(
-        p["calibrated"],
-        p["astrometry"],
-        refcat,
-        p["photometry"],
-        cfg["photometry"],
-        cfg["targets"],
-        p["sources"],
-    )
-    stages.zeropoint(p["photometry"], p["catalogs"], cfg["zeropoint"])
-    return str(p["catalogs"])
+    return {
+        "calibrate": partial(
+            stages.calibrate, row["path"], row, *master, p["calibrated"], cfg["calibration"]
+        ),
+        "extract": partial(stages.extract, p["calibrated"], p["sources"], cfg["extract"]),
+        "solve": partial(
+            stages.solve,
+            p["calibrated"],
+            p["sources"],
+            refcat,
+            p["astrometry"],
+            cfg["solve"],
+            neighbour,
+        ),
+        "photometer": partial(
+            stages.photometer,
+            p["calibrated"],
+            p["astrometry"],
+            refcat,
+            p["photometry"],
+            cfg["photometry"],
+            cfg["targets"],
+            p["sources"],
+        ),
+        "zeropoint": partial(stages.zeropoint, p["photometry"], p["catalogs"], cfg["zeropoint"]),
+    }
 
 
-def run_night(config: dict, results, processes: int = 1) -> dict:
-    """Run every stage; return the paths of the catalogs and light-curve products."""
-    cfg = cfgmod.with_defaults(config)
+def process_frame(row: dict, results: str, cfg: dict) -> str:
+    """Calibrate -> extract -> solve -> photometer -> zeropoint for one science frame."""
+    for step in frame_steps(row, results, cfg).values():
+        step()
+    return str(Path(results) / layout.path("catalogs", night=row["night"], frame=row["frame"]))
+
+
+def prepare(cfg: dict, results) -> pd.DataFrame:
+    """The manifest and the reference catalog of a night (``cfg`` with defaults)."""
     r = Path(results)
     m = stages.manifest(
         raw_files(cfg["raw_dir"]),
@@ -84,17 +98,30 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
     stages.reference_catalog(
         r / layout.path("manifest"), r / layout.path("refcat"), cfg["reference_catalog"]
     )
+    return m
+
+
+def build_master(m: pd.DataFrame, mrow, results, cfg: dict) -> None:
+    """One master of :func:`fieldphot.manifest.masters_table` (``mrow``) from manifest ``m``."""
+    r = Path(results)
+    stages.master(
+        mrow["kind"],
+        m[m["path"].isin(mrow["inputs"])].to_dict("records"),
+        str(r / mrow["bias_master"]) if mrow["bias_master"] else "",
+        str(r / mrow["dark_master"]) if mrow["dark_master"] else "",
+        r / mrow["path"],
+        cfg["calibration"],
+        str(r / mrow["flat_master"]) if mrow["flat_master"] else "",
+    )
+
+
+def run_night(config: dict, results, processes: int = 1) -> dict:
+    """Run every stage; return the paths of the catalogs and light-curve products."""
+    cfg = cfgmod.with_defaults(config)
+    r = Path(results)
+    m = prepare(cfg, r)
     for _, mrow in mf.masters_table(m).iterrows():
-        rows = m[m["path"].isin(mrow["inputs"])].to_dict("records")
-        stages.master(
-            mrow["kind"],
-            rows,
-            str(r / mrow["bias_master"]) if mrow["bias_master"] else "",
-            str(r / mrow["dark_master"]) if mrow["dark_master"] else "",
-            r / mrow["path"],
-            cfg["calibration"],
-            str(r / mrow["flat_master"]) if mrow["flat_master"] else "",
-        )
+        build_master(m, mrow, r, cfg)
     sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
     sci = sci.assign(anchor=mf.pointing_anchors(sci, cfg["solve"]["same_pointing_arcmin"]))
     # Each pointing's first frame before the others: its solution is their hint.
