@@ -25,7 +25,17 @@ from fieldphot import config as cfgmod
 from fieldphot import layout, runner, synthetic
 from fieldphot import manifest as mf
 
-STEPS = ["manifest", "bias", "dark", "flat", "calibrate", "extract", "solve", "photometer"]
+STEPS = [
+    "manifest",
+    "bias",
+    "dark",
+    "flat",
+    "calibrate",
+    "extract",
+    "solve",
+    "starlist",
+    "photometer",
+]
 
 
 def run_step(root: Path, step: str) -> None:
@@ -41,7 +51,11 @@ def run_step(root: Path, step: str) -> None:
             if mrow["kind"] == step:
                 runner.build_master(m, mrow, r, cfg)
         return
-    row = m[(m["kind"] == "science") & (m["status"] == "ok")].iloc[0].to_dict()
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok")].iloc[:1]
+    row = sci.iloc[0].to_dict()
+    if step == "starlist":  # the frame is its field's only reference frame
+        runner.build_starlist(f"{row['night']}/{row['frame']}", sci.assign(reference=True), r, cfg)
+        return
     runner.frame_steps(row, str(r), cfg)[step]()
 
 

@@ -16,6 +16,7 @@ PATTERNS = {
     "calibrated": "calibrated/{night}/{frame}.fits",
     "sources": "sources/{night}/{frame}.parquet",
     "astrometry": "astrometry/{night}/{frame}.parquet",
+    "starlist": "starlist/{night}/{frame}.parquet",
     "photometry": "photometry/{night}/{frame}.parquet",
     "catalogs": "catalogs/{night}/{frame}.parquet",
     "night_lightcurves": "lightcurves/nights/{night}.parquet",

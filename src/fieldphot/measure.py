@@ -121,7 +121,9 @@ def measure_frame(
     wcs : astropy.wcs.WCS
         The frame's astrometric solution.
     ref : DataFrame
-        Reference catalog (``id, ra, dec, mag, mag_err, color``) at the frame's epoch.
+        The star list (``id, ra, dec, mag, mag_err, color``, and ``mag_est`` for sources
+        without a catalog magnitude; :func:`fieldphot.stages.starlist`) at the frame's
+        epoch.
     fwhm : float
         The frame's FWHM (px); NaN takes ``fwhm_default``.
     frame : dict
@@ -148,7 +150,7 @@ def measure_frame(
     rad, main, r_in, r_out = radii(fwhm, cfg)
     reach = 40 * fwhm
     x_all, y_all, near = _project(wcs, ref["ra"], ref["dec"], shape, pad=reach)
-    x_all, y_all, mag_all = x_all[near], y_all[near], ref["mag"].to_numpy(float)[near]
+    x_all, y_all, mag_all = x_all[near], y_all[near], _light_mag(ref)[near]
     ny, nx = shape
     inside = (x_all >= 0) & (x_all <= nx - 1) & (y_all >= 0) & (y_all <= ny - 1)
     stars = ref[near][inside].reset_index(drop=True)
@@ -184,7 +186,11 @@ def measure_frame(
     bvar = np.maximum(e**2 - np.maximum(f, 0.0), 0.0)
     snr_main = np.where(e[:, main] > 0, f[:, main] / e[:, main], 0.0)
 
-    cont_big = phot.neighbour_contamination(x_all, y_all, mag_all, fwhm, rad[-1], inside)[inside]
+    # Curve-of-growth stars are chosen isolated from catalog stars, as bright stars are
+    # (the star list's fainter sources change their light by less than the curve's noise,
+    # and counting them would leave the curve fewer stars).
+    catalogued = np.where(np.isfinite(ref["mag"].to_numpy(float)[near]), mag_all, 99.0)
+    cont_big = phot.neighbour_contamination(x_all, y_all, catalogued, fwhm, rad[-1], inside)[inside]
     clean = m["flags"][:n_star, -1] == 0
     growth, rel_err, apcor_err, n_growth, growth_status = _growth(
         f[:n_star], clean, cont_big, snr_main[:n_star], rad, main, cfg
@@ -362,6 +368,15 @@ def _spread_light(f, e, growth, main, rad, fwhm, growth_status, fraction, nsigma
         expected = growth[core] / growth[main]
         short = ratio - expected < -np.maximum(nsigma * sigma, fraction * expected)
     return np.nan_to_num(short, nan=False).astype(bool) & (fs > 0) & (fm > 0)
+
+
+def _light_mag(ref: pd.DataFrame) -> np.ndarray:
+    """Each star's magnitude for its light on neighbours: the catalog's, else the star
+    list's estimate, else too faint to matter."""
+    mag = ref["mag"].to_numpy(float)
+    if "mag_est" in ref:
+        mag = np.where(np.isfinite(mag), mag, ref["mag_est"].to_numpy(float))
+    return np.nan_to_num(mag, nan=99.0)
 
 
 def _ids(star_ids: pd.Series, names: pd.Series) -> np.ndarray:

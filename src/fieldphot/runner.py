@@ -27,6 +27,7 @@ import pandas as pd
 from . import config as cfgmod
 from . import layout, stages
 from . import manifest as mf
+from . import starlist as sl
 
 
 def raw_files(raw_dir) -> list[Path]:
@@ -36,14 +37,17 @@ def raw_files(raw_dir) -> list[Path]:
 
 def frame_steps(row: dict, results: str, cfg: dict) -> dict:
     """The per-frame stages of one science frame, in order, each a call with its files
-    (calibrate, extract, solve, photometer, zeropoint); :func:`process_frame` runs them all,
-    ``benchmarks/large_frame.py`` one per process."""
+    (calibrate, extract, solve, photometer, zeropoint); :func:`process_frame` runs them,
+    ``benchmarks/large_frame.py`` one per process. The photometer measures the star list
+    of the frame's ``field`` (``night/frame``, :func:`fieldphot.starlist.fields`; its own
+    when the row has none)."""
     r = Path(results)
     p = {k: r / layout.path(k, night=row["night"], frame=row["frame"]) for k in layout.PER_FRAME}
     refcat = r / layout.path("refcat")
     master = [
         str(r / row[f"{k}_master"]) if row[f"{k}_master"] else "" for k in ("bias", "dark", "flat")
     ]
+    field_night, field_frame = row.get("field", f"{row['night']}/{row['frame']}").split("/")
     anchor = row.get("anchor", row["frame"])
     neighbour = (
         r / layout.path("astrometry", night=row["night"], frame=anchor)
@@ -68,7 +72,7 @@ def frame_steps(row: dict, results: str, cfg: dict) -> dict:
             stages.photometer,
             p["calibrated"],
             p["astrometry"],
-            refcat,
+            r / layout.path("starlist", night=field_night, frame=field_frame),
             p["photometry"],
             cfg["photometry"],
             cfg["targets"],
@@ -115,6 +119,21 @@ def build_master(m: pd.DataFrame, mrow, results, cfg: dict) -> None:
     )
 
 
+def build_starlist(field: str, rows: pd.DataFrame, results, cfg: dict) -> None:
+    """The star list of ``field`` from its reference frames among ``rows`` (manifest rows
+    with ``reference``, :func:`fieldphot.starlist.fields`)."""
+    r = Path(results)
+    night, frame = field.split("/")
+    ref = rows[rows["reference"]].sort_values("mjd_utc_mid", kind="stable")
+    stages.starlist(
+        r / layout.path("refcat"),
+        ref.drop(columns=["field", "reference", "anchor"], errors="ignore").to_dict("records"),
+        r / layout.path("starlist", night=night, frame=frame),
+        {k: cfg[k] for k in ("calibration", "extract", "solve", "starlist")},
+        cfg["targets"],
+    )
+
+
 def run_night(config: dict, results, processes: int = 1) -> dict:
     """Run every stage; return the paths of the catalogs and light-curve products."""
     cfg = cfgmod.with_defaults(config)
@@ -123,7 +142,11 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
     for _, mrow in mf.masters_table(m).iterrows():
         build_master(m, mrow, r, cfg)
     sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
-    sci = sci.assign(anchor=mf.pointing_anchors(sci, cfg["solve"]["same_pointing_arcmin"]))
+    tol = cfg["solve"]["same_pointing_arcmin"]
+    sci = sci.assign(anchor=mf.pointing_anchors(sci, tol))
+    sci = sci.join(sl.fields(sci, cfg["starlist"]["frames"], tol))
+    for field, rows in sci.groupby("field"):
+        build_starlist(field, rows, r, cfg)
     # Each pointing's first frame before the others: its solution is their hint.
     first = (sci["anchor"] == sci["frame"]).to_numpy()
     waves = [sci[first].to_dict("records"), sci[~first].to_dict("records")]

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from . import export as xport
 from . import extract as ext
 from . import manifest as mf
 from . import solve as sol
+from . import starlist as sl
 from . import zeropoint as zpt
 from .flags import Flag, any_set
 
@@ -505,17 +507,95 @@ def _solution(astrometry):
     return wcsmodel.wcs_from_string(meta["wcs"]) if meta.get("wcs") else None
 
 
-def photometer(calibrated, astrometry, refcat_path, out, cfg: dict, targets=(), sources=None):
-    """Aperture photometry at every reference-catalog position inside the frame and at
-    every forced target (:func:`fieldphot.measure.measure_frame`)."""
+def starlist(refcat_path, rows, out, cfg: dict, targets=()):
+    """The field's master star list (:mod:`fieldphot.starlist`): the reference catalog and
+    the sources it lacks on the stack of the field's reference frames, as one table in
+    the reference catalog's format. Deep sources have no catalog magnitude (NaN) and an
+    estimate ``mag_est`` used for their light on neighbours.
+
+    The reference frames (manifest ``rows``, in time order; their masters are found
+    beside ``refcat_path``, in the results folder) are calibrated, extracted and solved
+    here, in a scratch folder, with the same functions as every frame: the list depends
+    on their raw files and masters only, never on another job's success. Frames without a
+    solution are left out; with fewer than two frames the list is the catalog alone.
+
+    ``cfg`` holds the ``calibration``, ``extract``, ``solve`` and ``starlist`` slices.
+    """
+    ref, meta = io.read_table(refcat_path)
+    ref = ref.assign(mag_est=ref["mag"])
+    results = Path(refcat_path).parent
+    stack, used = None, []
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".starlist-") as tmp:
+        first = None
+        for i, row in enumerate(rows if len(rows) >= 2 else []):
+            cal_path, src_path, ast_path = (Path(tmp) / f"{i}.{x}" for x in ("fits", "src", "ast"))
+            masters = [
+                str(results / row[f"{k}_master"]) if row[f"{k}_master"] else ""
+                for k in ("bias", "dark", "flat")
+            ]
+            try:  # a frame that fails here fails in its own jobs too: the list goes on
+                calibrate(row["path"], row, *masters, cal_path, cfg["calibration"])
+                extract(cal_path, src_path, cfg["extract"])
+                solve(cal_path, src_path, refcat_path, ast_path, cfg["solve"], first)
+            except Exception as exc:
+                log.warning("%s: not stacked: %s", row["path"], exc)
+                continue
+            _, ameta = io.read_table(ast_path, columns=[])
+            if not ameta.get("wcs"):
+                log.info("%s: no astrometric solution, not stacked", row["path"])
+                continue
+            first = first or ast_path
+            sci, err, mask, _ = io.read_calibrated(cal_path)
+            wcs = wcsmodel.wcs_from_string(ameta["wcs"])
+            if stack is None:
+                stack, epoch = sl.Stack(wcs, sci.shape), ameta["frame"].get("mjd_utc_mid")
+            resid = stack.add(sci, err, mask, wcs)
+            used.append(str(row["path"]))
+            log.info("%s stacked (alignment residual %.3f px)", row["path"], resid)
+            del sci, err, mask
+    info = {"frames": used, "n_catalog": len(ref), "n_deep": 0}
+    if len(used) >= 2:
+        tg = pd.DataFrame(list(targets), columns=["ra", "dec"]).assign(mag=np.nan)
+        known = pd.concat([refcat.at_epoch(ref, epoch)[["ra", "dec", "mag"]], tg])
+        deep, found = sl.deep_sources(*stack.result(), stack.wcs, known, cfg["starlist"])
+        numeric = pd.api.types.is_numeric_dtype(ref["id"]) or len(ref) == 0
+        added = pd.DataFrame(
+            {
+                "id": sl.deep_ids(deep["ra"], deep["dec"], numeric),
+                "ra": deep["ra"],
+                "dec": deep["dec"],
+                "mag": np.nan,
+                "mag_err": np.nan,
+                "color": np.nan,
+                "mag_est": deep["mag_est"],
+            }
+        )
+        ref = pd.concat([ref, added], ignore_index=True) if len(added) else ref
+        info.update(found, n_deep=len(added))
+        log.info(
+            "stack of %d frames: FWHM %.2f px, %d sources, %d catalog stars or targets, %d added",
+            len(used),
+            found["fwhm"],
+            found["n_detected"],
+            found["n_known"],
+            len(added),
+        )
+    io.write_table(out, ref, {**meta, "starlist": info, "config": cfg["starlist"]})
+
+
+def photometer(calibrated, astrometry, starlist_path, out, cfg: dict, targets=(), sources=None):
+    """Aperture photometry at every position of the field's star list
+    (:func:`starlist`) inside the frame and at every forced target
+    (:func:`fieldphot.measure.measure_frame`)."""
     _, meta = io.read_table(astrometry, columns=[])
-    ref, ref_meta = io.read_table(refcat_path)
+    ref, ref_meta = io.read_table(starlist_path)
     ref, band = refcat.in_band(
         ref, ref_meta, bands.from_filter(meta.get("frame", {}).get("filter"))
     )
     meta.update(
         config={**cfg, "targets": list(targets)},
-        inputs=[str(p) for p in (calibrated, astrometry, refcat_path, sources) if p],
+        inputs=[str(p) for p in (calibrated, astrometry, starlist_path, sources) if p],
         magnitude_system=band["magnitude_system"],
         band=band["band"],
     )

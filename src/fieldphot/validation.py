@@ -79,7 +79,8 @@ def error_pulls(results, truth: Truth, min_snr: float = 5.0) -> np.ndarray:
     for frame, cat, meta in _per_frame(results, "catalogs"):
         if meta.get("status") != "ok":
             continue
-        c = cat[(cat["target"] == "") & (cat["flags"] == 0) & (cat["snr"] > min_snr)]
+        catalogued = np.isfinite(cat["mag_cat"])  # not the targets, not the deep sources
+        c = cat[catalogued & (cat["flags"] == 0) & (cat["snr"] > min_snr)]
         t = truth.frame(frame).loc[c["id"]]
         keep = ~t["saturated"].to_numpy()
         d = c["mag"].to_numpy() - t["mag_true"].to_numpy()
@@ -149,6 +150,79 @@ def completeness(
     )
     m50 = float(np.interp(0.5, frac[::-1], centre[::-1]))
     return {"centre": centre, "fraction": frac, "m50": m50, "maglim": float(maglim)}
+
+
+def deep_stars(results, truth: Truth, match_arcsec: float = 1.0) -> dict:
+    """The star lists' deep sources against the truth: each matched to the nearest true
+    star (within ``match_arcsec``), the fraction that are real uncatalogued stars
+    (``purity``), the fraction of true uncatalogued stars found per 0.25 mag
+    (``fraction``; stars inside the first reference frame, 10 px from its edges), its 50 %
+    point ``m50``, the same for the detections on that frame alone (``m50_frame``), and
+    on every frame the ``pulls`` (measured - true magnitude) / error of the unflagged
+    measurements of real deep stars (``frames_per_star``: catalog rows each has)."""
+    from astropy.coordinates import SkyCoord
+
+    results = Path(results)
+    catalog_limit = truth.params["sim"]["mag_max"]
+    lists = [io.read_table(p) for p in sorted(results.glob("starlist/*/*.parquet"))]
+    deep = pd.concat([t[t["mag"].isna()] for t, _ in lists], ignore_index=True)
+    stars = truth.stars.reset_index()
+    true = SkyCoord(stars["ra"].to_numpy(), stars["dec"].to_numpy(), unit="deg")
+    found = SkyCoord(deep["ra"].to_numpy(), deep["dec"].to_numpy(), unit="deg")
+    idx, sep, _ = found.match_to_catalog_sky(true)
+    deep["true_id"] = np.where(sep.arcsec < match_arcsec, stars["id"].to_numpy()[idx], -1)
+    deep["true_mag"] = np.where(deep["true_id"] > 0, stars["mag"].to_numpy()[idx], np.nan)
+    purity = float(np.mean(deep["true_mag"] > catalog_limit)) if len(deep) else np.nan
+
+    first = Path(lists[0][1]["starlist"]["frames"][0]).stem
+    inside = truth.frame(first)
+    ny, nx = truth.params["sim"]["ny"], truth.params["sim"]["nx"]
+    inside = inside[inside["x"].between(10, nx - 11) & inside["y"].between(10, ny - 11)]
+    faint = stars.set_index("id").loc[inside.index]
+    faint = faint[faint["mag"] > catalog_limit]
+    src, _ = io.read_table(next(results.glob(f"sources/*/{first}.parquet")))
+    _, ast = io.read_table(next(results.glob(f"astrometry/*/{first}.parquet")), columns=[])
+    wcs = wcsmodel.wcs_from_string(ast["wcs"])
+    single = wcs.pixel_to_world(src["x"].to_numpy(), src["y"].to_numpy())
+    edges = np.arange(catalog_limit, faint["mag"].max() + 0.25, 0.25)
+    centre = edges[:-1] + 0.125
+    pos = SkyCoord(faint["ra"].to_numpy(), faint["dec"].to_numpy(), unit="deg")
+
+    def recovered(cat):
+        if len(cat) == 0:
+            return np.zeros(len(centre))
+        hit = pos.match_to_catalog_sky(cat)[1].arcsec < match_arcsec
+        b = np.digitize(faint["mag"].to_numpy(), edges) - 1
+        return np.array(
+            [hit[b == i].mean() if (b == i).any() else np.nan for i in range(len(centre))]
+        )
+
+    frac, frac_frame = recovered(found), recovered(single)
+    real = deep[deep["true_mag"] > catalog_limit].set_index("id")["true_id"]
+    pulls, rows = [], []
+    for frame, cat, _ in _per_frame(results, "catalogs"):
+        c = cat[cat["id"].isin(real.index)]
+        rows.append(c["id"].to_numpy())
+        c = c[c["flags"] == 0]
+        t = truth.frame(frame).loc[real[c["id"]].to_numpy()]
+        pulls.append((c["mag"].to_numpy() - t["mag_true"].to_numpy()) / c["mag_err"].to_numpy())
+    ids, n = np.unique(np.concatenate(rows), return_counts=True)
+
+    def m50(f):
+        ok = np.isfinite(f)
+        return float(np.interp(0.5, f[ok][::-1], centre[ok][::-1]))
+
+    return {
+        "deep": deep,
+        "purity": purity,
+        "centre": centre,
+        "fraction": frac,
+        "fraction_frame": frac_frame,
+        "m50": m50(frac),
+        "m50_frame": m50(frac_frame),
+        "pulls": np.concatenate(pulls),
+        "frames_per_star": pd.Series(n, index=ids).reindex(real.index, fill_value=0),
+    }
 
 
 def light_curves(results, columns=None) -> pd.DataFrame:
@@ -230,6 +304,8 @@ def report(results, truth_root) -> dict:
     depth = transit_depth(t, f, e, tr["t0_bjd"], tr["duration_d"], tr["ingress_d"])
     t, f, e = flux_curve(results, var["id"])
     amp = sine_amplitude(t, f, e, var["t0_bjd"], var["period_d"])
+    deep = deep_stars(results, truth)
+    pulls = deep["pulls"]
     return {
         "frames": int(len(zp)),
         "astrometry_rms_px_max": float(astro.max()),
@@ -243,6 +319,14 @@ def report(results, truth_root) -> dict:
         "transit_depth_true": tr["depth"],
         "variable_amplitude": amp,
         "variable_amplitude_true": var["amplitude"],
+        "deep_sources": int(len(deep["deep"])),
+        "deep_purity": deep["purity"],
+        "deep_m50_stack": deep["m50"],
+        "deep_m50_one_frame": deep["m50_frame"],
+        "deep_pull_median": float(np.median(pulls)) if len(pulls) else np.nan,
+        "deep_pull_robust_std": float(1.4826 * np.median(np.abs(pulls - np.median(pulls))))
+        if len(pulls)
+        else np.nan,
     }
 
 

@@ -78,7 +78,7 @@ def _photometer(st, inputs, output, cfg, targets):
     st.photometer(
         inputs["calibrated"],
         inputs["astrometry"],
-        inputs["refcat"],
+        inputs["starlist"],
         output,
         cfg,
         targets,

@@ -11,6 +11,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from fieldphot import layout, worker
 from fieldphot import manifest as mf
+from fieldphot import starlist as sl
 from fieldphot.runner import raw_files
 
 RESULTS = config["results_dir"]
@@ -129,6 +130,41 @@ def solve_inputs(wildcards):
     if anchor and anchor != frame:
         inputs["neighbour"] = out("astrometry", night=night, frame=anchor)
     return inputs
+
+
+@lru_cache(maxsize=4)
+def _fields(path, mtime):
+    """Each science frame's field (``night/frame``) and each field's reference frames."""
+    sci = _science(_read_manifest(path, mtime)).sort_values("mjd_utc_mid", kind="stable")
+    f = sl.fields(sci, config["starlist"]["frames"], config["solve"]["same_pointing_arcmin"])
+    field_of = dict(zip(zip(sci["night"], sci["frame"]), f["field"]))
+    references = {field: [] for field in f["field"]}
+    for row, field in zip(sci[f["reference"]].to_dict("records"), f["field"][f["reference"]]):
+        references[field].append(_plain(row))
+    return field_of, references
+
+
+def frame_starlist(wildcards):
+    """The star list of the frame's field (the photometer's)."""
+    field = _fields(*_manifest_version())[0][(wildcards.night, wildcards.frame)]
+    night, frame = field.split("/")
+    return out("starlist", night=night, frame=frame)
+
+
+def starlist_rows(wildcards):
+    """The manifest rows of the field's reference frames, in time order."""
+    return _fields(*_manifest_version())[1].get(f"{wildcards.night}/{wildcards.frame}", [])
+
+
+def starlist_inputs(wildcards):
+    """The reference catalog, and the reference frames' raw files and masters."""
+    rows = starlist_rows(wildcards)
+    masters = {r[f"{k}_master"] for r in rows for k in ("bias", "dark", "flat")} - {"", None}
+    return {
+        "refcat": out("refcat"),
+        "raw": [r["path"] for r in rows],
+        "masters": [os.path.join(RESULTS, m) for m in sorted(masters)],
+    }
 
 
 @lru_cache(maxsize=4)

@@ -51,12 +51,31 @@ rule solve:
         step("solve") + " {params.cfg:q}"
 
 
+# Per field: the master star list, from a stack of its reference frames (calibrated,
+# extracted and solved inside the job, so it never waits for another frame's jobs).
+rule starlist:
+    input:
+        unpack(starlist_inputs),
+    output:
+        out("starlist"),
+    params:
+        rows=starlist_rows,
+        cfg={k: config[k] for k in ("calibration", "extract", "solve", "starlist")},
+        targets=config["targets"],
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/starlist/{night}/{frame}.log",
+    script:
+        os.path.join(SCRIPTS, "starlist.py")
+
+
 rule photometer:
     input:
         calibrated=out("calibrated"),
         sources=out("sources"),
         astrometry=out("astrometry"),
-        refcat=out("refcat"),
+        starlist=frame_starlist,
     output:
         out("photometry"),
     params:
