@@ -7,6 +7,7 @@ Examples
 'catalogs/20240314/f001.parquet'
 """
 
+import os
 import re
 
 PATTERNS = {
@@ -79,3 +80,18 @@ def target_files(names) -> list[str]:
 def path(product: str, **wildcards) -> str:
     """The relative path of one product, with its wildcards filled in."""
     return PATTERNS[product].format(**wildcards)
+
+
+def masters(row, results) -> list[str]:
+    """The bias, dark and flat master files of a manifest row (or a master's row) under the
+    ``results`` folder, ``""`` where it has none.
+
+    Examples
+    --------
+    >>> masters({"bias_master": "masters/n/bias.fits", "dark_master": "", "flat_master": ""}, "r")
+    ['r/masters/n/bias.fits', '', '']
+    """
+    return [
+        os.path.join(results, row[f"{k}_master"]) if row[f"{k}_master"] else ""
+        for k in ("bias", "dark", "flat")
+    ]

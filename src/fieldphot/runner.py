@@ -44,9 +44,7 @@ def frame_steps(row: dict, results: str, cfg: dict) -> dict:
     r = Path(results)
     p = {k: r / layout.path(k, night=row["night"], frame=row["frame"]) for k in layout.PER_FRAME}
     refcat = r / layout.path("refcat")
-    master = [
-        str(r / row[f"{k}_master"]) if row[f"{k}_master"] else "" for k in ("bias", "dark", "flat")
-    ]
+    master = layout.masters(row, r)
     field_night, field_frame = row.get("field", f"{row['night']}/{row['frame']}").split("/")
     anchor = row.get("anchor", row["frame"])
     neighbour = (
@@ -108,15 +106,9 @@ def prepare(cfg: dict, results) -> pd.DataFrame:
 def build_master(m: pd.DataFrame, mrow, results, cfg: dict) -> None:
     """One master of :func:`fieldphot.manifest.masters_table` (``mrow``) from manifest ``m``."""
     r = Path(results)
-    stages.master(
-        mrow["kind"],
-        m[m["path"].isin(mrow["inputs"])].to_dict("records"),
-        str(r / mrow["bias_master"]) if mrow["bias_master"] else "",
-        str(r / mrow["dark_master"]) if mrow["dark_master"] else "",
-        r / mrow["path"],
-        cfg["calibration"],
-        str(r / mrow["flat_master"]) if mrow["flat_master"] else "",
-    )
+    bias, dark, flat = layout.masters(mrow, r)
+    rows = m[m["path"].isin(mrow["inputs"])].to_dict("records")
+    stages.master(mrow["kind"], rows, bias, dark, r / mrow["path"], cfg["calibration"], flat)
 
 
 def build_starlist(field: str, rows: pd.DataFrame, results, cfg: dict) -> None:

@@ -530,10 +530,7 @@ def starlist(refcat_path, rows, out, cfg: dict, targets=()):
         first = None
         for i, row in enumerate(rows if len(rows) >= 2 else []):
             cal_path, src_path, ast_path = (Path(tmp) / f"{i}.{x}" for x in ("fits", "src", "ast"))
-            masters = [
-                str(results / row[f"{k}_master"]) if row[f"{k}_master"] else ""
-                for k in ("bias", "dark", "flat")
-            ]
+            masters = layout.masters(row, results)
             try:  # a frame that fails here fails in its own jobs too: the list goes on
                 calibrate(row["path"], row, *masters, cal_path, cfg["calibration"])
                 extract(cal_path, src_path, cfg["extract"])
