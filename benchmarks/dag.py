@@ -4,12 +4,14 @@
 
 Simulates a tiny night (one science frame and its calibration frames), copies the science
 frame N times with successive DATE-OBS, builds the manifest with the package (timed: every
-header read once), then times ``snakemake --dry-run`` over all N frames, and the same dry
-run of a trivial workflow with the same jobs (five chained one-line shell rules per frame):
-Snakemake's own cost per job, the floor any workflow of this shape pays.
+header read once), then times ``snakemake --dry-run`` over all N frames (and its peak
+memory), and the same dry run of a trivial workflow with the same jobs (five chained
+one-line shell rules per frame): Snakemake's own cost per job, the floor any workflow of
+this shape pays.
 """
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,11 +58,15 @@ def main():
         text=True,
     )
     t_dag = time.perf_counter() - t0
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # kB -> GB
     if proc.returncode != 0:
         print(proc.stderr[-3000:])
     t_floor = trivial_dry_run(root / "trivial", args.frames)
     print(f"{args.frames} frames: manifest (every header once) {t_manifest:.1f} s")
-    print(f"snakemake --dry-run (DAG of {5 * args.frames} frame jobs): {t_dag:.1f} s")
+    print(
+        f"snakemake --dry-run (DAG of {5 * args.frames} frame jobs): {t_dag:.1f} s, "
+        f"peak memory {peak_gb:.1f} GB"
+    )
     print(f"the same jobs in a trivial workflow (Snakemake's floor): {t_floor:.1f} s")
     print(f"ratio fieldphot / floor: {t_dag / t_floor:.2f}")
     shutil.rmtree(root)
