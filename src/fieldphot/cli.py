@@ -153,7 +153,8 @@ def report(results: Path) -> None:
 
 def status(config: Path, workdir: Path) -> int:
     """Print the frames that failed or were flagged, with the reason, and the commands that
-    rerun them. Returns 1 when any frame is missing (its job failed), else 0."""
+    rerun them. Returns 1 when anything failed (a missing, unreadable or flagged frame; a
+    night without one good frame is named), else 0."""
     import yaml
 
     from . import config as cfgmod
@@ -167,6 +168,8 @@ def status(config: Path, workdir: Path) -> int:
         return 0
     for r in table.itertuples():
         print(f"{r.night}/{r.frame}  {r.status}: {r.reason}")
+    for night in stages.failed_nights(results, cfg.get("exclude_frames", [])):
+        print(f"night {night}: no frame succeeded (its light curves are empty)")
     run_cmd = f"fieldphot run {config} --workdir {workdir}"
     missing = table[table["status"] == "missing"]
     if len(missing):
@@ -184,7 +187,7 @@ def status(config: Path, workdir: Path) -> int:
         )
     if (table["status"] == "bad").any():
         print("\nunreadable raw files are listed with their reason; fix or remove them.")
-    return 1 if len(missing) else 0
+    return 1
 
 
 def main(argv=None) -> int:
@@ -195,7 +198,13 @@ def main(argv=None) -> int:
     if args.command == "init":
         from . import stages
 
-        table, problems = stages.init_night(args.raw_dir, args.out, args.catalog, args.instrument)
+        try:
+            table, problems = stages.init_night(
+                args.raw_dir, args.out, args.catalog, args.instrument
+            )
+        except ValueError as exc:
+            print(f"fieldphot init: {exc}", file=sys.stderr)
+            return 1
         print(table)
         print(
             "\n".join(

@@ -95,7 +95,8 @@ def fit(
     n_iter, clip, variable_factor, min_coverage, min_stars
         Iterations; per-point clipping (sigma); a comparison star whose reduced chi-square
         exceeds ``variable_factor`` times the ensemble's median is dropped as variable;
-        fraction of frames a comparison star must be usable on; fewest comparison stars
+        fraction of the frames with any usable point (a failed frame has none and counts
+        against no star) a comparison star must be usable on; fewest comparison stars
         for a frame's fit (below, the frame gets NaN and ``n_used`` tells).
 
     Returns
@@ -113,7 +114,8 @@ def fit(
     color = np.asarray(color, float)
     color = np.where(np.isfinite(color), color, np.nan_to_num(nanmedian(color)))
     cand = np.ones(n_star, bool) if candidates is None else np.asarray(candidates, bool)
-    comp = cand & (usable.sum(axis=1) >= max(min_coverage * n_frame, 2))
+    n_good = int(usable.any(axis=0).sum())
+    comp = cand & (usable.sum(axis=1) >= max(min_coverage * n_good, 2))
     ref = nanmedian(np.where(usable, mag, np.nan), axis=1)
     w_all = np.where(usable, 1.0 / np.where(usable, err, 1.0) ** 2, 0.0)
     keep = usable.copy()  # points not clipped

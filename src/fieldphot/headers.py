@@ -40,7 +40,7 @@ class Profile:
     defaults: dict
     time_convention: str = "start"
     utc_offset_hours: float = 0.0
-    longitude_sign: int = 1
+    longitude_sign: int = 0
     amplifiers: tuple = ()
 
 
@@ -68,7 +68,7 @@ def profile_from_dict(d: dict, source: str = "profile") -> Profile:
         defaults=d.get("defaults", {}),
         time_convention=d.get("time_convention", "start"),
         utc_offset_hours=float(d.get("utc_offset_hours", 0.0)),
-        longitude_sign=int(d.get("longitude_sign", 1)),
+        longitude_sign=int(d.get("longitude_sign", 0)),
         amplifiers=tuple(d.get("amplifiers", ())),
     )
 
@@ -130,6 +130,23 @@ def classify(value, frame_types: dict) -> str | None:
     return None
 
 
+def classify_name(name: str, frame_types: dict) -> str | None:
+    """The frame type a file name spells as a whole word (``dark_300s_001.fits``), or None.
+
+    Examples
+    --------
+    >>> classify_name("lux-180.000secs.Bias.Open.00000046.fit.gz", DEFAULT_PROFILE.frame_types)
+    'bias'
+    >>> classify_name("wasp12_0001.fits", DEFAULT_PROFILE.frame_types) is None
+    True
+    """
+    words = set(re.split(r"[^a-z]+", name.lower()))
+    for kind in KINDS:
+        if words & set(frame_types.get(kind, [])):
+            return kind
+    return None
+
+
 def parse_angle(value, hours: bool) -> float | None:
     """Degrees from a header angle: a number (degrees) or a sexagesimal string.
 
@@ -168,28 +185,151 @@ def parse_binning(header, profile: Profile) -> str:
     return f"{int(xb or 1)}x{int(yb or xb or 1)}"
 
 
-def parse_start(header, profile: Profile) -> str | None:
-    """ISO start time (UTC) from DATE-OBS with a time, DATE-OBS + a time card, or MJD-OBS."""
-    date = first(header, profile.keywords.get("date_obs", []))
-    tobs = first(header, profile.keywords.get("time_obs", []))
-    iso = None
-    if date is not None and "T" in str(date):
-        iso = str(date).strip()
-    elif date is not None and tobs is not None:
-        iso = f"{str(date).strip()}T{str(tobs).strip()}"
-    else:
-        mjd = to_float(first(header, profile.keywords.get("mjd_obs", [])))
-        if mjd is not None:
-            iso = Time(mjd, format="mjd", scale="utc").isot
-    if iso is None:
+_DATETIME = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(\.\d*)?)?)?"
+    r"\s*(Z|UTC?|[+-]\d{2}(?::?\d{2})?)?",
+    re.IGNORECASE,
+)
+_CLOCK = re.compile(
+    r"(\d{1,2}):(\d{2})(?::(\d{2})(\.\d*)?)?\s*(Z|UTC?|[+-]\d{2}(?::?\d{2})?)?", re.I
+)
+
+
+def _offset_hours(zone: str | None) -> float | None:
+    """Hours east of UTC of an ISO zone designator; None when there is none."""
+    if not zone:
         return None
+    if zone.upper() in ("Z", "UT", "UTC"):
+        return 0.0
+    sign = -1.0 if zone[0] == "-" else 1.0
+    digits = zone[1:].replace(":", "")
+    return sign * (int(digits[:2]) + (int(digits[2:4]) / 60.0 if len(digits) > 2 else 0.0))
+
+
+def _clock_time(date: str, h, mi, sec, frac, zone):
+    """(UTC Time, resolution in s, explicit zone) of a date and a time of day."""
+    res = 60.0 if sec is None else 10.0 ** -(len(frac) - 1) if frac and len(frac) > 1 else 1.0
+    iso = f"{date}T{int(h):02d}:{mi}:{sec or '00'}{frac or ''}".rstrip(".")
+    t = Time(iso, format="isot", scale="utc")
+    offset = _offset_hours(zone)
+    return (t - offset * u.hour if offset else t), res, offset is not None
+
+
+def parse_time_value(value, date: str | None = None):
+    """A header time as (UTC Time, resolution in s, whether its zone was explicit).
+
+    ISO-8601 date-times with or without a UTC offset (``-0700``, ``+02:00``, ``Z``), a
+    time of day on ``date`` (``YYYY-MM-DD``); None when it is neither.
+
+    Examples
+    --------
+    >>> t, res, explicit = parse_time_value("2017-12-19T18:33:43.317-0700")
+    >>> t.isot, res, explicit
+    ('2017-12-20T01:33:43.317', 0.001, True)
+    >>> parse_time_value("02:27:31.13", "2019-03-26")[0].isot
+    '2019-03-26T02:27:31.130'
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
     try:
-        t = Time(iso, format="isot", scale="utc")
+        m = _DATETIME.fullmatch(text)
+        if m:
+            y, mo, d, h, mi, sec, frac, zone = m.groups()
+            if h is None:
+                return None  # a date alone is not a time
+            return _clock_time(f"{y}-{int(mo):02d}-{int(d):02d}", h, mi, sec, frac, zone)
+        m = _CLOCK.fullmatch(text)
+        if m and date:
+            return _clock_time(date, *m.groups())
     except ValueError:
         return None
+    return None
+
+
+def _mjd_time(value):
+    """(UTC Time, resolution in s, True) of an MJD header value, its resolution from the
+    decimals written."""
+    mjd = to_float(value)
+    if mjd is None or not 0 < mjd < 1e6:
+        return None
+    decimals = str(value).strip().split(".")[1] if "." in str(value) else ""
+    return Time(mjd, format="mjd", scale="utc"), 86400.0 * 10.0 ** -len(decimals), True
+
+
+def time_candidates(header, profile: Profile) -> list[tuple[str, Time, float, bool]]:
+    """Every start time the header gives: (source, UTC Time, resolution s, explicit zone).
+
+    Sources are DATE-OBS with a time, a time card (alone when it holds a date, else on
+    DATE-OBS's date) and MJD-OBS. Times without a zone are taken as UTC, less the
+    profile's ``utc_offset_hours``.
+    """
+    kw = profile.keywords
+    out = []
+    date_key = next((k for k in kw.get("date_obs", []) if first(header, [k]) is not None), None)
+    date = first(header, [date_key]) if date_key else None
+    day = None
+    if date is not None:
+        m = _DATETIME.match(str(date).strip())
+        day = f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}" if m else None
+        found = parse_time_value(date)
+        if found:
+            out.append((date_key, *found))
+    time_key = next((k for k in kw.get("time_obs", []) if first(header, [k]) is not None), None)
+    if time_key:
+        found = parse_time_value(first(header, [time_key]), day)
+        if found:
+            out.append((time_key if found[0] is None else f"{date_key}+{time_key}", *found))
+    mjd_key = next((k for k in kw.get("mjd_obs", []) if first(header, [k]) is not None), None)
+    if mjd_key:
+        found = _mjd_time(first(header, [mjd_key]))
+        if found:
+            out.append((mjd_key, *found))
     if profile.utc_offset_hours:
-        t = t - profile.utc_offset_hours * u.hour
-    return t.isot
+        out = [
+            (src, t if explicit else t - profile.utc_offset_hours * u.hour, res, explicit)
+            for src, t, res, explicit in out
+        ]
+    return out
+
+
+def parse_start(header, profile: Profile) -> tuple[str | None, str]:
+    """ISO start time (UTC) of the most precise source, and a note when the sources
+    disagree by more than their resolution.
+
+    When a time without a zone disagrees with one that has an explicit zone (or with
+    MJD-OBS, always UTC) by a whole number of quarter hours, it is a local clock: it is
+    shifted by that offset and kept for its precision; otherwise the explicit time wins.
+
+    Examples
+    --------
+    >>> h = {"DATE-OBS": "2017-12-19T18:33:43.317-0700", "MJD-OBS": 58107.065}
+    >>> parse_start(h, DEFAULT_PROFILE)
+    ('2017-12-20T01:33:43.317', '')
+    >>> iso, note = parse_start({"DATE-OBS": "2017-12-19T18:33:43", "MJD-OBS": 58107.065},
+    ...                         DEFAULT_PROFILE)
+    >>> iso, note
+    ('2017-12-20T01:33:43.000', 'DATE-OBS is 7.00 h behind MJD-OBS: read as local time')
+    """
+    found = time_candidates(header, profile)
+    if not found:
+        return None, ""
+    best = min(found, key=lambda c: c[2])
+    tol = lambda c: max(c[2], best[2]) + 1.0  # noqa: E731
+    off = [c for c in found if abs((c[1] - best[1]).sec) > tol(c)]
+    if not off:
+        return best[1].isot, ""
+    explicit = [c for c in found if c[3]]
+    if not best[3] and explicit:
+        ref = min(explicit, key=lambda c: c[2])
+        shift = (ref[1] - best[1]).sec
+        hours = round(shift / 900.0) / 4.0
+        if abs(shift - hours * 3600.0) <= tol(ref):
+            note = f"{best[0]} is {hours:.2f} h behind {ref[0]}: read as local time"
+            return (best[1] + hours * u.hour).isot, note
+        best = ref
+    listed = ", ".join(f"{c[0]} {c[1].isot}" for c in found)
+    return best[1].isot, f"start times disagree: {listed}; using {best[0]}"
 
 
 def amplifier_layout(header, profile: Profile) -> tuple[str, list[str]]:
@@ -266,7 +406,7 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         "gain": to_float(get("gain")) or to_float(profile.defaults.get("gain")),
         "read_noise": _or(to_float(get("read_noise")), profile.defaults.get("read_noise")),
         "saturate": _or(to_float(get("saturate")), profile.defaults.get("saturate")),
-        "date_obs": parse_start(header, profile),
+        "date_obs": None,
         "binning": parse_binning(header, profile),
         "ra": parse_angle(get("ra"), hours=True),
         "dec": parse_angle(get("dec"), hours=False),
@@ -274,7 +414,8 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         "trimsec": _str_or_none(get("trimsec")),
         "biassec": _str_or_none(get("biassec")),
         "site_lat": parse_angle(get("site_lat"), hours=False),
-        "site_lon": _signed(parse_angle(get("site_lon"), hours=False), profile.longitude_sign),
+        "site_lon": _signed(parse_angle(get("site_lon"), hours=False), profile.longitude_sign or 1),
+        "lst": parse_angle(get("lst"), hours=True),
         "site_elev": to_float(get("site_elev")),
         "airmass": to_float(get("airmass")),
         "pixel_scale": _or(
@@ -285,6 +426,7 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
             ),
         ),
     }
+    meta["date_obs"], meta["notes"] = parse_start(header, profile)
     meta["amplifiers"], amp_missing = amplifier_layout(header, profile)
     missing += amp_missing
     meta["guessed"] = ",".join(

@@ -23,15 +23,11 @@ import pandas as pd
 from . import detrend, ensemble, variability
 from .flags import Flag
 
-#: Measurements with any of these flags are left out of fits and statistics.
+#: Measurements with any of these flags are left out of fits and statistics. A frame
+#: without a zeropoint (no catalog, or too few catalog stars) still has instrumental
+#: magnitudes: its points are in the ensemble light curves.
 BAD_FOR_SUMMARY = (
-    Flag.SATURATED
-    | Flag.EDGE
-    | Flag.NEGATIVE_FLUX
-    | Flag.NO_ZEROPOINT
-    | Flag.NO_WCS
-    | Flag.COSMIC_RAY
-    | Flag.NO_DATA
+    Flag.SATURATED | Flag.EDGE | Flag.NEGATIVE_FLUX | Flag.NO_WCS | Flag.COSMIC_RAY | Flag.NO_DATA
 )
 
 #: Per-point columns gathered from the per-frame catalogs (float32 where the precision
@@ -154,7 +150,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
     detrending = bool(det.get("epd")) or det.get("tfa_templates", 0) > 0
     if detrending:
         res["mag_detrended"] = np.full((n_star, n_frame), np.nan)
-    clean = grid.flags == 0
+    clean = (grid.flags & ~int(Flag.NO_ZEROPOINT)) == 0
     usable = (grid.flags & int(BAD_FOR_SUMMARY)) == 0
     u, v = _uv(grid)
     never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
@@ -222,12 +218,13 @@ def _detrend(grid, cols, mag, usable, shield, quiet, det) -> np.ndarray:
 
 def long_chunks(grid: Grid, diff: dict, chunk: int = 1000):
     """The long table (one row per star and frame, sorted by star then time), a block of
-    ``chunk`` stars at a time, so a large night is written without holding it all."""
+    ``chunk`` stars at a time, so a large night is written without holding it all. A
+    night without stars (every frame failed) gives one empty block: an empty table."""
     n_star, n_frame = grid.flags.shape
     frames = grid.frames
     cats = {c: pd.Categorical(frames[c].astype(str)) for c in ("night", "frame", "filter")}
     point_cols = [c for c in ("mag_ens", "mag_ens_err", "mag_detrended") if c in diff]
-    for s in range(0, n_star, chunk):
+    for s in range(0, max(n_star, 1), chunk):
         rows = np.arange(s, min(s + chunk, n_star))
         rep = np.repeat(rows, n_frame)
         fr = np.tile(np.arange(n_frame), len(rows))

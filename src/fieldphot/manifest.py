@@ -85,7 +85,7 @@ def build_manifest(
     pandas.DataFrame
         One row per file; see DESIGN.md for the columns.
     """
-    rows = []
+    rows, missing_of, untyped = [], {}, []
     for path, header in items:
         row = {"path": str(path), "frame": frame_name(path), "status": "ok", "reason": ""}
         if isinstance(header, Exception):
@@ -93,13 +93,36 @@ def build_manifest(
             rows.append(row)
             continue
         meta, missing = headers.normalize(header, profile)
+        if (
+            meta["frame_type"] is None
+            and headers.first(header, profile.keywords["frame_type"]) is None
+        ):
+            meta["frame_type"] = headers.classify_name(Path(path).name, profile.frame_types)
+            if meta["frame_type"] is None:
+                untyped.append(len(rows))
+            else:
+                missing = [m for m in missing if not m.startswith("frame type")]
         row.update(meta)
         row["kind"] = meta["frame_type"]
         row["naxis1"] = int(header.get("NAXIS1", 0) or 0)
         row["naxis2"] = int(header.get("NAXIS2", 0) or 0)
-        if missing:
-            row.update(status="bad", reason=f"{path}: " + "; ".join(missing))
+        missing_of[len(rows)] = missing
         rows.append(row)
+    notes = []
+    if untyped and not any(r.get("kind") in ("bias", "dark", "flat") for r in rows):
+        for i in untyped:  # no type anywhere and nothing to calibrate with: all are lights
+            rows[i]["kind"] = rows[i]["frame_type"] = "science"
+            missing_of[i] = [m for m in missing_of[i] if not m.startswith("frame type")]
+            if rows[i]["filter"] is None:
+                missing_of[i].append(f"filter (tried {'/'.join(profile.keywords['filter'])})")
+        notes.append(
+            f"{len(untyped)} frames carry no frame type "
+            f"({'/'.join(profile.keywords['frame_type'])}) and there are no calibration "
+            "frames: taken as science frames"
+        )
+    for i, missing in missing_of.items():
+        if missing:
+            rows[i].update(status="bad", reason=f"{rows[i]['path']}: " + "; ".join(missing))
     df = pd.DataFrame(rows)
     for col, default in _COLUMNS.items():
         if col not in df:
@@ -110,7 +133,7 @@ def build_manifest(
             if observatory.get(key) is not None:
                 df[col] = float(observatory[key])
     _dedupe_frames(df)
-    _add_times(df, profile)
+    _add_times(df, profile, notes, check_site=not (observatory or {}).get("lon"))
     _mark_duplicates(df)
     df["filter"] = df["filter"].fillna("none").astype(str)
     for col in ("naxis1", "naxis2"):
@@ -122,6 +145,7 @@ def build_manifest(
     ]
     _plan_calibration(df)
     _plan_sky_darks(df, sky_dark_min_frames)
+    df.attrs["notes"] = notes + sorted(set(df.loc[df["notes"] != "", "notes"]))
     return df
 
 
@@ -139,6 +163,7 @@ _COLUMNS = {
     "mjd_utc_mid": np.nan,
     "bjd_tdb": np.nan,
     "airmass": np.nan,
+    "lst": np.nan,
     "gain": np.nan,
     "read_noise": np.nan,
     "saturate": np.nan,
@@ -153,6 +178,7 @@ _COLUMNS = {
     "pixel_scale": np.nan,
     "amplifiers": "",
     "guessed": "",
+    "notes": "",
     "naxis1": 0,
     "naxis2": 0,
 }
@@ -188,7 +214,7 @@ def _mark_duplicates(df: pd.DataFrame) -> None:
                 first[digest] = path
 
 
-def _add_times(df: pd.DataFrame, profile: headers.Profile) -> None:
+def _add_times(df: pd.DataFrame, profile: headers.Profile, notes: list, check_site=True) -> None:
     ok = df["date_obs"].notna() & df["exptime"].notna()
     df["night"] = ""
     if not ok.any():
@@ -196,7 +222,9 @@ def _add_times(df: pd.DataFrame, profile: headers.Profile) -> None:
     sub = df[ok]
     mjd = timeutil.mid_exposure_mjd(sub["date_obs"], sub["exptime"], profile.time_convention)
     df.loc[ok, "mjd_utc_mid"] = mjd
-    df.loc[ok, "night"] = timeutil.night_label(mjd, sub["site_lon"].astype(float).to_numpy())
+    if check_site and profile.longitude_sign == 0:
+        _check_longitudes(df, ok, notes)
+    df.loc[ok, "night"] = timeutil.night_label(mjd, df.loc[ok, "site_lon"].astype(float).to_numpy())
     sci = ok & (df["kind"] == "science") & df["ra"].notna() & df["dec"].notna()
     if sci.any():
         s = df[sci]
@@ -207,6 +235,27 @@ def _add_times(df: pd.DataFrame, profile: headers.Profile) -> None:
         df.loc[sci, "bjd_tdb"] = timeutil.bjd_tdb(s["mjd_utc_mid"].to_numpy(), *args)
         computed = timeutil.airmass(s["mjd_utc_mid"].to_numpy(), *args)
         df.loc[sci, "airmass"] = np.where(np.isfinite(computed), computed, s["airmass"])
+
+
+def _check_longitudes(df: pd.DataFrame, ok: pd.Series, notes: list) -> None:
+    """Read each site's header longitude east- or west-positive, whichever the headers'
+    own local sidereal time and airmass agree with (:func:`timeutil.longitude_sign`)."""
+    known = ok & df["site_lon"].notna() & df["site_lat"].notna()
+    for (lat, lon), g in df[known].groupby(["site_lat", "site_lon"]):
+        g = g.iloc[np.linspace(0, len(g) - 1, min(len(g), 20)).astype(int)]
+        sign, why = timeutil.longitude_sign(
+            g["mjd_utc_mid"].to_numpy(float),
+            g["exptime"].to_numpy(float),
+            *(g[c].astype(float).to_numpy() for c in ("ra", "dec")),
+            lat,
+            lon,
+            *(g[c].astype(float).to_numpy() for c in ("site_elev", "airmass", "lst")),
+        )
+        if sign < 0:
+            df.loc[known & (df["site_lat"] == lat) & (df["site_lon"] == lon), "site_lon"] = -lon
+            notes.append(
+                f"site longitude {lon:+.4f} read as west-positive ({-lon:+.4f} east): {why}"
+            )
 
 
 def master_path(night: str, kind: str, setup: str) -> str:

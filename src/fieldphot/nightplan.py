@@ -88,5 +88,6 @@ def problems(m: pd.DataFrame) -> list[str]:
             "no observatory longitude in the headers: nights split at UTC noon and BJD "
             "is geocentric (set observatory: in the config)"
         )
+    out += list(m.attrs.get("notes", []))
     out += [f"unusable: {r}" for r in m.loc[m["status"] != "ok", "reason"]]
     return out

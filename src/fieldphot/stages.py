@@ -115,9 +115,12 @@ def manifest(
     df = mf.build_manifest(items, load_profile(profile_path), observatory, sky_dark_min_frames)
     for reason in df.loc[df["status"] != "ok", "reason"]:
         log.warning(reason)
+    for note in df.attrs.get("notes", []):
+        log.warning(note)
     counts = df[df["status"] == "ok"].groupby(["night", "kind", "filter"]).size()
     log.info("manifest: %d frames\n%s", len(df), counts.to_string())
-    io.write_table(out, df, {"profile": profile_path or "generic", "observatory": observatory})
+    meta = {"profile": profile_path or "generic", "observatory": observatory}
+    io.write_table(out, df, {**meta, "notes": df.attrs.get("notes", [])})
     return df
 
 
@@ -753,8 +756,8 @@ def night_light_curves(catalogs, out, cfg: dict) -> None:
     for i, path in enumerate(catalogs):
         progress(i, len(catalogs), "catalog ids read")
         t, meta = io.read_table(path, columns=["id"])
-        rows.append({**_frame_row(meta), "catalog": str(path)})
-        if meta.get("status") == "ok":
+        rows.append({**_frame_row(meta), "catalog": str(path), "measured": "photometry" in meta})
+        if rows[-1]["measured"]:  # measured, with or without a zeropoint
             ids.append(t["id"])
         else:
             log.warning("%s has no points: %s %s", path, meta.get("status"), meta.get("reason", ""))
@@ -764,14 +767,14 @@ def night_light_curves(catalogs, out, cfg: dict) -> None:
     # Second pass (the ids above size the grid): each catalog's columns into the matrices.
     for f, r in enumerate(frames.itertuples()):
         progress(f, len(frames), "catalogs gathered")
-        if r.status == "ok":
+        if r.measured:
             grid.add(f, io.read_table(r.catalog, columns=lightcurves.CATALOG_COLUMNS)[0])
     diff = lightcurves.differential(grid, cfg)
     rms = diff["ensemble_rms"]
     frames["ensemble_rms"], frames["ensemble_n"] = rms, diff["ensemble_n"]
     stars = grid.star.assign(id=grid.ids.to_numpy(), comparison=diff["comparison"])
     meta = {
-        "frames": frames.drop(columns="catalog").to_dict("records"),
+        "frames": frames.drop(columns=["catalog", "measured"]).to_dict("records"),
         "stars": stars.to_dict("records"),
         "magnitude": lightcurves.light_curve_column(diff),
         "config": cfg,
@@ -915,6 +918,16 @@ def night_extinction(frame_table: pd.DataFrame) -> list[dict]:
     ]
 
 
+def failed_nights(results, excluded=()) -> list[str]:
+    """Nights with science frames of which none gave a calibrated catalog."""
+    m, _ = io.read_table(Path(results) / layout.path("manifest"))
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(list(excluded))]
+    failed = frame_status(results, excluded)
+    n_failed = failed[failed["status"] != "bad"].groupby("night").size()
+    n_sci = sci.groupby("night").size()
+    return sorted(n for n, k in n_sci.items() if n_failed.get(n, 0) >= k)
+
+
 def frame_status(results, excluded=()) -> pd.DataFrame:
     """Every raw file and science frame that did not give a calibrated catalog: ``night``,
     ``frame``, ``path``, ``status`` (``bad`` raw file, ``missing`` — its job failed or has
@@ -986,16 +999,24 @@ def report_pages(results, nights, diagnostics, problems, targets, run_cmd: str, 
 def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[str, list[str]]:
     """Read every header of ``raw_dir`` once; write a config, the manifest and, where the
     profile had to guess, a profile override, into ``out``. Returns (inventory, problems).
+    Every path in the config is absolute, so the night runs from any folder.
+
+    Raises ``ValueError`` (and writes no config) when no science frame is usable.
     """
     import yaml
 
     from . import nightplan, runner
 
-    out = Path(out)
+    out = Path(out).resolve()
     m = manifest(runner.raw_files(raw_dir), out / "results" / "manifest.parquet", instrument)
     problems = nightplan.problems(m)
+    if not ((m["kind"] == "science") & (m["status"] == "ok")).any():
+        raise ValueError(
+            f"{raw_dir}: no usable science frame among {len(m)} files; "
+            + ("; ".join(problems[-3:]) if problems else "no FITS files found")
+        )
     guessed = sorted({q for v in m["guessed"] for q in str(v).split(",") if q})
-    profile_path = instrument
+    profile_path = str(Path(instrument).resolve()) if instrument else ""
     if guessed:
         prof = load_profile(instrument)
         doc = {
@@ -1019,7 +1040,7 @@ def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[s
         "raw_dir": str(Path(raw_dir).resolve()),
         "instrument": profile_path,
         "reference_catalog": {
-            "path": catalog or "SET-ME: a catalog of the field",
+            "path": str(Path(catalog).resolve()) if catalog else "SET-ME: a catalog of the field",
             "columns": {"id": "id", "ra": "ra", "dec": "dec", "mag": "mag", "mag_err": "mag_err"},
         },
     }

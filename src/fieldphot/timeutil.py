@@ -105,3 +105,52 @@ def airmass(mjd_utc, ra, dec, lat, lon, elev) -> np.ndarray:
         alt = altaz.alt.deg
         out[ok] = np.where(alt > 0, 1.0 / np.sin(np.radians(np.maximum(alt, 1e-3))), np.nan)
     return out
+
+
+def longitude_sign(mjd_mid, exptime, ra, dec, lat, lon, elev, airmass_hdr, lst_hdr_deg):
+    """+1 when a header longitude is east-positive, -1 when the headers' own local
+    sidereal time (or, without one, airmass) agree only with it read west-positive.
+
+    Returns the sign and a sentence with the evidence ("" for +1 by default).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mjd = np.array([58404.086])   # MIT Wallace Observatory, 71.48 W
+    >>> lst = 15 * (22 + 43 / 60 + 34.7 / 3600)
+    >>> longitude_sign(mjd, [180.0], [np.nan], [np.nan], 42.61, 71.485, [np.nan], [np.nan],
+    ...                [lst])[0]
+    -1
+    """
+    mjd = np.asarray(mjd_mid, float)
+    start = Time(mjd - np.asarray(exptime, float) / 2 / 86400, format="mjd", scale="utc")
+    lst_hdr = np.asarray(lst_hdr_deg, float)
+    has_lst = np.isfinite(lst_hdr)
+    if has_lst.any():
+        gmst = start[has_lst].sidereal_time("mean", "greenwich").deg
+        err = {
+            s: np.median(np.abs((lst_hdr[has_lst] - gmst - s * lon + 180) % 360 - 180))
+            for s in (1, -1)
+        }
+        if err[1] > 5.0 and err[-1] < 3.0:
+            return -1, (
+                f"the headers' LST is {err[-1] * 4:.1f} min from the sidereal time there, "
+                f"{err[1] * 4:.0f} min from it east"
+            )
+        return 1, ""
+    x_hdr = np.asarray(airmass_hdr, float)
+    use = np.isfinite(x_hdr) & np.isfinite(np.asarray(ra, float))
+    if not use.any():
+        return 1, ""
+    t = Time(start.mjd[use], format="mjd")
+    args = [np.asarray(v, float)[use] for v in (ra, dec)]
+    rel = {}
+    for s in (1, -1):
+        x = airmass(t.mjd, *args, lat, s * lon, np.asarray(elev, float)[use])
+        rel[s] = np.nanmedian(np.abs(x / x_hdr[use] - 1)) if np.isfinite(x).any() else np.inf
+    if rel[1] > 0.1 and rel[-1] < 0.05:
+        return -1, (
+            f"the headers' AIRMASS agrees within {100 * rel[-1]:.1f} % there, "
+            f"{100 * rel[1]:.0f} % off east"
+        )
+    return 1, ""

@@ -75,3 +75,41 @@ def test_reference_catalog_missing_column_is_named():
         refcat.standardize(
             pd.DataFrame({"ra": [1.0], "dec": [2.0]}), {"ra": "ra", "dec": "dec", "mag": "Vmag"}
         )
+
+
+def test_a_night_whose_frames_all_failed_does_not_stop_the_others(tmp_path, capsys):
+    """Two nights in one folder; every frame of the second has no usable WCS (header-only
+    solving): it becomes a flagged night with empty products, the first night's light
+    curves and the season's summary, frames table and plots are all written, and
+    `fieldphot status` names the failed night and exits non-zero."""
+    import shutil
+
+    from fieldphot import cli
+
+    small = dict(nx=256, ny=256, n_science=4, n_bias=3, n_dark=3, n_flat=3)
+    good = synthetic.simulate_night(tmp_path / "a", synthetic.SimConfig(**small, seed=41))
+    bad = synthetic.simulate_night(
+        tmp_path / "b",
+        synthetic.SimConfig(**small, seed=42, start="2024-03-17T03:00:00", write_wcs=False),
+    )
+    shutil.copytree(bad.raw_dir, good.raw_dir / "second")
+    cfg = yaml.safe_load(good.config.read_text())
+    cfg["solve"] = {"methods": ["header"]}
+    res = runner.run_night(cfg, tmp_path / "results")
+    nights = sorted((tmp_path / "results" / "lightcurves" / "nights").glob("*.parquet"))
+    assert len(nights) == 2
+    failed = [p for p in nights if io.read_meta(p)["frames"][0]["status"] != "ok"]
+    assert len(failed) == 1
+    empty, meta = io.read_table(failed[0])
+    assert len(empty) == 0 and all(f["status"] != "ok" for f in meta["frames"])
+    summary, smeta = io.read_table(res["summary"])
+    assert len(summary) > 20 and smeta["n_skipped"] >= 4
+    assert summary["rms"].notna().sum() > 20  # the good night's ensemble light curves
+    assert (tmp_path / "results" / "lightcurves" / "rms_mag.png").exists()
+    frames, _ = io.read_table(tmp_path / "results" / "lightcurves" / "frames.parquet")
+    assert len(frames) == 8 and (frames["status"] == "ok").sum() >= 3
+    cfg_path = tmp_path / "night.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert cli.main(["status", str(cfg_path), "--workdir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "no frame succeeded" in out and failed[0].stem in out

@@ -1,5 +1,7 @@
 """Header dialects, frame classification, times and the manifest."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -214,3 +216,118 @@ def test_masters_never_mix_readout_shapes():
     m = manifest.build_manifest(items).set_index("frame")
     assert len(manifest.masters_table(m.reset_index())) == 2
     assert m.loc["s_sub", "bias_master"].endswith("bias_1x1_50x40.fits")
+
+
+@pytest.mark.parametrize(
+    "cards, iso",
+    [  # UTC offsets (the 6-inch transit night's camera), a time card holding a date too
+        ({"DATE-OBS": "2017-12-19T18:33:43.317-0700"}, "2017-12-20T01:33:43.317"),
+        ({"DATE-OBS": "2017-12-20T01:33:43.317Z"}, "2017-12-20T01:33:43.317"),
+        (
+            {"DATE-OBS": "2017-12-20", "UT-OBS": "2017-12-20T01:33:43.317-0000"},
+            "2017-12-20T01:33:43.317",
+        ),
+        ({"DATE-OBS": "2017-12-20T03:33:43.3+02:00"}, "2017-12-20T01:33:43.300"),
+        # an unreadable DATE-OBS: the 3-decimal MJD-OBS is the fallback
+        ({"DATE-OBS": "20/12/2017", "MJD-OBS": 58107.065}, "2017-12-20T01:33:36.000"),
+        # a local clock without a zone, found against MJD-OBS, keeps its millisecond precision
+        ({"DATE-OBS": "2017-12-19T18:33:43.317", "MJD-OBS": 58107.065}, "2017-12-20T01:33:43.317"),
+    ],
+)
+def test_start_times_with_offsets_and_cross_checked(cards, iso):
+    meta, missing = headers.normalize(fits.Header(cards))
+    assert meta["date_obs"] == iso and not [m for m in missing if "start time" in m]
+
+
+def test_start_sources_that_disagree_are_noted():
+    meta, _ = headers.normalize(
+        fits.Header({"DATE-OBS": "2017-12-20T01:53:43.317Z", "MJD-OBS": 58107.065})
+    )
+    assert meta["date_obs"] == "2017-12-20T01:53:43.317"  # the more precise, both explicit
+    assert "start times disagree" in meta["notes"] and "MJD-OBS" in meta["notes"]
+
+
+def _untyped(i, **extra):
+    return fits.Header(
+        {"EXPTIME": 60.0, "FILTER": "V", "DATE-OBS": f"2024-03-15T0{i}:00:00", **extra}
+    )
+
+
+def test_frames_without_a_type_keyword_and_no_calibrations_are_science():
+    items = [(f"raw/wasp12_{i:04d}.fits", _untyped(i)) for i in range(3)]
+    m = manifest.build_manifest(items)
+    assert (m["status"] == "ok").all() and (m["kind"] == "science").all()
+    assert len(m.attrs["notes"]) == 1 and "taken as science frames" in m.attrs["notes"][0]
+
+
+def test_frame_type_from_the_file_name_when_the_header_has_none():
+    items = [
+        ("raw/bias_001.fits", _untyped(1, EXPTIME=0.0)),
+        ("raw/lux-180.000secs.Dark.Open.00000041.fits", _untyped(2)),
+        ("raw/lux-180.000secs.Light.Open.00000015.fits", _untyped(3)),
+        ("raw/mystery_0001.fits", _untyped(4)),  # calibrations exist: not guessed
+    ]
+    m = manifest.build_manifest(items).set_index("frame")
+    assert m["kind"].iloc[:3].tolist() == ["bias", "dark", "science"]
+    assert m.loc["mystery_0001", "status"] == "bad"
+    assert "frame type" in m.loc["mystery_0001", "reason"]
+
+
+def test_west_positive_site_longitude_is_found_from_the_header_lst():
+    # MIT Wallace Observatory (71.48 W) writes SITELONG = '+71 29 06.00' and LST.
+    h = fits.Header(
+        {
+            "IMAGETYP": "Light Frame",
+            "EXPTIME": 180.0,
+            "FILTER": "Open",
+            "DATE-OBS": "2018-10-13T02:03:10.984",
+            "SITELAT": "+42 36 36.00",
+            "SITELONG": "+71 29 06.00",
+            "LST": "+22 43 34.72",
+            "AIRMASS": 2.8289,
+            "OBJCTRA": "04 12 12.262",
+            "OBJCTDEC": "+22 53 01.76",
+        }
+    )
+    m = manifest.build_manifest([("raw/a.fits", h)])
+    assert m.loc[0, "site_lon"] == pytest.approx(-71.485, abs=1e-3)
+    assert m.loc[0, "airmass"] == pytest.approx(2.83, rel=0.03)  # 1.69 read east
+    assert m.loc[0, "night"] == "20181012"
+    assert any("west-positive" in n for n in m.attrs["notes"])
+    h.remove("LST")  # the header airmass alone tells too
+    m = manifest.build_manifest([("raw/a.fits", h)])
+    assert m.loc[0, "site_lon"] == pytest.approx(-71.485, abs=1e-3)
+    east = manifest.build_manifest([("raw/a.fits", h)], observatory={"lon": 71.485})
+    assert east.loc[0, "site_lon"] == 71.485  # the config's observatory is never changed
+
+
+def test_init_refuses_a_folder_without_usable_science_frames(tmp_path):
+    from fieldphot import cli
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(2):
+        fits.PrimaryHDU(np.zeros((8, 8), np.int16), fits.Header({"IMAGETYP": "LIGHT"})).writeto(
+            raw / f"f{i}.fits"
+        )
+    assert cli.main(["init", str(raw), "--out", str(tmp_path / "w")]) == 1
+    assert not (tmp_path / "w" / "config.yaml").exists()
+
+
+def test_init_writes_absolute_paths(tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    from fieldphot import stages, synthetic
+
+    night = synthetic.simulate_night(
+        tmp_path / "n", synthetic.SimConfig(nx=64, ny=64, n_science=2, n_bias=2, seed=3)
+    )
+    shutil.copy(night.refcat, tmp_path / "field.parquet")
+    monkeypatch.chdir(tmp_path)  # relative paths given: the config must not keep them
+    stages.init_night("n/raw", "w", "field.parquet")
+    cfg = yaml.safe_load((tmp_path / "w" / "config.yaml").read_text())
+    assert cfg["raw_dir"] == str(night.raw_dir.resolve())
+    assert cfg["reference_catalog"]["path"] == str(tmp_path / "field.parquet")
+    assert not cfg["instrument"] or Path(cfg["instrument"]).is_absolute()

@@ -28,7 +28,13 @@ def step(name):
 
 #: The command that runs this night, for the report's rerun hints.
 RUN_COMMAND = shlex.join(
-    ["fieldphot", "run", *workflow.configfiles[-1:], "--workdir", os.getcwd()]
+    [
+        "fieldphot",
+        "run",
+        *map(os.path.abspath, list(workflow.overwrite_configfiles)[-1:] or workflow.configfiles[-1:]),
+        "--workdir",
+        os.getcwd(),
+    ]
 )
 #: Local runs (not SLURM jobs, not conda environments) start the worker.
 _WORKER = []
