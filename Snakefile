@@ -2,7 +2,10 @@
 # Thin entry point; the rules live in workflow/rules/, the science in src/fieldphot/.
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from fieldphot import config as fieldphot_config
 
 min_version("9.0")
 
@@ -11,6 +14,12 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+
+
+try:
+    fieldphot_config.check(config)
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
 
 
 include: "workflow/rules/common.smk"

@@ -75,6 +75,7 @@ COLORS = {
     "R": ["V-I", "r-i", "BP-RP"], "I": ["V-I", "r-i", "BP-RP"],
     "g": ["g-r", "B-V", "BP-RP"], "r": ["g-r", "r-i", "BP-RP"],
     "i": ["r-i", "i-z", "BP-RP"], "z": ["i-z", "r-i", "BP-RP"],
+    "G": ["BP-RP", "B-V", "g-r"],
 }  # fmt: skip
 
 
@@ -137,6 +138,19 @@ def to_system(mag, band: str, system: str):
         raise ValueError(f"no AB-Vega offset known for band {band!r}")
     sign = 1.0 if system == "AB" else -1.0
     return np.asarray(mag, float) + sign * AB_MINUS_VEGA[band]
+
+
+def reference_band(name) -> str:
+    """The catalog band a frame taken through FILTER ``name`` is calibrated against: the
+    standard band it names, else Gaia G, the broad band nearest an unfiltered CCD (clear,
+    open, luminance, and filters no table knows, such as Lowell's VR).
+
+    Examples
+    --------
+    >>> [reference_band(f) for f in ("Rc", "Clear", "Open", "VR")]
+    ['R', 'G', 'G', 'G']
+    """
+    return from_filter(name) or "G"
 
 
 def from_filter(name) -> str | None:

@@ -126,6 +126,33 @@ def cache_path(cache_dir, req: dict) -> Path:
     )
 
 
+class CatalogOffline(CatalogUnavailable):
+    """The catalog server's name does not resolve or nothing routes to it: offline."""
+
+
+def _offline(exc: Exception) -> bool:
+    """Whether a connection error means no network (DNS or routing), not a busy server."""
+    text = repr(exc)
+    return any(
+        s in text
+        for s in (
+            "NameResolutionError",
+            "Name or service not known",
+            "Temporary failure in name resolution",
+            "nodename nor servname",
+            "Network is unreachable",
+            "No route to host",
+        )
+    )
+
+
+def _cause(exc: Exception) -> str:
+    """The innermost reason of a requests error, one line."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+
+
 def query_vizier(
     spec: Spec,
     req: dict,
@@ -173,6 +200,10 @@ def query_vizier(
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
             last = f"{type(exc).__name__}: {exc}"
+            if _offline(exc):  # no name resolution, no route: retrying cannot help
+                raise CatalogOffline(
+                    f"{spec.name}: {server} cannot be reached ({_cause(exc)})"
+                ) from exc
             continue
         if resp.status_code >= 500:
             last = f"HTTP {resp.status_code}"
@@ -388,6 +419,9 @@ def field_reference(fields, cfg: dict, band, cache_dir, sleep=time.sleep):
                 cfg.get("color"),
                 cfg.get("magnitude_system"),
             )
+        except CatalogOffline as exc:  # every catalog is on the same server: stop here
+            why.append(str(exc))
+            break
         except CatalogUnavailable as exc:
             why.append(f"{spec.name}: service unreachable ({exc})")
             continue

@@ -11,6 +11,7 @@ Examples
 """
 
 import copy
+import difflib
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,58 @@ def with_defaults(config: dict) -> dict:
     with open(SCHEMA_PATH) as fh:
         schema = yaml.safe_load(fh)
     return _fill(schema, copy.deepcopy(config))
+
+
+def unknown_keys(schema: dict, value, prefix: str = "") -> list[str]:
+    """Keys of ``value`` the schema does not know (an object with ``properties`` takes no
+    others unless it says ``additionalProperties``), each with the nearest known key.
+
+    Examples
+    --------
+    >>> schema = {"type": "object", "properties": {"exclude_frames": {}, "photometry": {
+    ...     "type": "object", "properties": {"aperture_fwhm": {}}}}}
+    >>> for k in unknown_keys(schema, {"exclude_frame": [], "photometry": {"aperture_fwhn": 2}}):
+    ...     print(k)
+    exclude_frame (did you mean 'exclude_frames'?)
+    photometry.aperture_fwhn (did you mean 'aperture_fwhm'?)
+    """
+    if not isinstance(value, dict) or schema.get("type") != "object":
+        return []
+    props = schema.get("properties", {})
+    out = []
+    for key, sub in value.items():
+        if key in props:
+            out += unknown_keys(props[key], sub, f"{prefix}{key}.")
+        elif props and not schema.get("additionalProperties"):
+            near = difflib.get_close_matches(str(key), list(props), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            out.append(f"{prefix}{key}{hint}")
+    return out
+
+
+def check(config: dict, workdir=".") -> None:
+    """Refuse a config that cannot run as meant, with one line naming the key: unknown
+    keys (a typo would otherwise be ignored), a ``raw_dir`` that is not a folder, or a
+    working folder inside ``raw_dir`` (nothing is ever written there).
+
+    Raises
+    ------
+    ValueError
+    """
+    with open(SCHEMA_PATH) as fh:
+        schema = yaml.safe_load(fh)
+    unknown = unknown_keys(schema, config)
+    if unknown:
+        raise ValueError(f"config: unknown key {'; unknown key '.join(unknown)}")
+    raw = Path(str(config.get("raw_dir", ""))).expanduser()
+    if not raw.is_dir():
+        raise ValueError(f"config: raw_dir {str(raw)!r} is not a folder")
+    here = Path(workdir).resolve()
+    if here == raw.resolve() or raw.resolve() in here.parents:
+        raise ValueError(
+            f"config: the working folder {here} is inside raw_dir {raw}: run from another "
+            "folder (nothing is ever written under raw_dir)"
+        )
 
 
 def _rows(schema: dict, prefix: str = ""):

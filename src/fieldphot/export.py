@@ -150,8 +150,21 @@ AAVSO_FILTERS = {
     **{b: b for b in ("U", "B", "V", "R", "I", "J", "H", "K")},
     **{"Rc": "R", "Ic": "I", "g": "SG", "r": "SR", "i": "SI", "z": "SZ", "u": "SU"},
     **{"g'": "SG", "r'": "SR", "i'": "SI", "z'": "SZ", "sdss_g": "SG", "sdss_r": "SR"},
-    **{"clear": "CV", "C": "CV", "L": "CV", "Lum": "CV", "CV": "CV", "CR": "CR"},
+    "CV": "CV",
+    "CR": "CR",
 }
+#: Names cameras give to no filter (any case): AAVSO's CV (clear, V zeropoint).
+UNFILTERED = {"clear", "c", "open", "none", "l", "lum", "luminance", "unfiltered", "empty"}
+
+
+def aavso_filter(name) -> str:
+    """The AAVSO filter code of a FILTER value.
+
+    >>> aavso_filter("Open"), aavso_filter("Rc"), aavso_filter("Halpha")
+    ('CV', 'R', 'Halpha')
+    """
+    name = str(name).strip()
+    return "CV" if name.lower() in UNFILTERED else AAVSO_FILTERS.get(name, name)
 
 
 def aavso_extended(rows: pd.DataFrame, name: str, obscode: str, software: str, n_comp: int) -> str:
@@ -192,7 +205,7 @@ def aavso_extended(rows: pd.DataFrame, name: str, obscode: str, software: str, n
             continue
         airmass = f"{r.airmass:.3f}" if np.isfinite(r.airmass) else "na"
         cells = [name.replace(",", " ")[:30], f"{r.mjd_utc_mid + 2400000.5:.5f}", mag, err]
-        cells += [AAVSO_FILTERS.get(str(r.filter), str(r.filter)), "NO", "STD", "ENSEMBLE"]
+        cells += [aavso_filter(r.filter), "NO", "STD", "ENSEMBLE"]
         cells += ["na", "na", "na", airmass, "na", "na", f"ensemble of {n_comp} stars"]
         lines.append(",".join(cells))
     return "\n".join(head + lines) + "\n"

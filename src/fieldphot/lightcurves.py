@@ -20,7 +20,7 @@ Examples
 import numpy as np
 import pandas as pd
 
-from . import detrend, ensemble, variability
+from . import detrend, ensemble, timeutil, variability
 from .flags import Flag
 
 #: Measurements with any of these flags are left out of fits and statistics. A frame
@@ -129,6 +129,27 @@ def protected(grid: Grid, protect) -> np.ndarray:
     return mask
 
 
+def near_targets(stars: pd.DataFrame, radius_arcsec: float = 5.0) -> np.ndarray:
+    """Which stars are targets or lie within ``radius_arcsec`` of one (a target that is
+    also a catalog star): never comparison stars, so a target is never its own comparison.
+
+    Examples
+    --------
+    >>> stars = pd.DataFrame({"target": ["", "WASP-12", "", ""],
+    ...                       "ra": [10.0, 10.0, 10.0005, 10.1], "dec": [5.0, 5.0, 5.0, 5.0]})
+    >>> near_targets(stars).tolist()
+    [True, True, True, False]
+    """
+    is_target = (stars["target"].astype(str) != "").to_numpy()
+    out = is_target.copy()
+    ra, dec = np.radians(stars["ra"].to_numpy(float)), np.radians(stars["dec"].to_numpy(float))
+    for i in np.flatnonzero(is_target):
+        cos = np.sin(dec) * np.sin(dec[i]) + np.cos(dec) * np.cos(dec[i]) * np.cos(ra - ra[i])
+        sep = np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600
+        out |= np.nan_to_num(sep, nan=np.inf) <= radius_arcsec
+    return out
+
+
 def differential(grid: Grid, cfg: dict) -> dict:
     """Ensemble differential photometry and optional detrending of one night, filter by
     filter (:func:`fieldphot.ensemble.fit`, :mod:`fieldphot.detrend`).
@@ -156,7 +177,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
     never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
     snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
     candidates = (
-        (grid.star["target"].astype(str) == "").to_numpy()
+        ~near_targets(grid.star, cfg.get("target_exclusion_arcsec", 5.0))
         & never_sat
         & (np.nan_to_num(snr) >= cfg.get("comparison_min_snr", 20.0))
     )
@@ -223,6 +244,22 @@ def long_chunks(grid: Grid, diff: dict, chunk: int = 1000):
     n_star, n_frame = grid.flags.shape
     frames = grid.frames
     cats = {c: pd.Categorical(frames[c].astype(str)) for c in ("night", "frame", "filter")}
+    mjd = frames["mjd_utc_mid"].to_numpy(float)
+    has_mjd = np.isfinite(mjd)
+    frame_bjd = frames["bjd_tdb"].to_numpy(float)
+    pointing = frames.reindex(columns=["ra", "dec"]).to_numpy(float)
+    # The frame's BJD holds the delay toward its header pointing (right or not) and the
+    # site's offset; a star's own delay replaces the pointing's. Without a frame BJD, the
+    # star's geocentric BJD (the site's offset is at most 21 ms).
+    relative = has_mjd & np.isfinite(frame_bjd) & np.isfinite(pointing).all(axis=1)
+    base = np.where(relative, frame_bjd, np.nan)
+    if relative.any():
+        base[relative] -= np.diagonal(
+            timeutil.barycentric_delay_days(mjd[relative], *pointing[relative].T)
+        )
+    geo = has_mjd & ~relative
+    if geo.any():
+        base[geo] = timeutil.tdb_jd(mjd[geo])
     point_cols = [c for c in ("mag_ens", "mag_ens_err", "mag_detrended") if c in diff]
     for s in range(0, max(n_star, 1), chunk):
         rows = np.arange(s, min(s + chunk, n_star))
@@ -232,6 +269,17 @@ def long_chunks(grid: Grid, diff: dict, chunk: int = 1000):
         df["target"] = pd.Categorical(grid.star["target"].astype(str).to_numpy()[rep])
         for c in FRAME_COLUMNS:
             df[c] = cats[c][fr] if c in cats else frames[c].to_numpy(float)[fr]
+        # Each star's BJD_TDB from its own position (a degree off the pointing is 7 s).
+        radec = grid.star[["ra", "dec"]].to_numpy(float)[rows]
+        known = np.isfinite(radec).all(axis=1)
+        bjd = np.full((len(rows), n_frame), np.nan)
+        if has_mjd.any() and known.any():
+            sub = bjd[known]
+            sub[:, has_mjd] = base[has_mjd] + timeutil.barycentric_delay_days(
+                mjd[has_mjd], *radec[known].T
+            )
+            bjd[known] = sub
+        df["bjd_tdb"] = np.where(np.isfinite(bjd), bjd, df["bjd_tdb"].reshape(bjd.shape)).ravel()
         for c in POINT_COLUMNS:
             df[c] = grid.point[c][rows].ravel()
         for c in point_cols:

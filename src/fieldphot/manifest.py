@@ -53,6 +53,15 @@ def frame_name(path: str) -> str:
     return safe_name(name)
 
 
+def excluded_frames(names) -> set[str]:
+    """Frame names of ``exclude_frames`` entries, written as names, file names or paths.
+
+    >>> sorted(excluded_frames(["night1/a b.fits.gz", "c"]))
+    ['a_b', 'c']
+    """
+    return {frame_name(str(n)) for n in names or ()}
+
+
 def _setup(kind: str, filt: str, binning: str, readout: str) -> str:
     """Calibration setup: binning and raw readout shape, and the filter for flats."""
     base = f"{binning}_{readout}"

@@ -19,6 +19,15 @@ import pandas as pd
 REF_COLUMNS = ["id", "ra", "dec", "mag", "mag_err", "color"]
 
 
+#: The columns of a standardized reference catalog.
+COLUMNS = ("id", "ra", "dec", "mag", "mag_err", "color")
+
+
+def empty() -> pd.DataFrame:
+    """A standardized reference catalog without stars (a night run without a catalog)."""
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "id" else float) for c in COLUMNS})
+
+
 def standardize(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
     """Map a catalog's own column names to fieldphot's.
 

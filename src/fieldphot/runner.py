@@ -128,6 +128,7 @@ def build_starlist(field: str, rows: pd.DataFrame, results, cfg: dict) -> None:
 
 def run_night(config: dict, results, processes: int = 1) -> dict:
     """Run every stage; return the paths of the catalogs and light-curve products."""
+    cfgmod.check(config, Path(results).parent)
     cfg = cfgmod.with_defaults(config)
     r = Path(results)
     m = prepare(cfg, r)

@@ -47,7 +47,7 @@ from scipy.spatial import cKDTree
 
 from . import asterism, astrometrynet
 from .flags import Flag, any_set
-from .wcsmodel import fit_tan_sip, pixel_scale_arcsec
+from .wcsmodel import fit_tan_sip, nominal_wcs, pixel_scale_arcsec
 
 MATCH_COLUMNS = ["source", "id", "x", "y", "ra", "dec", "mag", "x_fit", "y_fit", "dx", "dy", "used"]
 
@@ -462,3 +462,88 @@ def solve_frame(
         tried.append(f"{method}: {info['reason']}")
     info = {**EMPTY_INFO, "reason": "; ".join(tried) or "no method configured", "tried": tried}
     return None, _empty(), info
+
+
+def own_reference(sources: pd.DataFrame, wcs: WCS, min_snr: float = 10.0) -> pd.DataFrame:
+    """A frame's own detections as reference stars (:data:`MATCH_COLUMNS`, ``mag`` the
+    instrumental magnitude): what the other frames of a pointing the catalog cannot solve
+    are solved against.
+
+    Examples
+    --------
+    >>> w = nominal_wcs(150.0, 20.0, 0.6, (100, 100))
+    >>> src = pd.DataFrame({"x": [10.0, 50.0], "y": [20.0, 60.0], "flux": [1e4, 1e3],
+    ...                     "snr": [50.0, 5.0], "flags": [0, 0]})
+    >>> ref = own_reference(src, w)
+    >>> len(ref), round(float(ref["mag"][0]), 2)
+    (1, -10.0)
+    """
+    ok = (sources["snr"].to_numpy(float) >= min_snr) & ~any_set(
+        sources["flags"].to_numpy(), Flag.EDGE
+    )
+    det = sources[ok].reset_index()
+    ra, dec = wcs.wcs_pix2world(det["x"].to_numpy(float), det["y"].to_numpy(float), 0)
+    x, y = det["x"].to_numpy(float), det["y"].to_numpy(float)
+    return pd.DataFrame(
+        {
+            "source": det["index"].to_numpy(),
+            "id": det["index"].to_numpy(),
+            "x": x,
+            "y": y,
+            "ra": ra,
+            "dec": dec,
+            "mag": -2.5 * np.log10(np.maximum(det["flux"].to_numpy(float), 1e-30)),
+            "x_fit": x,
+            "y_fit": y,
+            "dx": 0.0,
+            "dy": 0.0,
+            "used": True,
+        },
+        columns=MATCH_COLUMNS,
+    )
+
+
+def solve_relative(
+    sources: pd.DataFrame,
+    shape: tuple[int, int],
+    hints: dict,
+    anchor: pd.DataFrame | None = None,
+    **cfg,
+) -> tuple[WCS | None, pd.DataFrame, dict]:
+    """A solution relative to the pointing, for frames the catalog cannot solve (no
+    catalog, or its few stars saturated or absent).
+
+    A frame is solved against ``anchor``, the detections of the first frame of its
+    pointing (:func:`own_reference`), by the ``neighbour`` and ``header`` methods. The
+    first frame itself keeps its header WCS, or, without one, a north-up WCS at the
+    header's RA/Dec and pixel scale; its detections become the anchor. Positions are then
+    consistent within the pointing (what photometry at fixed positions needs) and as right
+    on the sky as the first frame's header. ``info["method"]`` starts with ``relative``.
+    """
+    c = {**DEFAULTS, **cfg}
+    if anchor is not None and len(anchor) >= c["min_matches"]:
+        wcs, matched, info = solve_frame(
+            sources, anchor, shape, hints, **{**c, "methods": ["neighbour", "header", "hint"]}
+        )
+        if wcs is not None:
+            return wcs, matched, {**info, "method": f"relative ({info['method']})"}
+        return None, matched, {**info, "reason": f"not even against its pointing: {info['reason']}"}
+    guess, how = hints.get("wcs"), "header WCS"
+    scale = c["pixel_scale"] or hints.get("pixel_scale")
+    if guess is None and None not in (hints.get("ra"), hints.get("dec")) and scale:
+        guess, how = nominal_wcs(hints["ra"], hints["dec"], scale, shape), "north up at RA/Dec"
+    if guess is None:
+        return None, _empty(), {**EMPTY_INFO, "reason": "no header WCS, or RA/Dec and scale"}
+    ref = own_reference(sources, guess, c["min_snr"])
+    if len(ref) < c["min_matches"]:
+        return None, _empty(), {**EMPTY_INFO, "reason": f"{len(ref)} sources, too few"}
+    scale = pixel_scale_arcsec(guess)
+    info = {
+        **EMPTY_INFO,
+        "status": "ok",
+        "method": f"relative ({how})",
+        "n_match": len(ref),
+        "pixel_scale": scale,
+        "sip_degree": int(guess.sip.a_order) if guess.sip is not None else 0,
+    }
+    return guess, ref, info

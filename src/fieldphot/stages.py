@@ -127,7 +127,10 @@ def manifest(
 def reference_catalog(manifest_path, out, cfg: dict):
     """The run's reference catalog: the local file ``cfg["path"]`` standardized, or, when
     there is none, the stars of every pointing from VizieR through the catalog cache
-    (:func:`fieldphot.catalogs.field_reference`)."""
+    (:func:`fieldphot.catalogs.field_reference`). When no catalog can be had (offline and
+    nothing cached, or no catalog covers the field), an empty catalog with the reason: the
+    night runs on the stars of its own frames (instrumental and differential light curves,
+    no zeropoint)."""
     if cfg.get("path"):
         table = refcat.standardize(io.read_any_table(cfg["path"]), cfg["columns"])
         meta = {
@@ -140,20 +143,24 @@ def reference_catalog(manifest_path, out, cfg: dict):
         sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
         band = cfg.get("band") or _bands(sci["filter"])
         fields = refcat.fields(sci, cfg.get("radius_deg"))
-        table, meta = catalogs.field_reference(fields, cfg, band, cfg["cache_dir"])
+        try:
+            table, meta = catalogs.field_reference(fields, cfg, band, cfg["cache_dir"])
+        except catalogs.CatalogError as exc:
+            reason = (
+                f"{exc}; the night runs without a catalog (no zeropoints): set "
+                "reference_catalog.path to a local catalog file for calibrated magnitudes"
+            )
+            log.warning(reason)
+            table = refcat.empty()
+            meta = {"source": "none", "band": band, "magnitude_system": None, "reason": reason}
     log.info("reference catalog %s: %d stars", meta.get("source", meta.get("catalog")), len(table))
     io.write_table(out, table, {**meta, "config": cfg})
 
 
 def _bands(filters: pd.Series) -> str | list[str]:
-    """The reference band of each FILTER value: one band, or a list for several filters."""
-    found = {f: bands.from_filter(f) for f in filters.dropna().unique()}
-    if not found or None in found.values():
-        raise ValueError(
-            "cannot tell the reference band from the FILTER values "
-            f"{sorted(map(str, found))}; set reference_catalog.band"
-        )
-    names = sorted(set(found.values()))
+    """The reference band of each FILTER value (:func:`fieldphot.bands.reference_band`):
+    one band, or a list for several filters."""
+    names = sorted({bands.reference_band(f) for f in filters.dropna().unique()} or {"G"})
     return names[0] if len(names) == 1 else names
 
 
@@ -344,6 +351,21 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
     paths = (bias_path, dark_path, flat_path)
     errors = tuple(float(io.read_header(p).get("FP_NOISE", 0.0)) if p else 0.0 for p in paths)
     rn = float(row["read_noise"])
+    offset = 0.0
+    real_dark = dark_path and "/skydark_" not in str(dark_path)  # a raw dark holds the offset
+    if not bias_path and not real_dark and not row.get("biassec") and not row.get("amplifiers"):
+        # No bias, no overscan: the camera's offset would stay in the data and in the
+        # Poisson term of the errors (2-4 x too large on a real night).
+        offset, how = cal.pedestal(data, rn)
+        data -= np.float32(offset)
+        log.warning(
+            "%s: no bias frames and no overscan: an offset of %.1f e- estimated from the "
+            "sky (level %.1f e-, variance %.1f e-2) and subtracted",
+            raw_path,
+            offset,
+            how["level"],
+            how["variance"],
+        )
     # A band of rows at a time, masters read band by band and the electrons calibrated in
     # place: a frame costs its own float32 SCI and ERR and int32 MASK, however large.
     err, mask = np.empty(data.shape, np.float32), np.empty(data.shape, np.int32)
@@ -391,6 +413,7 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
     _frame_cards(header, meta)
     header["FP_STAT"] = "ok"
     header["FP_RAWGN"] = (float(row["gain"]), "raw gain e-/ADU (applied)")
+    header["FP_PED"] = (offset, "e- offset estimated from the sky")
     for key, value in io.provenance_cards(cfg, [raw_path, bias_path, dark_path, flat_path]):
         header[key] = value
     log.info(
@@ -483,7 +506,18 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
             "dec": header.get("FP_DEC"),
             "pixel_scale": header.get("FP_SCALE"),
         }
-        wcs, matched, info = sol.solve_frame(src, ref, shape, hints, **cfg)
+        anchor, anchor_meta = io.read_table(neighbour) if neighbour else (None, {})
+        relative = str(anchor_meta.get("astrometry", {}).get("method", "")).startswith("rel")
+        if len(ref) == 0 or relative:  # the catalog cannot help: no blind solve per frame
+            why = "no catalog stars" if len(ref) == 0 else "the pointing's first frame was not"
+            wcs, matched, info = None, None, {"tried": [f"catalog: {why}"]}
+        else:
+            wcs, matched, info = sol.solve_frame(src, ref, shape, hints, **cfg)
+        if wcs is None and cfg.get("relative", True):
+            wcs, matched, rel = sol.solve_relative(src, shape, hints, anchor, **cfg)
+            info = {**rel, "tried": info["tried"] + rel.get("tried", [])}
+            if wcs is None:
+                info["reason"] = "; ".join(info["tried"] + [f"relative: {rel['reason']}"])
     log.info(
         "%s: %s by %s %s, %d matches, rms %.3f px",
         meta["frame"].get("frame"),
@@ -591,7 +625,7 @@ def photometer(calibrated, astrometry, starlist_path, out, cfg: dict, targets=()
     _, meta = io.read_table(astrometry, columns=[])
     ref, ref_meta = io.read_table(starlist_path)
     ref, band = refcat.in_band(
-        ref, ref_meta, bands.from_filter(meta.get("frame", {}).get("filter"))
+        ref, ref_meta, bands.reference_band(meta.get("frame", {}).get("filter"))
     )
     meta.update(
         config={**cfg, "targets": list(targets)},
@@ -723,8 +757,43 @@ def calibrate_catalog(
     out["zp"], out["zp_err"], out["used_in_zp"] = fit["zp"], fit["zp_err"], used
     if fit["status"] != "ok":
         out["flags"] = (out["flags"] | int(Flag.NO_ZEROPOINT)).astype(np.int32)
-        fit["reason"] = f"{fit['n_used']} calibration stars (< {cfg.get('min_stars', 5)})"
+        fit["reason"] = zeropoint_failure(t, cfg, fit["n_used"])
     return out, fit
+
+
+def zeropoint_failure(t: pd.DataFrame, cfg: dict, n_used: int) -> str:
+    """Why a frame has too few calibration stars, by the cause a user can act on: no
+    catalog, catalog stars saturated, cleaned or masked, or too faint.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"mag_cat": [9.0, 9.5, np.nan], "snr": [900.0, 800, 50],
+    ...                   "flags": [int(Flag.SATURATED)] * 2 + [0]})
+    >>> zeropoint_failure(t, {}, 0)
+    '0 calibration stars (< 5): the 2 catalog stars measured are saturated (2)'
+    """
+    need = cfg.get("min_stars", 5)
+    head = f"{n_used} calibration stars (< {need})"
+    cat = np.isfinite(t["mag_cat"].to_numpy(float))
+    if not cat.any():
+        return f"{head}: no catalog star in the frame (no reference catalog for the field)"
+    flags = t["flags"].to_numpy()[cat]
+    causes = [
+        (name, int(any_set(flags, bit).sum()))
+        for name, bit in (
+            ("saturated", Flag.SATURATED | Flag.NONLINEAR),
+            ("hit by cosmic rays", Flag.COSMIC_RAY),
+            ("on bad pixels or masked", Flag.BAD_PIXEL | Flag.MASKED),
+            ("blended", Flag.BLENDED),
+            ("at the edge", Flag.EDGE),
+        )
+    ]
+    faint = int(((t["snr"].to_numpy(float)[cat] < cfg.get("min_snr", 20.0)) & (flags == 0)).sum())
+    causes.append((f"below S/N {cfg.get('min_snr', 20.0):g}", faint))
+    listed = ", ".join(f"{name} ({n})" for name, n in causes if n)
+    return (
+        f"{head}: the {int(cat.sum())} catalog stars measured are {listed or 'rejected by the fit'}"
+    )
 
 
 # ------------------------------------------------------------------------- all frames
@@ -921,7 +990,8 @@ def night_extinction(frame_table: pd.DataFrame) -> list[dict]:
 def failed_nights(results, excluded=()) -> list[str]:
     """Nights with science frames of which none gave a calibrated catalog."""
     m, _ = io.read_table(Path(results) / layout.path("manifest"))
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(list(excluded))]
+    excluded = mf.excluded_frames(excluded)
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)]
     failed = frame_status(results, excluded)
     n_failed = failed[failed["status"] != "bad"].groupby("night").size()
     n_sci = sci.groupby("night").size()
@@ -939,7 +1009,8 @@ def frame_status(results, excluded=()) -> pd.DataFrame:
         {"night": r.night, "frame": r.frame, "path": r.path, "status": "bad", "reason": r.reason}
         for r in m[m["status"] != "ok"].itertuples()
     ]
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(list(excluded))]
+    excluded = mf.excluded_frames(excluded)
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)]
     for r in sci.itertuples():
         cat = results / layout.path("catalogs", night=r.night, frame=r.frame)
         if not cat.exists():
@@ -1036,13 +1107,11 @@ def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[s
             "# Replace them with your camera's real values.\n"
             + yaml.safe_dump(doc, sort_keys=False),
         )
-    config = {
-        "raw_dir": str(Path(raw_dir).resolve()),
-        "instrument": profile_path,
-        "reference_catalog": {
-            "path": str(Path(catalog).resolve()) if catalog else "SET-ME: a catalog of the field",
+    config = {"raw_dir": str(Path(raw_dir).resolve()), "instrument": profile_path}
+    if catalog:  # else VizieR through the cache, or, offline, a night without a catalog
+        config["reference_catalog"] = {
+            "path": str(Path(catalog).resolve()),
             "columns": {"id": "id", "ra": "ra", "dec": "dec", "mag": "mag", "mag_err": "mag_err"},
-        },
-    }
+        }
     io.write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     return nightplan.inventory(m).to_string(index=False), problems

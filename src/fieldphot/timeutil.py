@@ -74,10 +74,9 @@ def bjd_tdb(mjd_utc, ra, dec, lat, lon, elev) -> np.ndarray:
     target = SkyCoord(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg)
     ltt = t.light_travel_time(target, kind="barycentric")
     out = (t.tdb + ltt).jd
-    if not known.all():
-        geo = Time(mjd[~known], format="mjd", scale="utc")
-        tg = geo.tdb + geo.light_travel_time(target[~known] if target.shape else target)
-        out[~known] = tg.jd
+    if not known.all():  # the geocentre's BJD: within 21 ms of any site's
+        ra_, dec_ = (np.broadcast_to(np.asarray(v, float), mjd.shape)[~known] for v in (ra, dec))
+        out[~known] = np.diagonal(bjd_tdb_of_stars(mjd[~known], ra_, dec_))
     return np.asarray(out, float)
 
 
@@ -154,3 +153,40 @@ def longitude_sign(mjd_mid, exptime, ra, dec, lat, lon, elev, airmass_hdr, lst_h
             f"{100 * rel[1]:.0f} % off east"
         )
     return 1, ""
+
+
+def barycentric_delay_days(mjd_utc, ra, dec) -> np.ndarray:
+    """Light-travel time (days) from the geocentre to the solar-system barycentre toward
+    each star (rows: ``ra``, ``dec`` in degrees) at each time (columns): the Roemer delay
+    that turns a geocentric TDB into BJD_TDB for that star (the observatory's own offset
+    from the geocentre adds at most 21 ms and is left out here).
+
+    Examples
+    --------
+    >>> d = barycentric_delay_days([60384.125], [150.0, 151.0], [20.0, 20.0])
+    >>> bool(abs(d[0, 0]) * 86400 < 500), round(float((d[1, 0] - d[0, 0]) * 86400), 1)
+    (True, 3.4)
+    """
+    from astropy.coordinates import get_body_barycentric
+
+    t = Time(np.atleast_1d(np.asarray(mjd_utc, float)), format="mjd", scale="utc").tdb
+    r = get_body_barycentric("earth", t).xyz.to(u.lightsecond).value / 86400.0  # (3, n)
+    ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
+    n = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=1)
+    return n @ r
+
+
+def bjd_tdb_of_stars(mjd_utc, ra, dec) -> np.ndarray:
+    """BJD_TDB (stars x times) of mid-exposure times for each star's own position.
+
+    >>> b = bjd_tdb_of_stars([60384.125], [150.0], [20.0])
+    >>> bool(abs(b[0, 0] - bjd_tdb([60384.125], [150.0], [20.0], [np.nan], [np.nan], [0])[0])
+    ...      * 86400 < 0.001)
+    True
+    """
+    return tdb_jd(mjd_utc)[None, :] + barycentric_delay_days(mjd_utc, ra, dec)
+
+
+def tdb_jd(mjd_utc) -> np.ndarray:
+    """Julian dates (TDB) of UTC MJDs, at the geocentre."""
+    return Time(np.atleast_1d(np.asarray(mjd_utc, float)), format="mjd", scale="utc").tdb.jd

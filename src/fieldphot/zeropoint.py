@@ -165,6 +165,9 @@ def apply_zeropoint(fit: dict, inst_mag, inst_err, color=None, uv=None, color_sp
     >>> mag, err = apply_zeropoint(fit, [-10.0], [0.01])
     >>> float(mag[0]), round(float(err[0]), 4)
     (15.0, 0.0105)
+    >>> # a catalog without colours: honest errors, not NaN
+    >>> apply_zeropoint(fit, [-10.0], [0.01], [np.nan], color_spread=np.nan)[1].round(4).tolist()
+    [0.0105]
     """
     inst_mag, inst_err = np.asarray(inst_mag, float), np.asarray(inst_err, float)
     n = len(inst_mag)
@@ -180,7 +183,8 @@ def apply_zeropoint(fit: dict, inst_mag, inst_err, color=None, uv=None, color_sp
     fixed = fit["color_term"] if fit["color_term_mode"] == "fixed" else 0.0
     mag = inst_mag + A @ p + fixed * c
     var = inst_err**2 + np.einsum("ij,jk,ik->i", A, cov, A)
-    var += np.where(missing, (np.nan_to_num(fit["color_term"]) * color_spread) ** 2, 0.0)
+    spread = np.nan_to_num(fit["color_term"]) * np.nan_to_num(color_spread)
+    var += np.where(missing, spread**2, 0.0)
     return mag, np.sqrt(var)
 
 

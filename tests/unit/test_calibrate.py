@@ -211,3 +211,38 @@ def test_cosmic_rays_cleaned_in_bands_as_in_one_piece():
     assert (whole_mask[hits] & Flag.COSMIC_RAY).mean() > 0.9
     for image, m in ((bands, bands_mask), (inplace, inplace_mask)):
         assert np.array_equal(image, whole) and np.array_equal(m, whole_mask)
+
+
+def test_offset_of_a_camera_without_bias_or_overscan_is_estimated(tmp_path):
+    """A night with no calibration frames from a camera without overscan (the 6-inch
+    transit night's): its 1,800 e- offset would stay in the data and make the errors
+    2-4 x the real scatter. It is estimated from the sky and removed: the error plane
+    matches the sky's true noise. (Without a flat, pixel-to-pixel response counts as
+    noise and lowers the offset found by its variance; the simulated camera has none.)"""
+    from fieldphot import io, runner, stages, synthetic
+
+    cfg = synthetic.SimConfig(
+        nx=256, ny=256, n_science=1, n_bias=0, n_dark=0, n_flat=0, seed=8, prnu=0.0
+    )
+    night = synthetic.simulate_night(tmp_path / "n", cfg)
+    raw = next(night.raw_dir.glob("*.fits"))
+    with fits.open(raw) as hdul:  # cut the prescan and overscan away, drop their cards
+        h = hdul[0].header.copy()
+        rows, cols = cal.parse_section(h["TRIMSEC"])
+        data = hdul[0].data[rows, cols].astype(np.uint16)
+    for key in ("TRIMSEC", "BIASSEC"):
+        del h[key]
+    for key in ("BZERO", "BSCALE"):
+        h.remove(key, ignore_missing=True)
+    fits.PrimaryHDU(data, h).writeto(raw, overwrite=True)
+    m = stages.manifest(runner.raw_files(night.raw_dir), tmp_path / "m.parquet", "", None, 0)
+    row = m.iloc[0].to_dict()
+    stages.calibrate(row["path"], row, "", "", "", tmp_path / "c.fits", {})
+    sci, err, mask, header = io.read_calibrated(tmp_path / "c.fits")
+    offset_e = cfg.bias_level * cfg.gain
+    assert header["FP_PED"] == pytest.approx(offset_e, rel=0.04)
+    true_sky = night.frames["sky_e"].iloc[0] + cfg.dark_current * cfg.exptime
+    noise = np.sqrt(true_sky + cfg.read_noise**2)
+    assert np.median(err[mask == 0]) / noise == pytest.approx(
+        1.0, abs=0.05
+    )  # 1.8 with the offset left in

@@ -155,12 +155,17 @@ def test_targets_get_a_time_series_a_plot_and_an_aavso_report(processed):
 
 
 def test_every_point_carries_bjd_tdb_and_utc(processed):
-    lc = processed.catalogs()
-    per_frame = lc.groupby("frame")[["bjd_tdb", "mjd_utc_mid"]].first()
+    frames, _ = io.read_table(processed.results / "lightcurves" / "frames.parquet")
+    per_frame = frames.set_index("frame")[["bjd_tdb", "mjd_utc_mid"]]
     truth = processed.truth_frames.loc[per_frame.index]
     # Same frame-centre BJD as the simulator's (computed independently from its own clock).
     assert np.max(np.abs(per_frame["bjd_tdb"] - truth["bjd_tdb"])) * 86400 < 0.01
     assert np.max(np.abs(per_frame["mjd_utc_mid"] - truth["mjd_utc_mid"])) * 86400 < 0.01
+    # Every point carries its frame's UTC and a BJD (its star's own: test below).
+    lc = processed.catalogs()
+    assert lc["bjd_tdb"].notna().all()
+    utc = lc.groupby("frame")["mjd_utc_mid"].first()
+    assert np.allclose(utc, truth.loc[utc.index, "mjd_utc_mid"], atol=0.01 / 86400)
 
 
 def test_extinction_is_fitted_from_the_nights_zeropoints(processed):
@@ -171,3 +176,36 @@ def test_extinction_is_fitted_from_the_nights_zeropoints(processed):
         processed.params["sim"]["extinction"], abs=max(3 * fit["k_err"], 0.01)
     )
     assert fit["k_err"] < 0.05
+
+
+def test_each_star_has_its_own_bjd(processed):
+    """BJD_TDB of every point is the star's own (astropy's light-travel time at its
+    position and the site), not the pointing's: 6.6 s per degree across a field."""
+    from fieldphot import timeutil
+
+    lc = validation.light_curves(processed.results, ["id", "ra", "dec", "mjd_utc_mid", "bjd_tdb"])
+    m, _ = io.read_table(processed.results / "manifest.parquet")
+    site = m[m["kind"] == "science"].iloc[0]
+    far = lc.loc[(lc["ra"] - lc["ra"].median()).abs().idxmax(), "id"]
+    pts = lc[lc["id"] == far].iloc[::10]
+    truth = timeutil.bjd_tdb(
+        pts["mjd_utc_mid"],
+        pts["ra"],
+        pts["dec"],
+        site["site_lat"],
+        site["site_lon"],
+        site["site_elev"],
+    )
+    assert np.abs(pts["bjd_tdb"].to_numpy() - truth).max() * 86400 < 0.005
+
+
+def test_a_target_is_never_its_own_comparison(processed):
+    """The unit night's targets are also catalog stars: those rows are no comparison."""
+    lc = validation.light_curves(processed.results, ["id", "target", "ra", "dec", "comparison"])
+    stars = lc.drop_duplicates("id")
+    targets = stars[stars["target"].astype(str) != ""]
+    assert len(targets) == 2
+    for t in targets.itertuples():
+        d = np.hypot((stars["ra"] - t.ra) * np.cos(np.radians(t.dec)), stars["dec"] - t.dec)
+        twins = stars[(d * 3600 < 1.0) & (stars["target"].astype(str) == "")]
+        assert len(twins) == 1 and not twins["comparison"].any()

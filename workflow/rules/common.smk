@@ -112,7 +112,7 @@ def science_frames():
 
 
 def _science(m):
-    excluded = set(config.get("exclude_frames", []))
+    excluded = mf.excluded_frames(config.get("exclude_frames", []))
     sel = (m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)
     return m[sel]
 
