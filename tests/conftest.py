@@ -54,6 +54,33 @@ def processed(tmp_path_factory) -> Processed:
     return Processed(night, root / "results")
 
 
+def offline_vizier(monkeypatch) -> list:
+    """VizieR's name does not resolve (no network), as on these machines; returns the
+    list the attempts are counted in."""
+    import requests
+    from astroquery.vizier import VizierClass
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        raise requests.ConnectionError(
+            "HTTPSConnectionPool: Max retries exceeded (Caused by NameResolutionError("
+            "\"Failed to resolve 'vizier.cds.unistra.fr' ([Errno -2] Name or service not known)\"))"
+        )
+
+    monkeypatch.setattr(VizierClass, "query_region_async", refuse)
+    return calls
+
+
+@pytest.fixture(scope="session")
+def mit_dir() -> Path:
+    d = SHARED_DATA / "mit-wallace-c14"
+    if not d.is_dir():
+        pytest.skip(f"real data not present at {d} (it is in CI, beside the checkout)")
+    return d
+
+
 @pytest.fixture(scope="session")
 def lowell_dir() -> Path:
     d = SHARED_DATA / "lowell42-vr"

@@ -18,7 +18,8 @@ def test_ruff_clean():
 
 def test_snakemake_lint_clean(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(f"raw_dir: {tmp_path}\nreference_catalog: {{path: {tmp_path}/cat.csv}}\n")
+    (tmp_path / "raw").mkdir()
+    config.write_text(f"raw_dir: {tmp_path}/raw\nreference_catalog: {{path: {tmp_path}/cat.csv}}\n")
     (tmp_path / "cat.csv").write_text("ra,dec,mag\n")
     cmd = snakemake_command(config, tmp_path, 1, "--lint")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

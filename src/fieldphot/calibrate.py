@@ -105,6 +105,124 @@ def raw_problem(raw: np.ndarray, saturate: float | None, max_fraction: float = 0
     return ""
 
 
+def local_peaks(raw: np.ndarray, nsigma: float = 20.0, box: int = 5) -> np.ndarray:
+    """Values of the local maxima (in ``box`` x ``box``) standing ``nsigma`` robust
+    sigmas above the image's median: the peaks of its bright sources, in raw ADU."""
+    from scipy.ndimage import maximum_filter
+
+    d = np.asarray(raw, np.float32)
+    s = sample(d, 1e6)
+    med = float(np.nanmedian(s))
+    mad = 1.4826 * float(np.nanmedian(np.abs(s - med)))
+    return d[(d == maximum_filter(d, box)) & (d > med + nsigma * max(mad, 1e-6))]
+
+
+def saturation_level(peaks, bin_dex: float = 0.01, min_count: int = 5) -> float | None:
+    """The level (ADU) where the peaks of bright sources pile up: what saturation (full
+    well or converter) does, which brightness alone never does (peaks thin out toward the
+    top). None when there is no pile-up (no saturated star).
+
+    The peaks are counted in bins of ``bin_dex`` in log10; the pile-up is the highest bin
+    holding at least ``min_count`` peaks and four times the mean of the six bins below
+    its neighbour; it extends down while bins hold a quarter of its count. Its lower edge
+    is the level.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> stars = 1000 * rng.pareto(0.8, 3000) + 2000   # a power law of star peaks
+    >>> peaks = np.concatenate([stars[stars < 61000], rng.uniform(61800, 63500, 60)])
+    >>> round(saturation_level(peaks), -2)
+    61800.0
+    >>> saturation_level(stars[stars < 61000]) is None
+    True
+    """
+    p = np.asarray(peaks, float)
+    p = np.log10(p[np.isfinite(p) & (p > 0)])
+    if len(p) < min_count:
+        return None
+    edges = np.arange(p.min(), p.max() + 2 * bin_dex, bin_dex)
+    counts, edges = np.histogram(p, edges)
+    for b in range(len(counts) - 1, 7, -1):
+        top = counts[b] + counts[b - 1]
+        below = counts[b - 8 : b - 2].mean()
+        if counts[b] >= min_count and top >= 4 * below + min_count:
+            lo = b
+            while lo > 0 and counts[lo - 1] >= max(2, counts[b] // 4):
+                lo -= 1
+            return float(10 ** edges[lo])
+    return None
+
+
+def pair_noise(
+    a: np.ndarray, b: np.ndarray, offset: float = 0.0, box: int = 1024
+) -> tuple[float, float]:
+    """Mean level and per-frame variance of two exposures of the same scene (raw ADU),
+    from the central ``box`` x ``box`` pixels: the variance is that of their difference,
+    the second scaled to the first's level above ``offset`` (the bias level, when known),
+    over two (the scene, the flat field and fixed patterns cancel; the MAD ignores stars
+    that moved or changed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(3)
+    >>> level, var = pair_noise(rng.normal(500, 10, (300, 300)), rng.normal(500, 10, (300, 300)))
+    >>> round(level), round(var, -1)
+    (500, 100.0)
+    """
+    ny, nx = a.shape
+    y0, x0 = max((ny - box) // 2, 0), max((nx - box) // 2, 0)
+    sl = (slice(y0, y0 + box), slice(x0, x0 + box))
+    a, b = np.asarray(a[sl], float), np.asarray(b[sl], float)
+    from scipy.ndimage import binary_dilation
+
+    ma, mb = float(np.median(a)), float(np.median(b))
+    r = (ma - offset) / (mb - offset) if mb > offset else 1.0  # twilight flats fade
+    d = a - offset - r * (b - offset)
+    # Stars that moved or changed between the frames: left out with their wings.
+    bright = np.zeros(a.shape, bool)
+    for x, m in ((a, ma), (b, mb)):
+        bright |= x > m + 4 * 1.4826 * np.median(np.abs(x - m))
+    d = d[~binary_dilation(bright, iterations=3)] if (~bright).sum() > 0.5 * a.size else d.ravel()
+    mad = float(np.median(np.abs(d - np.median(d))))
+    return (ma + mb) / 2, (1.4826 * mad) ** 2 / (1 + r**2)
+
+
+def gain_from_pairs(levels, variances, bias_level=None, read_var=None) -> tuple[float, float]:
+    """Gain (e-/ADU) and its error from pairs of exposures (:func:`pair_noise`): the
+    photon-transfer relation variance = (level - bias) / gain + read variance. With the
+    bias level and read variance (ADU) known from bias frames each pair gives the gain;
+    without, the slope over pairs of different levels does (NaN when the levels span too
+    little, under 30 %).
+
+    Examples
+    --------
+    >>> gain_from_pairs([1100.0, 2100.0], [52.0, 102.0], bias_level=100.0, read_var=2.0)
+    (20.0, 0.0)
+    >>> g, e = gain_from_pairs([1000.0, 2000.0, 3000.0], [52.0, 102.0, 152.0])
+    >>> round(g, 3)
+    20.0
+    """
+    lv, vr = np.asarray(levels, float), np.asarray(variances, float)
+    if bias_level is not None and read_var is not None:
+        g = (lv - bias_level) / (vr - read_var)
+        g = g[np.isfinite(g) & (g > 0)]
+        if len(g) == 0:
+            return float("nan"), float("nan")
+        err = 1.2533 * np.std(g) / np.sqrt(len(g)) if len(g) > 1 else float("nan")
+        return float(np.median(g)), float(err)
+    if len(lv) < 3 or np.ptp(lv) < 0.3 * np.mean(lv):
+        return float("nan"), float("nan")
+    coef = np.polyfit(lv, vr, 1)
+    if coef[0] <= 0:
+        return float("nan"), float("nan")
+    resid = vr - np.polyval(coef, lv)
+    slope_err = np.sqrt(resid @ resid / (len(lv) - 2) / np.sum((lv - lv.mean()) ** 2))
+    return float(1.0 / coef[0]), float(slope_err / coef[0] ** 2)
+
+
 def parse_detsec(section: str) -> tuple[slice, slice, bool, bool]:
     """A DETSEC (1-based, either axis may run backwards) as (rows, cols, flip_y, flip_x).
 

@@ -35,6 +35,7 @@ class Flag(IntFlag):
     NO_ZEROPOINT = 1024  #: the frame has no photometric zeropoint
     MASKED = 2048  #: masked pixels inside the aperture
     NO_DATA = 4096  #: no measurement of this star on this frame (outside it, or the frame failed)
+    POOR_FRAME = 8192  #: the frame's ensemble scatter is far above its night's (clouds, bright sky)
 
 
 def describe(value: int) -> str:

@@ -151,13 +151,13 @@ def near_targets(stars: pd.DataFrame, radius_arcsec: float = 5.0) -> np.ndarray:
 
 
 def differential(grid: Grid, cfg: dict) -> dict:
-    """Ensemble differential photometry and optional detrending of one night, filter by
-    filter (:func:`fieldphot.ensemble.fit`, :mod:`fieldphot.detrend`).
+    """Ensemble differential photometry and optional detrending of one night, field by
+    field and filter by filter (:func:`fieldphot.ensemble.fit`, :mod:`fieldphot.detrend`).
 
     Returns matrices ``mag_ens``, ``mag_ens_err`` (on the calibrated scale: each star's
     ensemble light curve shifted to its median calibrated magnitude), ``mag_detrended``
     (with detrending configured), and per star ``comparison`` and per frame
-    ``ensemble_rms``, ``ensemble_n``.
+    ``ensemble_rms``, ``ensemble_n`` and ``poor`` (:func:`poor_frames`).
     """
     n_star, n_frame = grid.flags.shape
     res = {
@@ -166,6 +166,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
         "comparison": np.zeros(n_star, bool),
         "ensemble_rms": np.full(n_frame, np.nan),
         "ensemble_n": np.zeros(n_frame, int),
+        "poor": np.zeros(n_frame, bool),
     }
     det = cfg.get("detrend", {})
     detrending = bool(det.get("epd")) or det.get("tfa_templates", 0) > 0
@@ -182,7 +183,10 @@ def differential(grid: Grid, cfg: dict) -> dict:
         & (np.nan_to_num(snr) >= cfg.get("comparison_min_snr", 20.0))
     )
     shield = protected(grid, det.get("protect"))
-    for _, cols in grid.frames.groupby("filter", sort=False, dropna=False).indices.items():
+    # One ensemble per filter and field (pointing): a night that moved to another field
+    # has other stars there, and coverage is judged within each.
+    by = ["filter", "field"] if "field" in grid.frames else ["filter"]
+    for _, cols in grid.frames.groupby(by, sort=False, dropna=False).indices.items():
         cols = np.sort(cols)
         fit = ensemble.fit(
             grid.point["mag_inst"][:, cols],
@@ -203,6 +207,9 @@ def differential(grid: Grid, cfg: dict) -> dict:
         res["mag_ens_err"][:, cols] = fit["err"]
         res["comparison"] |= fit["comparison"]
         res["ensemble_rms"][cols], res["ensemble_n"][cols] = fit["rms"], fit["n_used"]
+        res["poor"][cols] = poor_frames(
+            fit["rms"], fit["n_used"], cfg.get("poor_frame_factor", 3.0)
+        )
         if detrending:
             res["mag_detrended"][:, cols] = _detrend(
                 grid,
@@ -214,6 +221,24 @@ def differential(grid: Grid, cfg: dict) -> dict:
                 det,
             )
     return res
+
+
+def poor_frames(rms, n_used, factor: float = 3.0) -> np.ndarray:
+    """Frames whose ensemble fit scatters ``factor`` times the median frame's, or that
+    kept under half the median number of comparison stars: clouds, twilight, a bright
+    moon. Their points are flagged ``POOR_FRAME`` (kept, but out of the statistics).
+
+    Examples
+    --------
+    >>> poor_frames(np.array([0.01, 0.012, 0.011, 0.05]), np.array([40, 41, 39, 40])).tolist()
+    [False, False, False, True]
+    """
+    rms, n_used = np.asarray(rms, float), np.asarray(n_used, float)
+    fitted = np.isfinite(rms) & (n_used > 0)
+    if fitted.sum() < 3:
+        return np.zeros(len(rms), bool)
+    med_rms, med_n = np.median(rms[fitted]), np.median(n_used[fitted])
+    return fitted & ((rms > factor * med_rms) | (n_used < 0.5 * med_n))
 
 
 def _detrend(grid, cols, mag, usable, shield, quiet, det) -> np.ndarray:
@@ -284,7 +309,8 @@ def long_chunks(grid: Grid, diff: dict, chunk: int = 1000):
             df[c] = grid.point[c][rows].ravel()
         for c in point_cols:
             df[c] = diff[c][rows].ravel()
-        df["flags"] = grid.flags[rows].ravel()
+        poor = np.where(diff["poor"], int(Flag.POOR_FRAME), 0).astype(np.int32)
+        df["flags"] = (grid.flags[rows] | poor[None, :]).ravel()
         df["detected"] = grid.detected[rows].ravel()
         for c in ("ra", "dec", "mag_cat", "color"):
             df[c] = grid.star[c].to_numpy(float)[rep]

@@ -174,6 +174,7 @@ _COLUMNS = {
     "airmass": np.nan,
     "lst": np.nan,
     "gain": np.nan,
+    "gain_err": np.nan,
     "read_noise": np.nan,
     "saturate": np.nan,
     "ra": np.nan,

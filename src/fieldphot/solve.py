@@ -464,6 +464,28 @@ def solve_frame(
     return None, _empty(), info
 
 
+def footprint_wcs(shape: tuple[int, int], hints: dict, pixel_scale=None) -> WCS | None:
+    """The best prior guess of where a frame looks: its header WCS, else a north-up one
+    at the header's RA/Dec and pixel scale, else None."""
+    if hints.get("wcs") is not None:
+        return hints["wcs"]
+    scale = pixel_scale or hints.get("pixel_scale")
+    if None not in (hints.get("ra"), hints.get("dec")) and scale:
+        return nominal_wcs(hints["ra"], hints["dec"], scale, shape)
+    return None
+
+
+def stars_in_field(ref: pd.DataFrame, shape: tuple[int, int], hints: dict, pixel_scale=None):
+    """How many reference stars fall on the frame by its prior footprint
+    (:func:`footprint_wcs`); None when nothing tells where it looks."""
+    w = footprint_wcs(shape, hints, pixel_scale)
+    if w is None or len(ref) == 0:
+        return None if w is None else 0
+    x, y = w.wcs_world2pix(ref["ra"].to_numpy(float), ref["dec"].to_numpy(float), 0)
+    ny, nx = shape
+    return int(np.sum((x >= 0) & (x < nx) & (y >= 0) & (y < ny)))
+
+
 def own_reference(sources: pd.DataFrame, wcs: WCS, min_snr: float = 10.0) -> pd.DataFrame:
     """A frame's own detections as reference stars (:data:`MATCH_COLUMNS`, ``mag`` the
     instrumental magnitude): what the other frames of a pointing the catalog cannot solve
@@ -525,13 +547,16 @@ def solve_relative(
         wcs, matched, info = solve_frame(
             sources, anchor, shape, hints, **{**c, "methods": ["neighbour", "header", "hint"]}
         )
-        if wcs is not None:
+        # The same field shows the first frame's brightest stars: chance matches of noise
+        # (a clouded-out frame) do not.
+        bright = anchor.nsmallest(min(30, max(len(anchor) // 2, c["min_matches"])), "mag")
+        seen = float(np.isin(bright["id"], matched["id"]).mean()) if len(matched) else 0.0
+        if wcs is not None and seen >= 0.5:
             return wcs, matched, {**info, "method": f"relative ({info['method']})"}
-        return None, matched, {**info, "reason": f"not even against its pointing: {info['reason']}"}
-    guess, how = hints.get("wcs"), "header WCS"
-    scale = c["pixel_scale"] or hints.get("pixel_scale")
-    if guess is None and None not in (hints.get("ra"), hints.get("dec")) and scale:
-        guess, how = nominal_wcs(hints["ra"], hints["dec"], scale, shape), "north up at RA/Dec"
+        why = info["reason"] if wcs is None else f"{100 * seen:.0f} % of its brightest stars seen"
+        return None, _empty(), {**EMPTY_INFO, "reason": f"not matched to its pointing: {why}"}
+    guess = footprint_wcs(shape, hints, c["pixel_scale"])
+    how = "header WCS" if hints.get("wcs") is not None else "north up at RA/Dec"
     if guess is None:
         return None, _empty(), {**EMPTY_INFO, "reason": "no header WCS, or RA/Dec and scale"}
     ref = own_reference(sources, guess, c["min_snr"])

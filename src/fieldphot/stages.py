@@ -113,6 +113,7 @@ def manifest(
         except io.FrameError as exc:
             items.append((str(p), exc))
     df = mf.build_manifest(items, load_profile(profile_path), observatory, sky_dark_min_frames)
+    measure_camera(df)
     for reason in df.loc[df["status"] != "ok", "reason"]:
         log.warning(reason)
     for note in df.attrs.get("notes", []):
@@ -122,6 +123,111 @@ def manifest(
     meta = {"profile": profile_path or "generic", "observatory": observatory}
     io.write_table(out, df, {**meta, "notes": df.attrs.get("notes", [])})
     return df
+
+
+def measure_camera(df: pd.DataFrame, n_pairs: int = 4) -> None:
+    """Where the headers give no saturation level or gain (``guessed``), measure them
+    from the frames of each binning and readout, and say so in a note (the manifest is
+    updated in place; what cannot be measured keeps the profile's default):
+
+    - saturation: the pile-up of star peaks on ``2 * n_pairs`` science frames
+      (:func:`fieldphot.calibrate.saturation_level`);
+    - gain (and its error, column ``gain_err``): photon transfer on pairs of consecutive
+      flats, or science frames when there are no flats
+      (:func:`fieldphot.calibrate.gain_from_pairs`), the bias level and read noise from
+      two bias frames when there are.
+    """
+    guessed = df["guessed"].fillna("")
+    todo = guessed.str.contains("saturate|gain") & (df["status"] == "ok")
+    for binning, readout in (
+        df.loc[todo, ["binning", "readout"]].drop_duplicates().itertuples(index=False)
+    ):
+        group = (df["binning"] == binning) & (df["readout"] == readout) & (df["status"] == "ok")
+        wants = set(",".join(guessed[group & todo]).split(","))
+        sci = df[group & (df["kind"] == "science")].sort_values("mjd_utc_mid")
+        pairs = _consecutive_pairs(sci, n_pairs)
+        flats = df[group & (df["kind"] == "flat")].sort_values("mjd_utc_mid")
+        flat_pairs = _consecutive_pairs(flats, n_pairs)  # uniform and bright: the better
+        trim = dict(zip(df["path"], df["trimsec"], strict=True))
+        images = {p: _single_image(p, trim[p]) for pair in pairs + flat_pairs for p in pair}
+        found = {}
+        if "saturate" in wants:
+            peaks = [cal.local_peaks(images[p]) for p in sci["path"] if images.get(p) is not None]
+            found["saturate"] = cal.saturation_level(np.concatenate(peaks)) if peaks else None
+        if "gain" in wants:
+            bias = [
+                _single_image(p, trim[p]) for p in df[group & (df["kind"] == "bias")]["path"][:2]
+            ]
+            found["gain"], err, how = _measure_gain(flat_pairs or pairs, images, bias)
+        for q, value in found.items():
+            if value is None or not np.isfinite(value):
+                continue
+            where = group & guessed.str.contains(q)
+            df.loc[where, q] = value
+            df.loc[where, "guessed"] = [
+                ",".join(x for x in str(v).split(",") if x != q) for v in df.loc[where, "guessed"]
+            ]
+            text = (
+                f"{value:.0f} ADU from the pile-up of star peaks"
+                if q == "saturate"
+                else f"{value:.3f} +- {err:.3f} e-/ADU by photon transfer ({how})"
+            )
+            if q == "gain":
+                df.loc[where, "gain_err"] = err
+            df.attrs.setdefault("notes", []).append(
+                f"no {'saturation level' if q == 'saturate' else 'gain'} in the headers "
+                f"({binning}, {readout}): measured {text}"
+            )
+
+
+def _consecutive_pairs(rows: pd.DataFrame, n: int) -> list[tuple[str, str]]:
+    """Up to ``n`` pairs of frames taken one after the other (same filter and exposure),
+    spread over ``rows`` (in time order)."""
+    paths = rows["path"].tolist()
+    same = [
+        i
+        for i in range(len(rows) - 1)
+        if rows["filter"].iloc[i] == rows["filter"].iloc[i + 1]
+        and rows["exptime"].iloc[i] == rows["exptime"].iloc[i + 1]
+    ]
+    pick = (
+        [same[k] for k in np.unique(np.linspace(0, len(same) - 1, min(n, len(same))).astype(int))]
+        if same
+        else []
+    )
+    return [(paths[i], paths[i + 1]) for i in pick]
+
+
+def _single_image(path, trimsec=None):
+    """A raw frame's one image (ADU; its TRIMSEC when given), or None for an unreadable
+    or multi-amplifier file."""
+    try:
+        amps, _ = io.read_amplifiers(path)
+    except io.FrameError:
+        return None
+    if len(amps) != 1:
+        return None
+    return amps[0][0][cal.parse_section(trimsec)] if trimsec else amps[0][0]
+
+
+def _measure_gain(pairs, images: dict, biases: list) -> tuple[float, float, str]:
+    """Gain and error from frame pairs; the bias level and read noise from two bias frames
+    (images) when there are, else from the spread of the pairs' levels."""
+    known = len(biases) == 2 and all(b is not None for b in biases)
+    level, read_var = cal.pair_noise(*biases) if known else (0.0, None)
+    stats = [
+        cal.pair_noise(images[a], images[b], level)
+        for a, b in pairs
+        if images[a] is not None and images[b] is not None
+    ]
+    if not stats:
+        return float("nan"), float("nan"), ""
+    levels, variances = (np.array(v) for v in zip(*stats, strict=True))
+    if known:
+        g, err = cal.gain_from_pairs(levels, variances, level, read_var)
+        return g, err, f"{len(stats)} frame pairs, bias from 2 bias frames"
+    g, err = cal.gain_from_pairs(levels, variances)
+    return g, err, f"{len(stats)} frame pairs of different levels, no bias frames"
 
 
 def reference_catalog(manifest_path, out, cfg: dict):
@@ -351,18 +457,25 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
     paths = (bias_path, dark_path, flat_path)
     errors = tuple(float(io.read_header(p).get("FP_NOISE", 0.0)) if p else 0.0 for p in paths)
     rn = float(row["read_noise"])
-    offset = 0.0
+    if "read_noise" in str(row.get("guessed") or "") and bias_path:
+        # Not in the headers: a bias frame's noise is the read noise (the master's
+        # per-pixel error times the square root of the frames combined).
+        n = int(io.read_header(bias_path).get("NCOMBINE", 0))
+        if n >= 2 and errors[0] > 0:
+            rn = errors[0] * math.sqrt(n)
+            log.info("%s: read noise %.2f e- measured from %d bias frames", raw_path, rn, n)
+    pedestal = 0.0
     real_dark = dark_path and "/skydark_" not in str(dark_path)  # a raw dark holds the offset
     if not bias_path and not real_dark and not row.get("biassec") and not row.get("amplifiers"):
         # No bias, no overscan: the camera's offset would stay in the data and in the
         # Poisson term of the errors (2-4 x too large on a real night).
-        offset, how = cal.pedestal(data, rn)
-        data -= np.float32(offset)
+        pedestal, how = cal.pedestal(data, rn)
+        data -= np.float32(pedestal)
         log.warning(
             "%s: no bias frames and no overscan: an offset of %.1f e- estimated from the "
             "sky (level %.1f e-, variance %.1f e-2) and subtracted",
             raw_path,
-            offset,
+            pedestal,
             how["level"],
             how["variance"],
         )
@@ -409,11 +522,12 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         "saturation_e": sat_e,
         "cal_flags": cal_flags,
         "gain": 1.0,
+        "read_noise": rn,
     }
     _frame_cards(header, meta)
     header["FP_STAT"] = "ok"
     header["FP_RAWGN"] = (float(row["gain"]), "raw gain e-/ADU (applied)")
-    header["FP_PED"] = (offset, "e- offset estimated from the sky")
+    header["FP_PED"] = (pedestal, "e- offset estimated from the sky")
     for key, value in io.provenance_cards(cfg, [raw_path, bias_path, dark_path, flat_path]):
         header[key] = value
     log.info(
@@ -510,14 +624,30 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
         relative = str(anchor_meta.get("astrometry", {}).get("method", "")).startswith("rel")
         if len(ref) == 0 or relative:  # the catalog cannot help: no blind solve per frame
             why = "no catalog stars" if len(ref) == 0 else "the pointing's first frame was not"
-            wcs, matched, info = None, None, {"tried": [f"catalog: {why}"]}
+            wcs, matched = None, pd.DataFrame({k: [] for k in sol.MATCH_COLUMNS})
+            info = {**sol.EMPTY_INFO, "reason": f"catalog: {why}", "tried": [f"catalog: {why}"]}
         else:
-            wcs, matched, info = sol.solve_frame(src, ref, shape, hints, **cfg)
-        if wcs is None and cfg.get("relative", True):
+            # A pointing whose first frame found no blind solution is not solved blind
+            # again on every frame (25 s each on a real night).
+            failed = anchor_meta.get("astrometry", {})
+            blind_failed = failed.get("status") != "ok" and any(
+                str(t).startswith("blind") for t in failed.get("tried", [])
+            )
+            methods = cfg.get("methods", sol.DEFAULTS["methods"])
+            if blind_failed:
+                methods = [m for m in methods if m != "blind"]
+            wcs, matched, info = sol.solve_frame(
+                src, ref, shape, hints, **{**cfg, "methods": methods}
+            )
+        on_frame = sol.stars_in_field(ref, shape, hints, cfg.get("pixel_scale"))
+        hopeless = not on_frame or on_frame < 2 * cfg.get("min_matches", 6)
+        if wcs is None and cfg.get("relative", True) and (hopeless or relative):
             wcs, matched, rel = sol.solve_relative(src, shape, hints, anchor, **cfg)
             info = {**rel, "tried": info["tried"] + rel.get("tried", [])}
             if wcs is None:
                 info["reason"] = "; ".join(info["tried"] + [f"relative: {rel['reason']}"])
+        elif wcs is None and on_frame:  # the catalog covers the frame, yet did not match
+            info["reason"] += f"; {on_frame} catalog stars on the frame, none matched"
     log.info(
         "%s: %s by %s %s, %d matches, rms %.3f px",
         meta["frame"].get("frame"),
@@ -630,6 +760,7 @@ def photometer(calibrated, astrometry, starlist_path, out, cfg: dict, targets=()
     meta.update(
         config={**cfg, "targets": list(targets)},
         inputs=[str(p) for p in (calibrated, astrometry, starlist_path, sources) if p],
+        field=f"{Path(starlist_path).parent.name}/{Path(starlist_path).stem}",
         magnitude_system=band["magnitude_system"],
         band=band["band"],
     )
@@ -685,8 +816,10 @@ def zeropoint(photometry, out, cfg: dict):
         info.update(status=meta.get("status"), reason=meta.get("reason", ""))
     ph = meta.get("photometry", {})
     ok = info["status"] == "ok"
-    info["maglim"] = ph.get("maglim_inst", np.nan) + info["zp"] if ok else np.nan
-    info["maglim_analytic"] = ph.get("maglim_inst_analytic", np.nan) + info["zp"] if ok else np.nan
+    # NaN statistics (no blank sky to measure) come back from the metadata as None.
+    for key in ("maglim", "maglim_analytic"):
+        inst = ph.get(f"{key.replace('maglim', 'maglim_inst')}")
+        info[key] = float(inst) + info["zp"] if ok and inst is not None else np.nan
     k, airmass = cfg.get("extinction"), fr.get("airmass")
     info["zp_airmass0"] = info["zp"] + k * airmass if None not in (k, airmass) and ok else np.nan
     log.info(
@@ -804,6 +937,7 @@ def _frame_row(meta: dict) -> dict:
         **meta.get("frame", {}),
         "status": meta.get("status"),
         "reason": meta.get("reason", ""),
+        "field": meta.get("field", ""),
         "zp": zp.get("zp"),
         "zp_err": zp.get("zp_err"),
         "n_zp_stars": zp.get("n_used"),
@@ -841,6 +975,7 @@ def night_light_curves(catalogs, out, cfg: dict) -> None:
     diff = lightcurves.differential(grid, cfg)
     rms = diff["ensemble_rms"]
     frames["ensemble_rms"], frames["ensemble_n"] = rms, diff["ensemble_n"]
+    frames["poor"] = diff["poor"]
     stars = grid.star.assign(id=grid.ids.to_numpy(), comparison=diff["comparison"])
     meta = {
         "frames": frames.drop(columns=["catalog", "measured"]).to_dict("records"),

@@ -246,3 +246,28 @@ def test_offset_of_a_camera_without_bias_or_overscan_is_estimated(tmp_path):
     assert np.median(err[mask == 0]) / noise == pytest.approx(
         1.0, abs=0.05
     )  # 1.8 with the offset left in
+
+
+@pytest.mark.parametrize("n_flat", [4, 0], ids=["flat-pairs", "science-pairs"])
+def test_gain_and_saturation_measured_when_the_headers_lack_them(tmp_path, n_flat):
+    """A camera that writes no GAIN and no SATURATE: photon transfer on consecutive
+    frame pairs gives the gain (true 1.8 e-/ADU) with its error, the pile-up of star
+    peaks the level where the simulated converter clips them (65535 ADU)."""
+    from fieldphot import runner, stages, synthetic
+
+    cfg = synthetic.SimConfig(
+        nx=256, ny=256, n_science=8, n_bias=3, n_dark=2, n_flat=n_flat, seed=4
+    )
+    night = synthetic.simulate_night(tmp_path / "n", cfg)
+    for p in night.raw_dir.glob("*.fits"):
+        with fits.open(p, mode="update") as hdul:
+            for hdu in hdul:
+                for key in ("GAIN", "SATURATE"):
+                    hdu.header.remove(key, ignore_missing=True)
+    m = stages.manifest(runner.raw_files(night.raw_dir), tmp_path / "m.parquet")
+    assert not "".join(m["guessed"])  # both measured: nothing left to the profile's defaults
+    assert m["gain"].iloc[0] == pytest.approx(cfg.gain, rel=0.03 if n_flat else 0.05)
+    assert 0 < m["gain_err"].iloc[0] < 0.1
+    assert 63000 < m["saturate"].iloc[0] <= 65535
+    notes = " ".join(m.attrs["notes"])
+    assert "photon transfer" in notes and "pile-up" in notes

@@ -23,7 +23,7 @@ def test_frame_without_wcs_flows_through_as_data(tmp_path):
         del header[key]
     fits.PrimaryHDU(data, header).writeto(victim, overwrite=True)
     cfg = yaml.safe_load(night.config.read_text())
-    cfg["solve"] = {"methods": ["header"]}  # the other methods would solve it (test_solving)
+    cfg["solve"] = {"methods": ["header"], "relative": False}  # the others would solve it
     runner.run_night(cfg, tmp_path / "results")
     frame = victim.name.removesuffix(".fits")
     metas = {p: io.read_table(p)[1] for p in (tmp_path / "results").rglob(f"*/{frame}.parquet")}
@@ -94,7 +94,7 @@ def test_a_night_whose_frames_all_failed_does_not_stop_the_others(tmp_path, caps
     )
     shutil.copytree(bad.raw_dir, good.raw_dir / "second")
     cfg = yaml.safe_load(good.config.read_text())
-    cfg["solve"] = {"methods": ["header"]}
+    cfg["solve"] = {"methods": ["header"], "relative": False}
     res = runner.run_night(cfg, tmp_path / "results")
     nights = sorted((tmp_path / "results" / "lightcurves" / "nights").glob("*.parquet"))
     assert len(nights) == 2
@@ -113,3 +113,37 @@ def test_a_night_whose_frames_all_failed_does_not_stop_the_others(tmp_path, caps
     assert cli.main(["status", str(cfg_path), "--workdir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "no frame succeeded" in out and failed[0].stem in out
+
+
+def test_a_frame_without_blank_sky_statistics_gets_its_zeropoint(tmp_path):
+    """NaN blank-sky limits (a crowded or tiny frame) come back from the metadata as null:
+    the zeropoint step crashed on them (TypeError) and stopped the frame."""
+    rng = np.random.default_rng(3)
+    n = 30
+    inst = rng.uniform(-12, -8, n)
+    t = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "x": rng.uniform(0, 100, n),
+            "y": rng.uniform(0, 100, n),
+            "mag_inst": inst,
+            "mag_inst_err": np.full(n, 0.01),
+            "mag_cat": inst + 25.0,
+            "mag_cat_err": np.full(n, 0.01),
+            "color": np.full(n, 0.5),
+            "snr": np.full(n, 100.0),
+            "flags": np.zeros(n, np.int32),
+        }
+    )
+    meta = {
+        "frame": {"frame": "f", "naxis1": 100, "naxis2": 100, "exptime": 1.0},
+        "status": "ok",
+        "photometry": {"maglim_inst": np.nan, "maglim_inst_analytic": np.nan},
+    }
+    io.write_table(tmp_path / "phot.parquet", t, meta)
+    from fieldphot import stages
+
+    stages.zeropoint(tmp_path / "phot.parquet", tmp_path / "cat.parquet", {})
+    cat, m = io.read_table(tmp_path / "cat.parquet")
+    assert m["status"] == "ok" and m["zeropoint"]["zp"] == pytest.approx(25.0, abs=0.01)
+    assert np.isnan(m["zeropoint"]["maglim"] if m["zeropoint"]["maglim"] is not None else np.nan)

@@ -3,35 +3,18 @@ light curves of every star (instrumental, ensemble-differential) against the tru
 
 import numpy as np
 import pytest
-import requests
 import yaml
+from conftest import offline_vizier
 
 from fieldphot import io, runner, stages, synthetic, validation
 from fieldphot.flags import Flag
-
-
-def _offline(monkeypatch):
-    """VizieR's name does not resolve (no network): count the attempts."""
-    from astroquery.vizier import VizierClass
-
-    calls = []
-
-    def refuse(*args, **kwargs):
-        calls.append(1)
-        raise requests.ConnectionError(
-            "HTTPSConnectionPool: Max retries exceeded (Caused by NameResolutionError("
-            "\"Failed to resolve 'vizier.cds.unistra.fr' ([Errno -2] Name or service not known)\"))"
-        )
-
-    monkeypatch.setattr(VizierClass, "query_region_async", refuse)
-    return calls
 
 
 @pytest.fixture(scope="module")
 def offline_night(tmp_path_factory):
     root = tmp_path_factory.mktemp("nocat")
     mp = pytest.MonkeyPatch()
-    calls = _offline(mp)
+    calls = offline_vizier(mp)
     out = {}
     for wcs in (True, False):
         night = synthetic.simulate_night(
