@@ -73,20 +73,22 @@ def offline_vizier(monkeypatch) -> list:
     return calls
 
 
-@pytest.fixture(scope="session")
-def mit_dir() -> Path:
-    d = SHARED_DATA / "mit-wallace-c14"
+def real_night(name: str) -> Path:
+    """A folder of ../shared/data, or a skip saying it is not here."""
+    d = SHARED_DATA / name
     if not d.is_dir():
         pytest.skip(f"real data not present at {d} (it is in CI, beside the checkout)")
     return d
+
+
+@pytest.fixture(scope="session")
+def mit_dir() -> Path:
+    return real_night("mit-wallace-c14")
 
 
 @pytest.fixture(scope="session")
 def lowell_dir() -> Path:
-    d = SHARED_DATA / "lowell42-vr"
-    if not d.is_dir():
-        pytest.skip(f"real data not present at {d} (it is in CI, beside the checkout)")
-    return d
+    return real_night("lowell42-vr")
 
 
 def job_counts(output: str) -> dict:

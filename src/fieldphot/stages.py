@@ -139,45 +139,46 @@ def measure_camera(df: pd.DataFrame, n_pairs: int = 4) -> None:
     """
     guessed = df["guessed"].fillna("")
     todo = guessed.str.contains("saturate|gain") & (df["status"] == "ok")
+    trim = dict(zip(df["path"], df["trimsec"], strict=True))
     for binning, readout in (
         df.loc[todo, ["binning", "readout"]].drop_duplicates().itertuples(index=False)
     ):
         group = (df["binning"] == binning) & (df["readout"] == readout) & (df["status"] == "ok")
+        setup = f"({binning}, {readout})"
         wants = set(",".join(guessed[group & todo]).split(","))
         sci = df[group & (df["kind"] == "science")].sort_values("mjd_utc_mid")
         pairs = _consecutive_pairs(sci, n_pairs)
         flats = df[group & (df["kind"] == "flat")].sort_values("mjd_utc_mid")
         flat_pairs = _consecutive_pairs(flats, n_pairs)  # uniform and bright: the better
-        trim = dict(zip(df["path"], df["trimsec"], strict=True))
         images = {p: _single_image(p, trim[p]) for pair in pairs + flat_pairs for p in pair}
-        found = {}
         if "saturate" in wants:
             peaks = [cal.local_peaks(images[p]) for p in sci["path"] if images.get(p) is not None]
-            found["saturate"] = cal.saturation_level(np.concatenate(peaks)) if peaks else None
+            level = cal.saturation_level(np.concatenate(peaks)) if peaks else None
+            if level is not None:
+                note = (
+                    f"no saturation level in the headers {setup}: measured {level:.0f} ADU "
+                    "from the pile-up of star peaks"
+                )
+                _measured(df, group & guessed.str.contains("saturate"), "saturate", level, note)
         if "gain" in wants:
-            bias = [
-                _single_image(p, trim[p]) for p in df[group & (df["kind"] == "bias")]["path"][:2]
-            ]
-            found["gain"], err, how = _measure_gain(flat_pairs or pairs, images, bias)
-        for q, value in found.items():
-            if value is None or not np.isfinite(value):
-                continue
-            where = group & guessed.str.contains(q)
-            df.loc[where, q] = value
-            df.loc[where, "guessed"] = [
-                ",".join(x for x in str(v).split(",") if x != q) for v in df.loc[where, "guessed"]
-            ]
-            text = (
-                f"{value:.0f} ADU from the pile-up of star peaks"
-                if q == "saturate"
-                else f"{value:.3f} +- {err:.3f} e-/ADU by photon transfer ({how})"
+            bias = df[group & (df["kind"] == "bias")]["path"][:2]
+            gain, err, how = _measure_gain(
+                flat_pairs or pairs, images, [_single_image(p, trim[p]) for p in bias]
             )
-            if q == "gain":
+            if np.isfinite(gain):
+                where = group & guessed.str.contains("gain")
                 df.loc[where, "gain_err"] = err
-            df.attrs.setdefault("notes", []).append(
-                f"no {'saturation level' if q == 'saturate' else 'gain'} in the headers "
-                f"({binning}, {readout}): measured {text}"
-            )
+                note = f"no gain in the headers {setup}: measured {gain:.3f} +- {err:.3f} e-/ADU"
+                _measured(df, where, "gain", gain, f"{note} by photon transfer ({how})")
+
+
+def _measured(df: pd.DataFrame, where, key: str, value: float, note: str) -> None:
+    """Set a measured camera value where it was guessed, and say so once."""
+    df.loc[where, key] = value
+    df.loc[where, "guessed"] = [
+        ",".join(q for q in str(v).split(",") if q != key) for v in df.loc[where, "guessed"]
+    ]
+    df.attrs.setdefault("notes", []).append(note)
 
 
 def _consecutive_pairs(rows: pd.DataFrame, n: int) -> list[tuple[str, str]]:
