@@ -236,8 +236,8 @@ def parse_time_value(value, date: str | None = None):
         m = _DATETIME.fullmatch(text)
         if m:
             y, mo, d, h, mi, sec, frac, zone = m.groups()
-            if h is None:
-                return None  # a date alone is not a time
+            if h is None or not 1950 <= int(y) <= 2100:
+                return None  # a date alone is not a time; nor is the year 3000
             return _clock_time(f"{y}-{int(mo):02d}-{int(d):02d}", h, mi, sec, frac, zone)
         m = _CLOCK.fullmatch(text)
         if m and date:
@@ -251,7 +251,7 @@ def _mjd_time(value):
     """(UTC Time, resolution in s, True) of an MJD header value, its resolution from the
     decimals written."""
     mjd = to_float(value)
-    if mjd is None or not 0 < mjd < 1e6:
+    if mjd is None or not 33282 <= mjd <= 88069:  # 1950 to 2100
         return None
     decimals = str(value).strip().split(".")[1] if "." in str(value) else ""
     return Time(mjd, format="mjd", scale="utc"), 86400.0 * 10.0 ** -len(decimals), True
@@ -403,7 +403,7 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         "frame_type": frame_type,
         "exptime": exptime,
         "filter": str(flt).strip() if flt is not None else None,
-        "gain": to_float(get("gain")) or to_float(profile.defaults.get("gain")),
+        "gain": _positive(get("gain")) or to_float(profile.defaults.get("gain")),
         "read_noise": _or(to_float(get("read_noise")), profile.defaults.get("read_noise")),
         "saturate": _or(to_float(get("saturate")), profile.defaults.get("saturate")),
         "date_obs": None,
@@ -432,20 +432,48 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
     meta["guessed"] = ",".join(
         q
         for q in ("gain", "read_noise", "saturate")
-        if to_float(get(q)) is None and profile.defaults.get(q) is not None
+        if (to_float(get(q)) is None or (q == "gain" and not _positive(get(q))))
+        and profile.defaults.get(q) is not None
     )
+    if to_float(get("gain")) is not None and not _positive(get("gain")):
+        meta["notes"] = _join(meta["notes"], f"GAIN = {get('gain')} is no gain: not used")
+    # Coordinates and values no sky or camera can have are not used (one absurd header
+    # value must not stop the night): said in the notes.
+    for key, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        if meta[key] is not None and not lo <= meta[key] <= hi:
+            meta["notes"] = _join(
+                meta["notes"], f"{key.upper()} {meta[key]:g} is outside {lo:g}..{hi:g}: not used"
+            )
+            meta[key] = None
     if frame_type is None:
         missing.append(f"frame type (tried {'/'.join(kw['frame_type'])}, value {raw_type!r})")
     if exptime is None:
         missing.append(f"exposure time (tried {'/'.join(kw['exptime'])})")
     elif exptime < 0 or (exptime == 0 and frame_type not in (None, "bias")):
         missing.append(f"exposure time {exptime} s is not positive")
+    elif exptime > 1e6:
+        missing.append(f"exposure time {exptime:g} s is not a real exposure")
     if meta["date_obs"] is None:
         keys = kw["date_obs"] + kw["time_obs"] + kw["mjd_obs"]
-        missing.append(f"start time (tried {'/'.join(keys)})")
+        found = [f"{k} = {header[k]!r}" for k in keys if k in header]
+        missing.append(
+            f"start time (tried {'/'.join(keys)}"
+            + (f"; {', '.join(found)} is not a real date from 1950 to 2100)" if found else ")")
+        )
+
     if meta["filter"] is None and frame_type in ("flat", "science"):
         missing.append(f"filter (tried {'/'.join(kw['filter'])})")
     return meta, missing
+
+
+def _join(*notes) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _positive(value) -> float | None:
+    """A header number when it is above zero, else None."""
+    v = to_float(value)
+    return v if v is not None and v > 0 else None
 
 
 def _or(value, default):

@@ -225,7 +225,7 @@ def _mark_duplicates(df: pd.DataFrame) -> None:
 
 
 def _add_times(df: pd.DataFrame, profile: headers.Profile, notes: list, check_site=True) -> None:
-    ok = df["date_obs"].notna() & df["exptime"].notna()
+    ok = df["date_obs"].notna() & df["exptime"].between(0, 1e6)  # 1e30 s: no time at all
     df["night"] = ""
     if not ok.any():
         return

@@ -331,3 +331,40 @@ def test_init_writes_absolute_paths(tmp_path, monkeypatch):
     assert cfg["raw_dir"] == str(night.raw_dir.resolve())
     assert cfg["reference_catalog"]["path"] == str(tmp_path / "field.parquet")
     assert not cfg["instrument"] or Path(cfg["instrument"]).is_absolute()
+
+
+@pytest.mark.parametrize(
+    "edit, status, text",
+    [
+        ({"EXPTIME": 1e30}, "bad", "not a real exposure"),
+        ({"DATE-OBS": "3000-03-15T03:00:00"}, "bad", "is not a real date"),
+        ({"DATE-OBS": "1800-03-15T03:00:00"}, "bad", "not a real date"),
+        ({"DEC": 999.0}, "ok", "DEC 999 is outside -90..90: not used"),
+        ({"RA": 999.0}, "ok", "RA 999 is outside 0..360: not used"),
+        ({"GAIN": 0.0}, "ok", "GAIN = 0.0 is no gain"),
+    ],
+)
+def test_one_absurd_header_value_spoils_one_frame_at_most(edit, status, text):
+    base = {
+        "IMAGETYP": "LIGHT",
+        "EXPTIME": 60.0,
+        "FILTER": "V",
+        "RA": 150.0,
+        "DEC": 20.0,
+        "SITELAT": 31.96,
+        "SITELONG": -111.6,
+        "GAIN": 1.8,
+    }
+    items = [
+        (f"raw/f{i}.fits", fits.Header({**base, "DATE-OBS": f"2024-03-15T0{i}:00:00"}))
+        for i in range(3)
+    ]
+    items.append(("raw/odd.fits", fits.Header({**base, "DATE-OBS": "2024-03-15T05:00:00", **edit})))
+    m = manifest.build_manifest(items).set_index("frame")
+    assert (m.drop(index="odd")["status"] == "ok").all()  # the others are untouched
+    assert m.drop(index="odd")["bjd_tdb"].notna().all()
+    row = m.loc["odd"]
+    assert row["status"] == status
+    assert text in (row["reason"] if status == "bad" else row["notes"])
+    if "GAIN" in edit:
+        assert "gain" in row["guessed"]  # measured from the frames, not silently 1.0
