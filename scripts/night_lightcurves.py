@@ -4,4 +4,4 @@ from fieldphot import stages
 
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
-    stages.night_light_curves(list(sm.input), sm.output[0], sm.params.cfg)
+    stages.night_light_curves(list(sm.input), sm.output[0], sm.params.cfg, sm.params.targets)

@@ -119,8 +119,8 @@ def protected(grid: Grid, protect) -> np.ndarray:
     mask = np.zeros(grid.flags.shape, bool)
     t = grid.frames["bjd_tdb"].to_numpy(float)
     for p in protect or ():
-        if p.get("target"):
-            rows = np.flatnonzero(grid.star["target"].astype(str) == str(p["target"]))
+        if p.get("target"):  # the forced target and the catalog star at its position
+            rows = np.flatnonzero(near_targets(grid.star, only=str(p["target"])))
         else:
             rows = grid.ids.get_indexer([p["id"]])
             rows = rows[rows >= 0]
@@ -129,9 +129,29 @@ def protected(grid: Grid, protect) -> np.ndarray:
     return mask
 
 
-def near_targets(stars: pd.DataFrame, radius_arcsec: float = 5.0) -> np.ndarray:
+def target_windows(targets) -> list[dict]:
+    """Detrending ``protect`` windows of the targets that carry an ephemeris (``t0_bjd``,
+    ``duration_h``, optional ``period_d``): 1.2 times the transit's duration.
+
+    >>> target_windows([{"name": "W12", "t0_bjd": 2460384.6, "duration_h": 2.5}, {"name": "x"}])
+    [{'target': 'W12', 't0_bjd': 2460384.6, 'duration_h': 3.0, 'period_d': None}]
+    """
+    return [
+        {
+            "target": t["name"],
+            "t0_bjd": t["t0_bjd"],
+            "duration_h": 1.2 * t["duration_h"],
+            "period_d": t.get("period_d"),
+        }
+        for t in targets or ()
+        if t.get("t0_bjd") is not None and t.get("duration_h")
+    ]
+
+
+def near_targets(stars: pd.DataFrame, radius_arcsec: float = 5.0, only=None) -> np.ndarray:
     """Which stars are targets or lie within ``radius_arcsec`` of one (a target that is
-    also a catalog star): never comparison stars, so a target is never its own comparison.
+    also a catalog star), of every target or the one named ``only``: never comparison
+    stars, so a target is never its own comparison.
 
     Examples
     --------
@@ -140,7 +160,8 @@ def near_targets(stars: pd.DataFrame, radius_arcsec: float = 5.0) -> np.ndarray:
     >>> near_targets(stars).tolist()
     [True, True, True, False]
     """
-    is_target = (stars["target"].astype(str) != "").to_numpy()
+    names = stars["target"].astype(str).to_numpy()
+    is_target = (names != "") if only is None else (names == only)
     out = is_target.copy()
     ra, dec = np.radians(stars["ra"].to_numpy(float)), np.radians(stars["dec"].to_numpy(float))
     for i in np.flatnonzero(is_target):

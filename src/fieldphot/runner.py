@@ -160,7 +160,7 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
     for night, rows in sci.groupby("night"):
         nights.append(r / layout.path("night_lightcurves", night=night))
         night_cats = [r / layout.path("catalogs", night=night, frame=f) for f in rows["frame"]]
-        stages.night_light_curves(night_cats, nights[-1], cfg["lightcurves"])
+        stages.night_light_curves(night_cats, nights[-1], cfg["lightcurves"], cfg["targets"])
     stages.light_curves(nights, r / "lightcurves", cfg["lightcurves"], cfg["targets"])
     stages.export(cats, r / "export", cfg["export"], bool(cfg["targets"]))
     return {

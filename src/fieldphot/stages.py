@@ -950,12 +950,15 @@ def _frame_row(meta: dict) -> dict:
     }
 
 
-def night_light_curves(catalogs, out, cfg: dict) -> None:
+def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     """One night's part of the long light-curve table: every star of the master list on
     every frame (a gap flagged ``NO_DATA`` where it has no measurement), with ensemble
     differential magnitudes and, when configured, detrended ones
     (:func:`fieldphot.lightcurves.differential`). The frames (with the ensemble's rms and
     star count) and the stars go into its metadata."""
+    det = cfg.get("detrend", {})
+    windows = lightcurves.target_windows(targets)  # a target's transit is never detrended
+    cfg = {**cfg, "detrend": {**det, "protect": list(det.get("protect", [])) + windows}}
     rows, ids = [], []
     for i, path in enumerate(catalogs):
         progress(i, len(catalogs), "catalog ids read")

@@ -135,6 +135,42 @@ def test_protected_detrending_keeps_the_transit_depth(processed, tmp_path):
     assert depths["mag_detrended"] == pytest.approx(depths["mag_ens"], rel=0.03)
 
 
+def test_a_targets_ephemeris_protects_its_transit_by_default(processed, tmp_path):
+    """EPD and TFA on, no protect windows: the target's ephemeris in `targets` keeps its
+    transit (on the forced target and on the catalog star at its position) out of the
+    fits, as an explicit window does."""
+    p = processed.params["transit"]
+    targets = yaml.safe_load(processed.night.config.read_text())["targets"]
+    cats = sorted(processed.results.glob("catalogs/*/*.parquet"))
+    cfg = {"detrend": {"epd": ["airmass", "sky"], "tfa_templates": 8}}
+    lc_of = {}
+    for with_ephemeris in (False, True):
+        tg = [
+            {**t, "t0_bjd": p["t0_bjd"], "duration_h": p["duration_d"] * 24}
+            if with_ephemeris
+            else t
+            for t in targets
+        ]
+        out = tmp_path / f"{with_ephemeris}" / "n.parquet"
+        stages.night_light_curves(cats, out, cfg, tg)
+        lc_of[with_ephemeris] = io.read_table(out)[0]
+    depth = {}
+    for key, lc in lc_of.items():
+        star = lc[(lc["id"] == p["id"]) & (lc["flags"] == 0)]
+        flux = 10 ** (-0.4 * (star["mag_detrended"] - star["mag_detrended"].median()))
+        err = flux * star["mag_ens_err"] / 1.0857
+        depth[key] = validation.transit_depth(
+            star["bjd_tdb"].to_numpy(),
+            flux.to_numpy(),
+            err.to_numpy(),
+            p["t0_bjd"],
+            p["duration_d"],
+            p["ingress_d"],
+        )
+    assert depth[True] == pytest.approx(p["depth"], rel=0.1)
+    assert abs(depth[True] / p["depth"] - 1) < abs(depth[False] / p["depth"] - 1)
+
+
 def test_targets_get_a_time_series_a_plot_and_an_aavso_report(processed):
     from astropy.timeseries import TimeSeries
 

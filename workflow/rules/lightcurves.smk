@@ -7,6 +7,7 @@ rule night_lightcurves:
         out("night_lightcurves"),
     params:
         cfg=config["lightcurves"],
+        targets=config["targets"],
     conda:
         "../../envs/fieldphot.yaml"
     log:
