@@ -165,6 +165,9 @@ def test_header_solutions_kept_and_frames_without_wcs_resolved_from_neighbours(
 def test_init_on_the_real_night(lowell_dir, tmp_path):
     table, problems = stages.init_night(lowell_dir, tmp_path)
     assert "no darks (3x3)" in "\n".join(problems)
-    assert any("saturate" in p for p in problems)  # no SATURATE card: guessed, and said so
-    profile = (tmp_path / "instrument.yaml").read_text()
-    assert "saturate" in profile and "guesses" in profile
+    # No SATURATE card: measured from the pile-up of star peaks (the converter's 65535),
+    # and said so; nothing left to guess, so no profile override is written.
+    said = [p for p in problems if "no saturation level in the headers" in p]
+    assert len(said) == 1 and "pile-up" in said[0]
+    assert 63000 < float(said[0].split("measured ")[1].split(" ADU")[0]) <= 65535
+    assert not (tmp_path / "instrument.yaml").exists()
