@@ -158,10 +158,33 @@ def read_header(path) -> fits.Header:
         raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc
 
 
+def verify_compressed(path) -> None:
+    """Read a gzip-compressed file to its end, where its CRC is checked: astropy stops
+    when it has the pixels, so damaged data (a bad copy) would come out as pixels.
+
+    Raises :class:`FrameError` naming the file and the cause; a plain file passes.
+    """
+    import gzip
+    import zlib
+
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return
+    try:
+        with gzip.open(path, "rb") as g:
+            while g.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FrameError(
+            f"{path}: damaged gzip data ({exc}): the file was corrupted in a copy; copy it again"
+        ) from exc
+
+
 def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.Header]:
     """Every 2-D image in a raw file (one per amplifier for multi-extension frames), each
     with its own header, and the merged header of the frame; the file is read once."""
     try:
+        verify_compressed(path)
         with fits.open(path, memmap=False) as hdul:
             header = _merged_header(hdul)
             amps = [

@@ -147,3 +147,28 @@ def test_a_frame_without_blank_sky_statistics_gets_its_zeropoint(tmp_path):
     cat, m = io.read_table(tmp_path / "cat.parquet")
     assert m["status"] == "ok" and m["zeropoint"]["zp"] == pytest.approx(25.0, abs=0.01)
     assert np.isnan(m["zeropoint"]["maglim"] if m["zeropoint"]["maglim"] is not None else np.nan)
+
+
+def test_damaged_gzip_data_is_a_bad_frame_not_garbage(tmp_path):
+    """One flipped byte in a .fits.gz: astropy hands back pixels (garbage) without a word;
+    the CRC at the end of the stream says the copy is damaged, and the frame is flagged."""
+    import gzip
+
+    from fieldphot import stages
+
+    night = synthetic.simulate_night(
+        tmp_path / "n",
+        synthetic.SimConfig(nx=128, ny=128, n_science=1, n_bias=0, n_dark=0, n_flat=0, seed=2),
+    )
+    raw = next(night.raw_dir.glob("*.fits"))
+    packed = bytearray(gzip.compress(raw.read_bytes()))
+    packed[len(packed) // 2] ^= 0xFF
+    bad = night.raw_dir / (raw.name + ".gz")
+    bad.write_bytes(bytes(packed))
+    raw.unlink()
+    m = stages.manifest([bad], tmp_path / "m.parquet", "", None, 0)
+    row = m.iloc[0].to_dict()
+    stages.calibrate(row["path"], row, "", "", "", tmp_path / "c.fits", {})
+    header = io.read_calibrated(tmp_path / "c.fits")[3]
+    assert header["FP_STAT"] == "bad"
+    assert "damaged gzip data" in header["FP_WHY"] and "CRC" in header["FP_WHY"]
