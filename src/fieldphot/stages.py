@@ -456,12 +456,13 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
         return
     paths = (bias_path, dark_path, flat_path)
-    errors = tuple(float(io.read_header(p).get("FP_NOISE", 0.0)) if p else 0.0 for p in paths)
+    cards = [io.read_header(p) if p else {} for p in paths]
+    errors = tuple(float(h.get("FP_NOISE", 0.0)) for h in cards)
     rn = float(row["read_noise"])
     if "read_noise" in str(row.get("guessed") or "") and bias_path:
         # Not in the headers: a bias frame's noise is the read noise (the master's
         # per-pixel error times the square root of the frames combined).
-        n = int(io.read_header(bias_path).get("NCOMBINE", 0))
+        n = int(cards[0].get("NCOMBINE", 0))
         if n >= 2 and errors[0] > 0:
             rn = errors[0] * math.sqrt(n)
             log.info("%s: read noise %.2f e- measured from %d bias frames", raw_path, rn, n)
