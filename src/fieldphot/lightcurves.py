@@ -199,7 +199,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
     never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
     snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
     candidates = (
-        ~near_targets(grid.star, cfg.get("target_exclusion_arcsec", 5.0))
+        ~near_targets(grid.star)
         & never_sat
         & (np.nan_to_num(snr) >= cfg.get("comparison_min_snr", 20.0))
     )
