@@ -10,4 +10,6 @@ with stages.logged(sm.log[0]):
         sm.params.instrument,
         sm.params.observatory or None,
         sm.params.sky_dark_min_frames,
+        sm.params.raw_dir,
+        sm.params.raw_state,
     )

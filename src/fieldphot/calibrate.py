@@ -99,7 +99,11 @@ def raw_problem(raw: np.ndarray, saturate: float | None, max_fraction: float = 0
     low = np.nanmin(raw)  # reductions, not copies: a large frame costs no extra memory
     if np.nanmax(raw) == low:
         return f"constant image (every pixel {low:g})"
-    saturated = np.count_nonzero(raw >= saturate) / n_finite if saturate is not None else 0.0
+    saturated = (
+        np.count_nonzero((raw >= saturate) & (raw < np.inf)) / n_finite
+        if saturate is not None
+        else 0.0
+    )
     if saturated > max_fraction:
         return f"{100 * saturated:.0f} % of pixels saturated"
     return ""
@@ -273,8 +277,8 @@ def assemble(amps: list[dict], mode: str = "poly", order: int = 3):
             (Flag.SATURATED, a.get("saturate")),
             (Flag.NONLINEAR, a.get("nonlinear")),
         ):
-            if level is not None:
-                sat[raw >= level] |= np.uint8(bit)
+            if level is not None:  # an inf pixel is bad (masked later), not saturated
+                sat[(raw >= level) & (raw < np.inf)] |= np.uint8(bit)
         e = overscan_trim(a["data"], a.get("trimsec"), a.get("biassec"), mode, order)
         e *= np.float32(a["gain"])
         parts.append((e, sat, a.get("detsec")))

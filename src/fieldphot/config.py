@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from . import layout
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -67,8 +69,9 @@ def unknown_keys(schema: dict, value, prefix: str = "") -> list[str]:
 
 def check(config: dict, workdir=".") -> None:
     """Refuse a config that cannot run as meant, with one line naming the key: unknown
-    keys (a typo would otherwise be ignored), a ``raw_dir`` that is not a folder, or a
-    working folder inside ``raw_dir`` (nothing is ever written there).
+    keys (a typo would otherwise be ignored), a ``raw_dir`` that is not a folder, two
+    targets whose names make the same file name, or a working folder inside ``raw_dir``
+    (nothing is ever written there).
 
     Raises
     ------
@@ -82,6 +85,16 @@ def check(config: dict, workdir=".") -> None:
     raw = Path(str(config.get("raw_dir", ""))).expanduser()
     if not raw.is_dir():
         raise ValueError(f"config: raw_dir {str(raw)!r} is not a folder")
+    files: dict[str, str] = {}
+    for target in config.get("targets") or []:
+        name = str(target.get("name", ""))
+        key = layout.safe_name(name)
+        if key.lower() in files:
+            raise ValueError(
+                f"config: targets {files[key.lower()]!r} and {name!r} would write the same "
+                f"files (lightcurves/targets/{key}.*): rename one"
+            )
+        files[key.lower()] = name
     here = Path(workdir).resolve()
     if here == raw.resolve() or raw.resolve() in here.parents:
         raise ValueError(

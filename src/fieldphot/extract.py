@@ -28,6 +28,18 @@ from .photometry import moffat_alpha, native
 SOURCE_COLUMNS = ["x", "y", "flux", "flux_err", "peak", "a", "b", "theta", "snr", "flags"]
 
 
+def no_sources() -> pd.DataFrame:
+    """A source table without rows, its columns typed as a full one's (float, and int32
+    flags), so that every later step treats a frame without detections like any other.
+
+    >>> no_sources().dtypes["flags"]
+    dtype('int32')
+    """
+    return pd.DataFrame(
+        {c: pd.Series(dtype=np.int32 if c == "flags" else float) for c in SOURCE_COLUMNS}
+    )
+
+
 def background(data: np.ndarray, mask: np.ndarray, box: int = 64, filter_size: int = 3):
     """sep background model of ``data`` ignoring flagged pixels."""
     return sep.Background(
@@ -137,7 +149,7 @@ def extract_sources(
         "n_sources": int(len(objs)),
     }
     if len(objs) == 0:
-        return pd.DataFrame({c: [] for c in SOURCE_COLUMNS}), info
+        return no_sources(), info
     src = _measure(sub, err, mask, objs["x"], objs["y"], objs, 3.0 * np.sqrt(objs["a"] * objs["b"]))
     fwhm = estimate_fwhm(sub, src)
     info["fwhm"] = fwhm

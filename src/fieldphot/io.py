@@ -14,9 +14,11 @@ Examples
 """
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -65,8 +67,9 @@ def atomic_path(path):
 class ScratchStack:
     """A (frames, rows, cols) float32 stack kept in a scratch file, read a band at a time.
 
-    Supports ``stack[i] = frame``, ``stack[i]`` and ``stack[:, r0:r1]``; plain reads and
-    writes (no memory map), so only what is asked for is ever in memory.
+    Supports ``stack[i] = frame``, ``stack[i]``, ``stack[:, r0:r1]`` and ``stack[:n]`` (a
+    view of the first ``n`` frames); plain reads and writes (no memory map), so only what
+    is asked for is ever in memory.
     """
 
     def __init__(self, path, shape):
@@ -83,6 +86,13 @@ class ScratchStack:
         if isinstance(key, int | np.integer):  # one frame: read only that frame
             self._fh.seek(int(key) * self._frame * 4)
             return np.frombuffer(self._fh.read(self._frame * 4), np.float32).reshape(self.shape[1:])
+        if isinstance(key, slice):  # the first frames, as a view of the same file
+            start, stop, step = key.indices(self.shape[0])
+            if start != 0 or step != 1:
+                raise IndexError("a scratch stack's frames are taken from the first")
+            view = copy.copy(self)
+            view.shape = (stop, *self.shape[1:])
+            return view
         _, rows = key
         r0, r1, _ = rows.indices(self.shape[1])
         n, _, nx = self.shape
@@ -106,8 +116,8 @@ def scratch_stack(beside, shape):
     >>> d = tempfile.mkdtemp()
     >>> with scratch_stack(os.path.join(d, "m.fits"), (3, 4, 5)) as s:
     ...     s[1] = np.ones((4, 5))
-    ...     float(s[:, 1:3].sum()), s[1].shape
-    (10.0, (4, 5))
+    ...     float(s[:, 1:3].sum()), s[1].shape, s[:2].shape
+    (10.0, (4, 5), (2, 4, 5))
     >>> os.listdir(d)
     []
     """
@@ -180,20 +190,44 @@ def verify_compressed(path) -> None:
         ) from exc
 
 
+try:  # what a damaged tile of a tile-compressed (fpack) image raises
+    from astropy.io.fits.hdu.compressed._compression import (
+        CfitsioException as _DecompressionError,
+    )
+except ImportError:  # pragma: no cover - astropy moved it
+    _DecompressionError = OSError
+
+
 def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.Header]:
     """Every 2-D image in a raw file (one per amplifier for multi-extension frames), each
     with its own header, and the merged header of the frame; the file is read once."""
     try:
         verify_compressed(path)
-        with fits.open(path, memmap=False) as hdul:
-            header = _merged_header(hdul)
-            amps = [
-                (np.asarray(h.data, np.float32), h.header.copy())
-                for h in hdul
-                if h.is_image and h.data is not None and h.data.ndim == 2
-            ]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # checksum=True: astropy checks CHECKSUM/DATASUM where the file has them
+            with fits.open(path, memmap=False, checksum=True) as hdul:
+                header = _merged_header(hdul)
+                amps = [
+                    (np.asarray(h.data, np.float32), h.header.copy())
+                    for h in hdul
+                    if h.is_image and h.data is not None and h.data.ndim == 2
+                ]
+    except _DecompressionError as exc:
+        raise FrameError(
+            f"{path}: damaged tile-compressed data ({exc}): the file was corrupted in a copy; "
+            "copy it again"
+        ) from exc
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise FrameError(f"{path}: not a readable FITS file ({exc})") from exc
+    for w in caught:
+        # DATASUM, not CHECKSUM: a header edited by hand breaks only the latter
+        if "Datasum verification failed" in str(w.message):
+            raise FrameError(
+                f"{path}: its pixels do not match the file's own DATASUM (the file was "
+                "damaged after it was written): copy it again from the source"
+            )
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not amps:
         raise FrameError(f"{path}: no 2-D image in the file")
     return amps, header
@@ -202,8 +236,21 @@ def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.He
 def provenance_cards(config_slice: dict, inputs) -> list[tuple[str, str]]:
     """FITS (keyword, value) cards recording the fieldphot version, config slice and inputs."""
     cards = [("FP_VERS", __version__), ("FP_CONF", json.dumps(config_slice, sort_keys=True))]
-    cards += [(f"FP_IN{i:03d}", os.path.basename(str(p))) for i, p in enumerate(inputs)]
+    cards += [(f"FP_IN{i:03d}", fits_text(os.path.basename(str(p)))) for i, p in enumerate(inputs)]
     return cards
+
+
+def fits_text(text) -> str:
+    r"""``text`` as a FITS header string: every character outside printable ASCII escaped
+    (a file name in any script, a path in a failure reason, fits in a card).
+
+    Examples
+    --------
+    >>> print(fits_text("M31_étoile_Ω.fits"))
+    M31_\xe9toile_\u03a9.fits
+    """
+    ascii_ = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", ascii_)
 
 
 def write_fits(path, data: np.ndarray, header: fits.Header, extra: dict | None = None) -> None:

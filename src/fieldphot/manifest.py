@@ -14,6 +14,9 @@ Examples
 ['b1', 'bias', '20240314', 'ok']
 """
 
+import hashlib
+import json
+import os
 import re
 from pathlib import Path
 
@@ -29,6 +32,82 @@ def is_raw_name(name: str) -> bool:
     """Whether a file name looks like a FITS frame (plain, gzip or fpack)."""
     n = name.lower()
     return n.endswith(RAW_SUFFIXES) and not n.startswith(".")
+
+
+def scan_raw(raw_dir) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every FITS-looking file below ``raw_dir`` (sorted, linked folders followed once),
+    and what could not be looked at: ``(path, reason)`` for an unreadable folder or file
+    and a link to nothing, so that no frame is left out without a word.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); os.symlink(d + "/gone.fits", d + "/a.fits")
+    >>> scan_raw(d)[1][0][1]
+    'a link to a missing file'
+    """
+    files, problems, seen = [], [], set()
+
+    def unreadable(exc: OSError) -> None:
+        problems.append(
+            (exc.filename, f"folder not readable ({exc.strerror}): its frames are not in this run")
+        )
+
+    for folder, dirs, names in os.walk(raw_dir, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back to a folder already walked
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in names:
+            path = Path(folder) / name
+            if not is_raw_name(name):
+                continue
+            if not path.exists():
+                problems.append((str(path), "a link to a missing file"))
+            elif not os.access(path, os.R_OK):
+                problems.append((str(path), "not readable (permission denied)"))
+            elif path.is_file():
+                files.append(path)
+    return sorted(files), problems
+
+
+def _stat_key(path) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def raw_state(paths) -> str:
+    """A short fingerprint of the raw files' sizes, times and inodes: it changes when a
+    file is added, removed or rewritten (a rewrite sets the change time, whatever the
+    modification time says), so the manifest is remade (a rule parameter).
+
+    >>> raw_state([]) == raw_state([])
+    True
+    """
+    text = "\n".join(f"{p} {_stat_key(p)}" for p in paths)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_digests(paths, cache_path) -> dict[str, str]:
+    """SHA-256 of each raw file's bytes, by path; a file whose size, times and inode are
+    those of the cache file ``cache_path`` keeps its cached digest, so a file is read for
+    it once, not on every run (the cache is rewritten; deleting it costs only time)."""
+    from . import io
+
+    try:
+        cache = json.loads(Path(cache_path).read_text())
+    except (OSError, ValueError):
+        cache = {}
+    out, fresh = {}, {}
+    for p in map(str, paths):
+        key = _stat_key(p)
+        known = cache.get(p)
+        digest = known[1] if known and known[0] == key else io.file_digest(p)
+        out[p], fresh[p] = digest, [key, digest]
+    io.write_text(cache_path, json.dumps(fresh))
+    return out
 
 
 def safe_name(text: str) -> str:
@@ -73,6 +152,7 @@ def build_manifest(
     profile: headers.Profile = headers.DEFAULT_PROFILE,
     observatory: dict | None = None,
     sky_dark_min_frames: int = 5,
+    digests: dict | None = None,
 ) -> pd.DataFrame:
     """Classify frames and plan their calibration.
 
@@ -88,6 +168,9 @@ def build_manifest(
         Where a night has no darks for a setup but at least this many science frames, their
         dark current and glow are estimated from the science frames themselves (a
         ``skydark`` master); 0 turns this off.
+    digests : dict, optional
+        Each file's content digest by path (:func:`content_digests`): column ``digest``,
+        in each frame's row, so a step reruns when its file's bytes change.
 
     Returns
     -------
@@ -136,18 +219,21 @@ def build_manifest(
     for col, default in _COLUMNS.items():
         if col not in df:
             df[col] = default
+        elif isinstance(default, str):  # a bad file's row has none of its header's text
+            df[col] = df[col].fillna(default)
     df = df[list(_COLUMNS)].copy()
     if observatory:
         for key, col in (("lat", "site_lat"), ("lon", "site_lon"), ("elev", "site_elev")):
             if observatory.get(key) is not None:
                 df[col] = float(observatory[key])
+    df["digest"] = df["path"].map(digests or {}).fillna("")
     _dedupe_frames(df)
     _add_times(df, profile, notes, check_site=not (observatory or {}).get("lon"))
     _mark_duplicates(df)
     df["filter"] = df["filter"].fillna("none").astype(str)
     for col in ("naxis1", "naxis2"):
         df[col] = df[col].fillna(0).astype(int)
-    df["readout"] = [f"{a}x{b}" for a, b in zip(df["naxis1"], df["naxis2"], strict=True)]
+    df["readout"] = _readouts(df)
     df["setup"] = [
         _setup(k, f, b, r)
         for k, f, b, r in zip(df["kind"], df["filter"], df["binning"], df["readout"], strict=True)
@@ -189,18 +275,47 @@ _COLUMNS = {
     "amplifiers": "",
     "guessed": "",
     "notes": "",
+    "digest": "",
     "naxis1": 0,
     "naxis2": 0,
 }
 
 
+def _readouts(df: pd.DataFrame) -> list[str]:
+    """Each frame's readout: its raw shape, and its TRIMSEC where that differs from the
+    one most frames of that shape have (a subframe read out inside the same raw shape
+    must never be calibrated with, or combined into, the full frame's masters)."""
+    shape = [f"{a}x{b}" for a, b in zip(df["naxis1"], df["naxis2"], strict=True)]
+    trim = pd.Series(
+        [t.replace(" ", "") if isinstance(t, str) else "" for t in df["trimsec"]], df.index
+    )
+    ok = df["status"] == "ok"
+    out = list(shape)
+    for s in set(shape):
+        same = np.array([x == s for x in shape])
+        usual = trim[same & ok].mode()
+        usual = usual.iloc[0] if len(usual) else ""
+        for i in np.flatnonzero(same & (trim != usual).to_numpy()):
+            out[i] = f"{s}_{safe_name(trim.iloc[i]) if trim.iloc[i] else 'untrimmed'}"
+    return out
+
+
 def _dedupe_frames(df: pd.DataFrame) -> None:
-    seen: dict[str, int] = {}
+    """Make frame names unique: a name that repeats an earlier one (``a b.fits`` and
+    ``a_b.fits`` both make ``a_b``) gets the first ``_<n>`` suffix that is no other file's
+    name, so ``a_b_1.fits`` keeps its own."""
+    taken = set(df["frame"])
+    seen: set[str] = set()
     names = []
     for f in df["frame"]:
-        n = seen.get(f, 0)
-        names.append(f if n == 0 else f"{f}_{n}")
-        seen[f] = n + 1
+        name, n = f, 1
+        while name in seen:
+            while f"{f}_{n}" in taken:
+                n += 1
+            name = f"{f}_{n}"
+            taken.add(name)
+        seen.add(name)
+        names.append(name)
     df["frame"] = names
 
 
@@ -217,7 +332,7 @@ def _mark_duplicates(df: pd.DataFrame) -> None:
             continue
         first: dict[str, str] = {}
         for i, path in group["path"].sort_values().items():
-            digest = io.file_digest(path)
+            digest = df.at[i, "digest"] or io.file_digest(path)
             if digest in first:
                 df.loc[i, ["status", "reason"]] = ["bad", f"{path}: duplicate of {first[digest]}"]
             else:

@@ -71,7 +71,24 @@ def standardize(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
         else np.nan
     )
     good = np.isfinite(out["ra"]) & np.isfinite(out["dec"])
-    return out[good].reset_index(drop=True)
+    return _unique_ids(out[good].reset_index(drop=True), columns.get("id"))
+
+
+def _unique_ids(ref: pd.DataFrame, column) -> pd.DataFrame:
+    """``ref`` with each star once: a row repeating an id at the same place (within 1
+    arcsec; a merged catalog) is dropped; an id given to stars at different places would
+    merge two stars' light curves into one, so it is refused, naming the column."""
+    first = ref.groupby("id", sort=False)[["ra", "dec"]].transform("first")
+    repeat = ref["id"].duplicated()
+    apart = separation_deg(ref["ra"], ref["dec"], first["ra"], first["dec"]) * 3600 > 1.0
+    if (repeat & apart).any():
+        ids = ref.loc[repeat & apart, "id"].unique()
+        raise ValueError(
+            f"reference catalog: id column {column!r} gives the same id to stars at different "
+            f"places ({len(ids)} ids, e.g. {ids[0]}): name a unique column as "
+            "reference_catalog.columns.id, or leave it out to number the stars"
+        )
+    return ref[~repeat].reset_index(drop=True)
 
 
 def at_epoch(ref: pd.DataFrame, mjd) -> pd.DataFrame:

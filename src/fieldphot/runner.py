@@ -31,8 +31,9 @@ from . import starlist as sl
 
 
 def raw_files(raw_dir) -> list[Path]:
-    """Every FITS-looking file below ``raw_dir``, sorted."""
-    return sorted(p for p in Path(raw_dir).rglob("*") if p.is_file() and mf.is_raw_name(p.name))
+    """Every readable FITS-looking file below ``raw_dir``, sorted
+    (:func:`fieldphot.manifest.scan_raw`)."""
+    return mf.scan_raw(raw_dir)[0]
 
 
 def frame_steps(row: dict, results: str, cfg: dict) -> dict:
@@ -96,6 +97,7 @@ def prepare(cfg: dict, results) -> pd.DataFrame:
         cfg["instrument"],
         cfg["observatory"] or None,
         cfg["calibration"]["sky_dark_min_frames"],
+        cfg["raw_dir"],
     )
     stages.reference_catalog(
         r / layout.path("manifest"), r / layout.path("refcat"), cfg["reference_catalog"]

@@ -104,15 +104,26 @@ def manifest(
     profile_path: str = "",
     observatory: dict | None = None,
     sky_dark_min_frames: int = 5,
+    raw_dir=None,
+    raw_state: str = "",
 ):
-    """Read every raw header once and write the manifest table; returns it."""
-    items = []
+    """Read every raw header once and write the manifest table; returns it. With
+    ``raw_dir``, what in it could not be looked at (:func:`fieldphot.manifest.scan_raw`)
+    is listed too, as ``bad`` rows with the cause. Each file's content digest is a column
+    (``digest``); ``raw_state`` (:func:`fieldphot.manifest.raw_state`, what made the
+    workflow remake the manifest) is recorded with it."""
+    items = (
+        [(p, io.FrameError(f"{p}: {why}")) for p, why in mf.scan_raw(raw_dir)[1]] if raw_dir else []
+    )
     for p in raw_paths:
         try:
             items.append((str(p), io.read_header(p)))
         except io.FrameError as exc:
             items.append((str(p), exc))
-    df = mf.build_manifest(items, load_profile(profile_path), observatory, sky_dark_min_frames)
+    digests = mf.content_digests(raw_paths, Path(out).parent / ".raw_digests.json")
+    df = mf.build_manifest(
+        items, load_profile(profile_path), observatory, sky_dark_min_frames, digests
+    )
     measure_camera(df)
     for reason in df.loc[df["status"] != "ok", "reason"]:
         log.warning(reason)
@@ -121,6 +132,7 @@ def manifest(
     counts = df[df["status"] == "ok"].groupby(["night", "kind", "filter"]).size()
     log.info("manifest: %d frames\n%s", len(df), counts.to_string())
     meta = {"profile": profile_path or "generic", "observatory": observatory}
+    meta["raw_state"] = raw_state
     io.write_table(out, df, {**meta, "notes": df.attrs.get("notes", [])})
     return df
 
@@ -344,6 +356,18 @@ def _read_optional(path, rows: slice = slice(None)):
     return io.read_master(path, rows) if path else (None, None, None)
 
 
+def usable_master(path) -> str:
+    """``path``, or ``""`` when that master could not be made (none of its frames was
+    usable: ``FP_STAT = 'bad'``, the cause in ``FP_WHY``, said here once per use)."""
+    if not path:
+        return ""
+    header = io.read_header(path)
+    if header.get("FP_STAT", "ok") == "bad":
+        log.warning("%s: not used: %s", path, header.get("FP_WHY", ""))
+        return ""
+    return path
+
+
 def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, flat_path=""):
     """Combine raw bias, dark or flat frames (``rows`` from the manifest) into a master.
 
@@ -353,15 +377,25 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
 
     Frames are prepared one at a time; when the stack exceeds ``combine_memory_mb`` it is
     kept on disk (a scratch file beside ``out``) and combined a band of rows at a time.
+    A frame that cannot be used (unreadable, constant, saturated; a flat without light) is
+    left out with a line naming it and why; with none left the master is written as a
+    failed one (``FP_STAT = 'bad'``) and the frames it was for are calibrated without it.
     """
+    bias_path, dark_path, flat_path = map(usable_master, (bias_path, dark_path, flat_path))
     bias, _, _ = _read_optional(bias_path)
     dark, _, _ = _read_optional(dark_path)
     flat, _, _ = _read_optional(flat_path)
     budget = cfg.get("combine_memory_mb", 1024) * 1e6
+    header = fits.Header()
+    header["FP_KIND"] = kind
     with contextlib.ExitStack() as stack_ctx:
-        stack = None
-        for i, r in enumerate(rows):
-            frame = load_raw_electrons(r["path"], r, cfg)[0]
+        stack, used, levels = None, [], []
+        for r in rows:
+            try:
+                frame = load_raw_electrons(r["path"], r, cfg)[0]
+            except io.FrameError as exc:
+                log.warning("%s master: left out %s", kind, exc)
+                continue
             prepared = cal.master_input(kind, frame, r["exptime"], bias, dark, flat)
             if stack is None:
                 shape = (len(rows), *prepared.shape)
@@ -369,11 +403,42 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
                     stack = stack_ctx.enter_context(io.scratch_stack(out, shape))
                 else:
                     stack = np.empty(shape, np.float32)
-            stack[i] = prepared
-            progress(i, len(rows), f"{kind} frames read")
+            stack[len(used)] = prepared
+            used.append(r)
+            if kind == "flat":  # the light it holds, e-
+                levels.append(
+                    float(np.nanmedian(frame))
+                    - (float(np.nanmedian(bias)) if bias is not None else 0.0)
+                    - (float(np.nanmedian(dark)) * r["exptime"] if dark is not None else 0.0)
+                )
+            progress(len(used) - 1, len(rows), f"{kind} frames read")
+        if kind == "flat" and used:  # a flat without light (shutter shut, lamp off)
+            typical = float(np.median(levels))
+            keep = [i for i, v in enumerate(levels) if v > 0.05 * typical and v > 0]
+            for i in sorted(set(range(len(used))) - set(keep)):
+                log.warning(
+                    "flat master: left out %s: level %.0f e- against %.0f e- for the others",
+                    used[i]["path"],
+                    levels[i],
+                    typical,
+                )
+            for j, i in enumerate(keep):
+                stack[j] = stack[i]
+            used = [used[i] for i in keep]
+        header["NCOMBINE"] = len(used)
+        inputs = [r["path"] for r in used] + [p for p in (bias_path, dark_path, flat_path) if p]
+        for key, value in io.provenance_cards(cfg, inputs):
+            header[key] = value
+        if not used:
+            why = f"no usable {kind} frame among {len(rows)}"
+            log.warning("%s: %s", out, why)
+            header["FP_STAT"], header["FP_WHY"] = "bad", why
+            io.write_fits(out, np.full((1, 1), np.nan), header)
+            return
+        stack = stack[: len(used)]
         reducer = cal.nan_median if kind == "skydark" else None
         data = cal.combine_in_chunks(stack, cfg.get("combine_sigma", 3.0), budget / 2, reducer)
-        noise = cal.master_noise(stack[0], data, len(rows))
+        noise = cal.master_noise(stack[0], data, len(used))
     if kind == "skydark":  # keep the large-scale glow; per-pixel noise would only add noise
         data, noise = cal.smooth_map(data, cfg.get("sky_dark_box", 64)), 0.0
     mask = np.zeros(data.shape, np.int32)
@@ -383,9 +448,6 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
         noise = noise / np.nanmedian(data)
         data = data / np.nanmedian(data)
         mask[cal.bad_flat_pixels(data)] |= Flag.BAD_PIXEL
-    header = fits.Header()
-    header["FP_KIND"] = kind
-    header["NCOMBINE"] = len(rows)
     header["BUNIT"] = {
         "bias": "electron",
         "dark": "electron/s",
@@ -393,13 +455,10 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
         "flat": "",
     }[kind]
     header["FP_NOISE"] = (noise if np.isfinite(noise) else 0.0, "per-pixel 1-sigma error")
-    inputs = [r["path"] for r in rows] + [p for p in (bias_path, dark_path, flat_path) if p]
-    for key, value in io.provenance_cards(cfg, inputs):
-        header[key] = value
     log.info(
         "master %s from %d frames: median %.4g, %d bad pixels",
         kind,
-        len(rows),
+        len(used),
         np.nanmedian(data),
         int((mask != 0).sum()),
     )
@@ -451,11 +510,13 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         log.warning(reason)
         header = fits.Header()
         _frame_cards(header, {k: row.get(k) for k in FRAME_CARDS})
-        header["FP_STAT"], header["FP_WHY"] = "bad", reason
+        header["FP_STAT"], header["FP_WHY"] = "bad", io.fits_text(reason)
         nan = np.full((1, 1), np.nan)
         io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
         return
-    paths = (bias_path, dark_path, flat_path)
+    paths = bias_path, dark_path, flat_path = tuple(
+        map(usable_master, (bias_path, dark_path, flat_path))
+    )
     cards = [io.read_header(p) if p else {} for p in paths]
     errors = tuple(float(h.get("FP_NOISE", 0.0)) for h in cards)
     rn = float(row["read_noise"])
@@ -563,7 +624,7 @@ def extract(calibrated, out, cfg: dict):
     if header.get("FP_STAT", "ok") != "ok":
         io.write_table(
             out,
-            pd.DataFrame({c: [] for c in ext.SOURCE_COLUMNS}),
+            ext.no_sources(),
             {
                 "frame": frame_meta(header),
                 "extract": {"fwhm": np.nan, "sky": np.nan},
@@ -700,13 +761,12 @@ def starlist(refcat_path, rows, out, cfg: dict, targets=()):
         for i, row in enumerate(rows if len(rows) >= 2 else []):
             cal_path, src_path, ast_path = (Path(tmp) / f"{i}.{x}" for x in ("fits", "src", "ast"))
             masters = layout.masters(row, results)
-            try:  # a frame that fails here fails in its own jobs too: the list goes on
-                calibrate(row["path"], row, *masters, cal_path, cfg["calibration"])
-                extract(cal_path, src_path, cfg["extract"])
-                solve(cal_path, src_path, refcat_path, ast_path, cfg["solve"], first)
-            except Exception as exc:
-                log.warning("%s: not stacked: %s", row["path"], exc)
-                continue
+            # A bad frame comes out of these as a failed frame (no solution), not as an
+            # exception: anything raised (a full disk, a bug) fails the job, never a list
+            # made of fewer frames than it should be.
+            calibrate(row["path"], row, *masters, cal_path, cfg["calibration"])
+            extract(cal_path, src_path, cfg["extract"])
+            solve(cal_path, src_path, refcat_path, ast_path, cfg["solve"], first)
             _, ameta = io.read_table(ast_path, columns=[])
             if not ameta.get("wcs"):
                 log.info("%s: no astrometric solution, not stacked", row["path"])

@@ -33,6 +33,7 @@ False
 
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -158,10 +159,15 @@ def submit(argv: list[str]) -> int:
                 sys.stderr.flush()
                 socket.send_fds(sock, [request], [1, 2])
                 reply = sock.makefile("rb").readline()
-            if not reply:
-                print(f"fieldphot {argv[0]}: the worker process died", file=sys.stderr)
-                return 1
-            return int(json.loads(reply)["rc"])
+            if reply:
+                return int(json.loads(reply)["rc"])
+            # The worker's process for this step was killed (out of memory, a signal): its
+            # output, written under a temporary name, never appeared; the step runs here.
+            print(
+                f"fieldphot {argv[0]}: the warm worker's process running this step was "
+                "killed; running it in this process instead",
+                file=sys.stderr,
+            )
     return run(argv)
 
 
@@ -278,7 +284,8 @@ def stop(handle: Handle | None) -> None:
     os.environ.pop(ENV, None)
     handle.process.terminate()
     handle.process.wait(timeout=30)
-    os.rmdir(os.path.dirname(handle.socket))
+    # a killed server leaves its socket behind
+    shutil.rmtree(os.path.dirname(handle.socket), ignore_errors=True)
 
 
 if __name__ == "__main__":

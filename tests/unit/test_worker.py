@@ -94,6 +94,26 @@ def test_killing_the_client_kills_its_step(tmp_path, server):
     assert not (tmp_path / "x.parquet").exists()
 
 
+def test_a_step_whose_worker_process_is_killed_runs_in_its_client(tmp_path, server):
+    """The fork running the step is killed (what the out-of-memory killer does): the
+    client runs the step itself, never failing the job with no reason; a killed server
+    leaves no socket folder behind once stopped."""
+    fifo = tmp_path / "never-written.fits"
+    os.mkfifo(fifo)  # the step blocks opening it
+    proc = step(tmp_path, "extract", fifo, tmp_path / "x.parquet", None)
+    wait_for(lambda: len(children(server.process.pid)) == 1)
+    os.kill(children(server.process.pid)[0], signal.SIGKILL)
+    log = tmp_path / "extract.log"
+    wait_for(lambda: log.exists() and "extract in its own process" in log.read_text())
+    proc.kill()
+    assert "worker's process running this step was killed" in proc.communicate()[1]
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    assert os.path.exists(server.socket)
+    worker.stop(server)
+    assert not os.path.exists(os.path.dirname(server.socket))
+
+
 def test_the_server_stops_when_its_parent_dies(tmp_path):
     code = (
         "from fieldphot import worker; import time; "

@@ -127,10 +127,21 @@ def test_export_holds_every_calibrated_measurement_with_units(run):
 
 
 def test_second_run_has_nothing_to_do(run):
+    """Also when started by the environment's other name for Python (``python`` for
+    ``python3``): the step commands name the interpreter one way."""
     night, work, _, _ = run
     proc = snakemake(work, night.config, "--dry-run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
+    here = Path(sys.executable)
+    other = next(
+        (here.parent / n for n in ("python", "python3") if (here.parent / n).name != here.name),
+    )
+    if not other.exists():
+        pytest.skip(f"no {other}")
+    cmd = [str(other), *snakemake_command(night.config, work, 2, "--dry-run")[1:]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
 
 
 def test_a_zeropoint_setting_reruns_only_the_zeropoints_and_what_follows(run, tmp_path):
@@ -282,3 +293,22 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     lc = validation.light_curves(work / "results")
     targets = yaml.safe_load(night.config.read_text())["targets"]
     assert set(lc["target"]) - {""} == {t["name"] for t in targets}
+
+
+def test_a_raw_file_rewritten_with_its_old_time_is_measured_again(run):
+    """A frame replaced by other bytes that keep the old modification time (``cp -p``,
+    a restored backup) is found by its content digest: that frame is calibrated again,
+    and no other."""
+    night, work, _, _ = run
+    frame = night.frames["frame"].iloc[3]
+    raw = night.raw_dir / f"{frame}.fits"
+    calibrated = {p: p.stat().st_mtime_ns for p in (work / "results").glob("calibrated/*/*")}
+    before = raw.stat()
+    fits.setval(raw, "OBSERVER", value="someone else")  # other bytes...
+    os.utime(raw, ns=(before.st_atime_ns, before.st_mtime_ns))  # ...the old time
+    proc = snakemake(work, night.config)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    changed = [p.stem for p, t in calibrated.items() if p.stat().st_mtime_ns != t]
+    assert changed == [frame]
+    again = snakemake(work, night.config, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -17,11 +17,26 @@ from fieldphot.runner import raw_files
 RESULTS = config["results_dir"]
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+def _interpreter():
+    """This Python, by one name whichever it was started as (``python`` or ``python3`` of
+    the same environment): the steps' commands, and so Snakemake's record of their code,
+    do not change with it."""
+    here = sys.executable
+    for name in ("python3", "python"):
+        other = os.path.join(os.path.dirname(here), name)
+        if os.path.exists(other) and os.path.samefile(other, here):
+            return other
+    return here
+
+
+_PYTHON = _interpreter()
+
+
 def step(name):
     """The shell command of per-frame step ``name``: scripts/step.py runs it in the run's warm
     worker when there is one (fieldphot.worker), with the job's named inputs and the rule's
     params as JSON. Under --use-conda it is the environment's own python."""
-    python = "python" if _CONDA else shlex.quote(sys.executable)
+    python = "python" if _CONDA else shlex.quote(_PYTHON)
     script = shlex.quote(os.path.join(SCRIPTS, "step.py"))
     return f"{python} {script} {name} {{log:q}} {{threads}} {{params.inputs:q}} {{output:q}}"
 

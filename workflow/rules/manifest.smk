@@ -8,6 +8,8 @@ checkpoint manifest:
         instrument=config["instrument"],
         observatory=config["observatory"],
         sky_dark_min_frames=config["calibration"]["sky_dark_min_frames"],
+        raw_dir=config["raw_dir"],
+        raw_state=mf.raw_state(raw_files(config["raw_dir"])),
     conda:
         "../../envs/fieldphot.yaml"
     log:
