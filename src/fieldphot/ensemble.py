@@ -59,6 +59,35 @@ def design(dmag, color, u, v, order: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def excess_noise(resid, err, n_terms: int = 1, iters: int = 30) -> float:
+    """The noise (mag) the comparison stars of a frame show beyond their errors: ``s``
+    with ``sum(resid^2 / (err^2 + s^2)) = n - n_terms`` (0 when they show none). Added
+    in quadrature to every star's error on that frame, it is the frame's share of noise
+    that no photon count predicts (seeing changing the light in the apertures, guiding,
+    thin cloud), which otherwise leaves bright stars scattering several times their
+    errors on some frames.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> e = np.full(400, 0.002)
+    >>> round(excess_noise(rng.normal(0, np.hypot(0.002, 0.005), 400), e), 3)
+    0.005
+    >>> excess_noise(rng.normal(0, 0.002, 400), e) < 0.001
+    True
+    """
+    r2, e2 = np.asarray(resid, float) ** 2, np.asarray(err, float) ** 2
+    dof = len(r2) - n_terms
+    if dof < 1 or np.sum(r2 / e2) <= dof:
+        return 0.0
+    lo, hi = 0.0, float(np.max(r2))  # chi-square falls as s grows: bisect on s^2
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.sum(r2 / (e2 + mid)) > dof else (lo, mid)
+    return float(np.sqrt(0.5 * (lo + hi)))
+
+
 def fit(
     mag,
     err,
@@ -103,7 +132,8 @@ def fit(
     -------
     dict
         ``mag`` corrected magnitudes (instrumental scale), ``err`` their errors (the
-        point's own and the correction's, in quadrature), ``ref`` master reference per
+        point's own, the frame's excess noise ``jitter`` (:func:`excess_noise`, per
+        frame) and the correction's, in quadrature), ``ref`` master reference per
         star, ``comparison`` (n_star,) bool, ``n_used`` and ``rms`` per frame (the
         comparison stars' weighted rms about the fit, mag), ``coeffs`` (n_frame, n_terms).
     """
@@ -125,6 +155,7 @@ def fit(
     model_var = np.full((n_star, n_frame), np.nan)
     n_used = np.zeros(n_frame, int)
     rms = np.full(n_frame, np.nan)
+    jitter = np.zeros(n_frame)
     for _ in range(n_iter):
         mid = np.nanmedian(ref[comp]) if comp.any() else 0.0
         dref = np.where(np.isfinite(ref), ref - mid, 0.0)
@@ -135,7 +166,13 @@ def fit(
             if n_used[f] < max(min_stars, n_terms + 1):
                 coeffs[f], model[:, f], model_var[:, f] = np.nan, np.nan, np.nan
                 continue
-            w = w_all[sel, f]
+            w = 1.0 / (err[sel, f] ** 2 + jitter[f] ** 2)
+            a = a_all[sel] * np.sqrt(w)[:, None]
+            d = (mag[sel, f] - ref[sel]) * np.sqrt(w)
+            c, *_ = np.linalg.lstsq(a, d, rcond=None)
+            resid = d - a @ c
+            jitter[f] = excess_noise(resid / np.sqrt(w), err[sel, f], n_terms)
+            w = 1.0 / (err[sel, f] ** 2 + jitter[f] ** 2)
             a = a_all[sel] * np.sqrt(w)[:, None]
             d = (mag[sel, f] - ref[sel]) * np.sqrt(w)
             c, *_ = np.linalg.lstsq(a, d, rcond=None)
@@ -153,9 +190,11 @@ def fit(
             model[sel, f] = mag[sel, f] - ref[sel] - loo
             model_var[sel, f] = h / (1 - h) / w * scale
             # Clip this frame's outliers among the comparison stars (sigma: error and fit scatter).
-            pull = (mag[:, f] - ref - model[:, f]) / np.sqrt(err[:, f] ** 2 + model_var[:, f])
+            total = err[:, f] ** 2 + jitter[f] ** 2 + model_var[:, f]
+            pull = (mag[:, f] - ref - model[:, f]) / np.sqrt(total)
             keep[:, f] = usable[:, f] & ~(np.abs(pull) > clip * np.sqrt(scale))
         corrected = mag - model
+        w_all = np.where(usable, 1.0 / np.where(usable, err**2 + jitter**2, 1.0), 0.0)
         w = np.where(keep & np.isfinite(corrected), w_all, 0.0)
         wsum = w.sum(axis=1)
         new_ref = np.where(
@@ -171,7 +210,8 @@ def fit(
             comp &= ~(chi2_star > variable_factor * np.median(chi2_star[comp]))
     return {
         "mag": mag - model,
-        "err": np.sqrt(err**2 + model_var),
+        "err": np.sqrt(err**2 + jitter**2 + model_var),
+        "jitter": jitter,
         "ref": ref,
         "comparison": comp,
         "n_used": n_used,

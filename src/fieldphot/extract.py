@@ -15,6 +15,8 @@ Examples
 True
 """
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import sep
@@ -44,6 +46,24 @@ def background(data: np.ndarray, mask: np.ndarray, box: int = 64, filter_size: i
     """sep background model of ``data`` ignoring flagged pixels."""
     return sep.Background(
         native(data), mask=native(mask != 0, bool), bw=box, bh=box, fw=filter_size, fh=filter_size
+    )
+
+
+def _moffat_jacobian(q, xx, yy) -> np.ndarray:
+    """Derivatives of ``amp (1 + r^2/alpha^2)^-beta`` on the stamp ``xx, yy`` by (amp,
+    dx, dy, alpha, beta): analytic, five times fewer profile evaluations than differences."""
+    amp, dx, dy, alpha, beta = q
+    r2 = ((xx - dx) ** 2 + (yy - dy) ** 2) / alpha**2
+    base = (1.0 + r2) ** -beta
+    inner = -beta * amp * base / (1.0 + r2)  # d f / d r2
+    return np.column_stack(
+        [
+            base.ravel(),
+            (inner * -2.0 * (xx - dx) / alpha**2).ravel(),
+            (inner * -2.0 * (yy - dy) / alpha**2).ravel(),
+            (inner * -2.0 * r2 / alpha).ravel(),
+            (-np.log1p(r2) * amp * base).ravel(),
+        ]
     )
 
 
@@ -81,7 +101,10 @@ def fwhm_moffat(sub: np.ndarray, x, y, peak, half: int = 8) -> np.ndarray:
 
         start = [1.0, xi - xc, yi - yc, 2.0, 3.0]
         fit = optimize.least_squares(
-            resid, start, bounds=([0, -2, -2, 0.3, 1.2], [np.inf, 2, 2, 2.0 * half, 20.0])
+            resid,
+            start,
+            jac=partial(_moffat_jacobian, xx=xx, yy=yy),
+            bounds=([0, -2, -2, 0.3, 1.2], [np.inf, 2, 2, 2.0 * half, 20.0]),
         )
         if fit.success:
             alpha, beta = fit.x[3], fit.x[4]

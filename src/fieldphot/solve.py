@@ -487,9 +487,9 @@ def stars_in_field(ref: pd.DataFrame, shape: tuple[int, int], hints: dict, pixel
 
 
 def own_reference(sources: pd.DataFrame, wcs: WCS, min_snr: float = 10.0) -> pd.DataFrame:
-    """A frame's own detections as reference stars (:data:`MATCH_COLUMNS`, ``mag`` the
-    instrumental magnitude): what the other frames of a pointing the catalog cannot solve
-    are solved against.
+    """A frame's own unsaturated detections as reference stars (:data:`MATCH_COLUMNS`,
+    ``mag`` the instrumental magnitude): what the other frames of a pointing the catalog
+    cannot solve are solved against.
 
     Examples
     --------
@@ -501,8 +501,8 @@ def own_reference(sources: pd.DataFrame, wcs: WCS, min_snr: float = 10.0) -> pd.
     (1, -10.0)
     """
     ok = (sources["snr"].to_numpy(float) >= min_snr) & ~any_set(
-        sources["flags"].to_numpy(), Flag.EDGE
-    )
+        sources["flags"].to_numpy(), Flag.EDGE | Flag.SATURATED
+    )  # as the matcher skips them: a saturated star is no reference (its centre is flat)
     det = sources[ok].reset_index()
     ra, dec = wcs.wcs_pix2world(det["x"].to_numpy(float), det["y"].to_numpy(float), 0)
     x, y = det["x"].to_numpy(float), det["y"].to_numpy(float)
@@ -547,11 +547,15 @@ def solve_relative(
         wcs, matched, info = solve_frame(
             sources, anchor, shape, hints, **{**c, "methods": ["neighbour", "header", "hint"]}
         )
-        # The same field shows the first frame's brightest stars: chance matches of noise
-        # (a clouded-out frame) do not.
+        # The same field shows the first frame's brightest stars (those the solution puts
+        # on this frame: a dither moves some off): chance matches of noise (a clouded-out
+        # frame) do not; a third of them is ten stars where their places say.
         bright = anchor.nsmallest(min(30, max(len(anchor) // 2, c["min_matches"])), "mag")
-        seen = float(np.isin(bright["id"], matched["id"]).mean()) if len(matched) else 0.0
-        if wcs is not None and seen >= 0.5:
+        if wcs is not None:
+            x, y = wcs.wcs_world2pix(bright["ra"].to_numpy(), bright["dec"].to_numpy(), 0)
+            bright = bright[(x > 2) & (y > 2) & (x < shape[1] - 3) & (y < shape[0] - 3)]
+        seen = float(np.isin(bright["id"], matched["id"]).mean()) if len(bright) else 0.0
+        if wcs is not None and seen >= 1 / 3 and len(bright) >= c["min_matches"]:
             return wcs, matched, {**info, "method": f"relative ({info['method']})"}
         why = info["reason"] if wcs is None else f"{100 * seen:.0f} % of its brightest stars seen"
         return None, _empty(), {**EMPTY_INFO, "reason": f"not matched to its pointing: {why}"}

@@ -506,13 +506,8 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
     try:
         data, saturated, raw_header, offset = load_raw_electrons(raw_path, row, cfg)
     except io.FrameError as exc:  # the message names the file
-        reason = str(exc)
-        log.warning(reason)
-        header = fits.Header()
-        _frame_cards(header, {k: row.get(k) for k in FRAME_CARDS})
-        header["FP_STAT"], header["FP_WHY"] = "bad", io.fits_text(reason)
-        nan = np.full((1, 1), np.nan)
-        io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
+        log.warning(str(exc))
+        _failed_calibrated(out, row, str(exc))
         return
     paths = bias_path, dark_path, flat_path = tuple(
         map(usable_master, (bias_path, dark_path, flat_path))
@@ -601,6 +596,54 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         int(any_set(mask, Flag.COSMIC_RAY).sum()),
     )
     io.write_calibrated(out, sci, err, mask, header)
+
+
+def _failed_calibrated(out, meta: dict, reason: str) -> None:
+    """A failed frame's calibrated product: no pixels, its frame cards (from ``meta``,
+    keys of :data:`FRAME_CARDS`), ``FP_STAT = 'bad'`` and the reason in ``FP_WHY``."""
+    header = fits.Header()
+    _frame_cards(header, {k: meta.get(k) for k in FRAME_CARDS})
+    header["FP_STAT"], header["FP_WHY"] = "bad", io.fits_text(reason)
+    nan = np.full((1, 1), np.nan)
+    io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
+
+
+def failed_step(step: str, inputs: dict, out, params: list, reason: str) -> None:
+    """Write per-frame step ``step``'s product for a frame it failed on (an error that is
+    no fault of the disk or memory), so that the frame is flagged with ``reason`` and the
+    night goes on: the step is run again on a failed stand-in for its main input, through
+    the path every step takes for a failed frame.
+
+    ``inputs`` and ``params`` are the step's (:data:`fieldphot.worker.STEPS`).
+    """
+    if step == "calibrate":
+        _failed_calibrated(out, params[1], reason)
+        return
+    if step == "zeropoint":
+        _, meta = io.read_table(inputs["photometry"], columns=[])
+        frame = meta.get("frame", {})
+    else:
+        try:
+            frame = frame_meta(io.read_header(inputs["calibrated"]))
+        except (io.FrameError, OSError):
+            frame = {}
+    with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".failed-") as tmp:
+        cal, table = Path(tmp) / "c.fits", Path(tmp) / "t.parquet"
+        _failed_calibrated(cal, frame, reason)
+        failed = {"frame": frame, "status": "bad", "reason": reason}
+        if step == "extract":
+            extract(cal, out, *params)
+        elif step == "solve":
+            extract(cal, table, {})
+            solve(cal, table, inputs["refcat"], out, *params)
+        elif step == "photometer":
+            io.write_table(table, pd.DataFrame(), failed)
+            photometer(cal, table, inputs["starlist"], out, *params)
+        elif step == "zeropoint":
+            io.write_table(table, pd.DataFrame(columns=measure.COLUMNS), failed)
+            zeropoint(table, out, *params)
+        else:
+            raise ValueError(f"no failed product for step {step!r}")
 
 
 def _frame_cards(header: fits.Header, meta: dict) -> None:

@@ -108,6 +108,10 @@ STEPS = {
 }
 
 
+#: The steps whose product can stand for a failed frame (:func:`fieldphot.stages.failed_step`).
+FLAGGABLE = ("calibrate", "extract", "solve", "photometer", "zeropoint")
+
+
 def run(argv: list[str], where: str = "in its own process") -> int:
     """Run one step in this process; return its exit status (the traceback goes to its log).
 
@@ -134,7 +138,28 @@ def run(argv: list[str], where: str = "in its own process") -> int:
                 threads,
                 os.environ.get("SLURM_CPUS_PER_TASK", "not under SLURM"),
             )
-            STEPS[name](stages, json.loads(inputs), output, *map(json.loads, params))
+            try:
+                STEPS[name](stages, json.loads(inputs), output, *map(json.loads, params))
+            except (OSError, MemoryError):  # a fault of the machine: the job fails
+                raise
+            except Exception as err:
+                if name not in FLAGGABLE:
+                    raise
+                # A frame the step cannot use (its message names the cause), or an error
+                # in fieldphot on this frame: the frame is flagged with it and the night
+                # goes on (`fieldphot status` lists it and exits 1).
+                lg.exception("failed")
+                reason = (
+                    str(err)
+                    if isinstance(err, stages.io.FrameError)
+                    else f"an error in fieldphot's {name} step on this frame "
+                    f"({type(err).__name__}: {err}): please report it, with {log}"
+                )
+                reason = " ".join(reason.split())
+                stages.failed_step(
+                    name, json.loads(inputs), output, list(map(json.loads, params)), reason
+                )
+                print(f"fieldphot {name}: frame flagged: {reason}", file=sys.stderr)
     except Exception as err:  # logged with its traceback by stages.logged
         print(f"fieldphot {name}: {err} (see {log})", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import pytest
 from fieldphot import io, manifest, runner, stages, wcsmodel
 from fieldphot import solve as sol
 from fieldphot.flags import Flag, any_set
+from fieldphot.refcat import empty as refcat_empty
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +161,26 @@ def test_header_solutions_kept_and_frames_without_wcs_resolved_from_neighbours(
         worst.append(_separation_arcsec(resolved, original, (1370, 1365)))
     assert methods == ["hint"] + ["neighbour"] * 11
     assert max(worst) < 0.5, worst
+
+
+def test_without_a_catalog_every_frame_is_placed_relative_to_the_first(calibrated, tmp_path):
+    """No catalog: the first frame keeps its header WCS and its detections are the others'
+    reference. On this 42-inch night its 30 brightest stars are saturated, which matching
+    skips: the reference holds unsaturated stars only, or no frame would ever be placed."""
+    science, paths = calibrated
+    refcat = tmp_path / "refcat.parquet"
+    io.write_table(refcat, refcat_empty(), {})
+    anchor, methods = None, []
+    for path in paths:
+        src = tmp_path / f"{path.stem}.sources.parquet"
+        out = tmp_path / f"{path.stem}.astrometry.parquet"
+        stages.extract(path, src, {})
+        stages.solve(path, src, refcat, out, dict(sol.DEFAULTS), anchor)
+        anchor = anchor or out
+        _, meta = io.read_table(out, columns=[])
+        assert meta["status"] == "ok", meta["reason"]
+        methods.append(meta["astrometry"]["method"].split(" ")[0])
+    assert methods == ["relative"] * len(paths)
 
 
 def test_init_on_the_real_night(lowell_dir, tmp_path):

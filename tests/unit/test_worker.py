@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
+from astropy.wcs import WCS
 
-from fieldphot import io, worker
+from fieldphot import io, wcsmodel, worker
 
 STEP = Path(__file__).parents[2] / "scripts" / "step.py"
 CFG = json.dumps({"thresh": 5.0, "minarea": 5, "background_box": 32})
@@ -153,3 +154,53 @@ def test_a_long_request_and_the_clients_environment_reach_the_step(tmp_path, ser
     assert len(io.read_table(tmp_path / "s.parquet")[1]["config"]["pad"]) == 100_000
     log = (tmp_path / "e.log").read_text()
     assert "extract in a fork of the warm worker" in log and "(CPUs the scheduler gave: 7)" in log
+
+
+def test_an_error_in_a_step_flags_the_frame_and_the_night_goes_on(tmp_path, monkeypatch):
+    """A bug on one frame (here: photometry raises) does not stop the night: the step's
+    product is the failed frame's, with the error and the log named, and the later steps
+    carry it; a fault of the machine (a missing input) still fails the job."""
+    from fieldphot import stages
+
+    cal = tmp_path / "cal.fits"
+    frame(cal)
+    header = fits.getheader(cal)
+    header.update(FP_FRAME="f1", FP_NIGHT="20240101", FP_MJD=60310.1, FP_EXPT=30.0)
+    fits.writeto(cal, fits.getdata(cal), header, overwrite=True)
+    io.write_table(
+        tmp_path / "starlist.parquet", pd.DataFrame(columns=["id", "ra", "dec", "mag"]), {}
+    )
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-1e-4, 1e-4]
+    solved = {"wcs": wcsmodel.wcs_to_string(wcs), "frame": {"frame": "f1"}, "status": "ok"}
+    io.write_table(tmp_path / "ast.parquet", pd.DataFrame(), solved)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(stages.io, "read_calibrated", broken)  # on the measuring path only
+    inputs = {
+        "calibrated": str(cal),
+        "astrometry": str(tmp_path / "ast.parquet"),
+        "starlist": str(tmp_path / "starlist.parquet"),
+        "sources": "",
+    }
+    phot = tmp_path / "phot.parquet"
+    argv = ["photometer", str(tmp_path / "p.log"), "1", json.dumps(inputs), str(phot), "{}", "[]"]
+    assert worker.run(argv) == 0
+    _, meta = io.read_table(phot)
+    assert meta["status"] == "bad" and meta["frame"]["frame"] == "f1"
+    assert meta["reason"].startswith("an error in fieldphot's photometer step on this frame")
+    assert (
+        "ZeroDivisionError: a bug" in meta["reason"] and str(tmp_path / "p.log") in meta["reason"]
+    )
+    assert "Traceback" in (tmp_path / "p.log").read_text()
+    argv = ["zeropoint", str(tmp_path / "z.log"), "1", json.dumps({"photometry": str(phot)})]
+    assert worker.run([*argv, str(tmp_path / "cat.parquet"), "{}"]) == 0
+    _, meta = io.read_table(tmp_path / "cat.parquet")
+    assert meta["status"] == "bad" and "ZeroDivisionError" in meta["reason"]
+    missing = json.dumps({"photometry": str(tmp_path / "gone.parquet")})
+    argv = ["zeropoint", str(tmp_path / "z.log"), "1", missing, str(tmp_path / "c2.parquet"), "{}"]
+    assert worker.run(argv) == 1 and not (tmp_path / "c2.parquet").exists()
