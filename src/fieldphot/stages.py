@@ -356,12 +356,13 @@ def _read_optional(path, rows: slice = slice(None)):
     return io.read_master(path, rows) if path else (None, None, None)
 
 
-def usable_master(path) -> str:
+def usable_master(path, header=None) -> str:
     """``path``, or ``""`` when that master could not be made (none of its frames was
-    usable: ``FP_STAT = 'bad'``, the cause in ``FP_WHY``, said here once per use)."""
+    usable: ``FP_STAT = 'bad'``, the cause in ``FP_WHY``, said here once per use).
+    ``header``: the master's, when it has been read."""
     if not path:
         return ""
-    header = io.read_header(path)
+    header = io.read_header(path) if header is None else header
     if header.get("FP_STAT", "ok") == "bad":
         log.warning("%s: not used: %s", path, header.get("FP_WHY", ""))
         return ""
@@ -509,10 +510,11 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
         log.warning(str(exc))
         _failed_calibrated(out, row, str(exc))
         return
+    cards = [io.read_header(p) if p else {} for p in (bias_path, dark_path, flat_path)]
     paths = bias_path, dark_path, flat_path = tuple(
-        map(usable_master, (bias_path, dark_path, flat_path))
+        usable_master(p, h) for p, h in zip((bias_path, dark_path, flat_path), cards, strict=True)
     )
-    cards = [io.read_header(p) if p else {} for p in paths]
+    cards = [h if p else {} for p, h in zip(paths, cards, strict=True)]
     errors = tuple(float(h.get("FP_NOISE", 0.0)) for h in cards)
     rn = float(row["read_noise"])
     if "read_noise" in str(row.get("guessed") or "") and bias_path:
