@@ -226,7 +226,7 @@ def build_manifest(
         for key, col in (("lat", "site_lat"), ("lon", "site_lon"), ("elev", "site_elev")):
             if observatory.get(key) is not None:
                 df[col] = float(observatory[key])
-    df["digest"] = df["path"].map(digests or {}).fillna("")
+    df["digest"] = [(digests or {}).get(p, "") for p in df["path"]]
     _dedupe_frames(df)
     _add_times(df, profile, notes, check_site=not (observatory or {}).get("lon"))
     _mark_duplicates(df)
