@@ -35,21 +35,12 @@ from astropy.io import fits
 from scipy.spatial import cKDTree
 
 from fieldphot import config as cfgmod
-from fieldphot import manifest as mf
 from fieldphot import runner, synthetic
 
 
-def prepare(cfg: dict, results: Path):
-    """Manifest, masters and star lists, as run_night makes them (untimed)."""
-    m = runner.prepare(cfg, results)
-    for _, mrow in mf.masters_table(m).iterrows():
-        runner.build_master(m, mrow, results, cfg)
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
-    tol = cfg["solve"]["same_pointing_arcmin"]
-    sci = sci.assign(anchor=mf.pointing_anchors(sci, tol))
-    sci = sci.join(runner.sl.fields(sci, cfg["starlist"]["frames"], tol))
-    for field, rows in sci.groupby("field"):
-        runner.build_starlist(field, rows, results, cfg)
+def prepare(cfg: dict, results: Path) -> list[dict]:
+    """The night up to its per-frame steps (untimed), each pointing's first frame first."""
+    sci = runner.prepare_frames(cfg, results)
     first = (sci["anchor"] == sci["frame"]).to_numpy()
     return [*sci[first].to_dict("records"), *sci[~first].to_dict("records")]
 

@@ -141,6 +141,20 @@ def excluded_frames(names) -> set[str]:
     return {frame_name(str(n)) for n in names or ()}
 
 
+def science_frames(df: pd.DataFrame, exclude=()) -> pd.DataFrame:
+    """The frames a run measures: readable science frames not in ``exclude`` (the
+    config's ``exclude_frames``: names, file names or paths). The workflow and the plain
+    loop both take them from here.
+
+    >>> m = pd.DataFrame({"frame": ["a", "b", "c"], "kind": ["science", "science", "bias"],
+    ...                   "status": "ok"})
+    >>> science_frames(m, ["night1/b.fits"])["frame"].tolist()
+    ['a']
+    """
+    sel = (df["kind"] == "science") & (df["status"] == "ok")
+    return df[sel & ~df["frame"].isin(excluded_frames(exclude))]
+
+
 def _setup(kind: str, filt: str, binning: str, readout: str) -> str:
     """Calibration setup: binning and raw readout shape, and the filter for flats."""
     base = f"{binning}_{readout}"

@@ -128,20 +128,29 @@ def build_starlist(field: str, rows: pd.DataFrame, results, cfg: dict) -> None:
     )
 
 
-def run_night(config: dict, results, processes: int = 1) -> dict:
-    """Run every stage; return the paths of the catalogs and light-curve products."""
-    cfgmod.check(config, Path(results).parent)
-    cfg = cfgmod.with_defaults(config)
+def prepare_frames(cfg: dict, results) -> pd.DataFrame:
+    """Everything before the per-frame steps (manifest, reference catalog, masters, star
+    lists); returns the science frames to measure, each with its ``anchor`` (the first
+    frame of its pointing) and ``field`` (``cfg`` with defaults)."""
     r = Path(results)
     m = prepare(cfg, r)
     for _, mrow in mf.masters_table(m).iterrows():
         build_master(m, mrow, r, cfg)
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
+    sci = mf.science_frames(m, cfg["exclude_frames"])
     tol = cfg["solve"]["same_pointing_arcmin"]
     sci = sci.assign(anchor=mf.pointing_anchors(sci, tol))
     sci = sci.join(sl.fields(sci, cfg["starlist"]["frames"], tol))
     for field, rows in sci.groupby("field"):
         build_starlist(field, rows, r, cfg)
+    return sci
+
+
+def run_night(config: dict, results, processes: int = 1) -> dict:
+    """Run every stage; return the paths of the catalogs and light-curve products."""
+    cfgmod.check(config, Path(results).parent)
+    cfg = cfgmod.with_defaults(config)
+    r = Path(results)
+    sci = prepare_frames(cfg, r)
     # Each pointing's first frame before the others: its solution is their hint.
     first = (sci["anchor"] == sci["frame"]).to_numpy()
     waves = [sci[first].to_dict("records"), sci[~first].to_dict("records")]

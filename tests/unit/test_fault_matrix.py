@@ -217,3 +217,15 @@ def test_two_targets_writing_the_same_files_are_refused(tmp_path):
     targets = [{"name": "TOI 1", "ra": 1.0, "dec": 2.0}, {"name": "toi_1", "ra": 3.0, "dec": 4.0}]
     with pytest.raises(ValueError, match="targets 'TOI 1' and 'toi_1' would write the same"):
         config.check({"raw_dir": str(tmp_path), "targets": targets}, tmp_path.parent)
+
+
+def test_the_plain_loop_leaves_out_the_frames_the_config_excludes(clean, tmp_path):
+    """``exclude_frames`` (a file name here) in the plain loop as in the workflow: both take
+    the frames to measure from ``manifest.science_frames``."""
+    base, _ = clean
+    cfg = yaml.safe_load((base / "config.yaml").read_text())
+    cfg["exclude_frames"] = [SCI[2]]
+    run_night(cfg, tmp_path / "results")
+    frames, _ = io.read_table(tmp_path / "results" / "lightcurves" / "frames.parquet")
+    assert set(frames["frame"]) == {s.removesuffix(".fits") for s in SCI} - {"20240315.0012"}
+    assert not list((tmp_path / "results").glob("*/*/20240315.0012.*"))

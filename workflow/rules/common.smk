@@ -127,9 +127,7 @@ def science_frames():
 
 
 def _science(m):
-    excluded = mf.excluded_frames(config.get("exclude_frames", []))
-    sel = (m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)
-    return m[sel]
+    return mf.science_frames(m, config["exclude_frames"])
 
 
 @lru_cache(maxsize=4)
