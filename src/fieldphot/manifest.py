@@ -365,6 +365,14 @@ def _add_times(df: pd.DataFrame, profile: headers.Profile, notes: list, check_si
         _check_longitudes(df, ok, notes)
     df.loc[ok, "night"] = timeutil.night_label(mjd, df.loc[ok, "site_lon"].astype(float).to_numpy())
     sci = ok & (df["kind"] == "science") & df["ra"].notna() & df["dec"].notna()
+    nowhere = sci & (df["site_lat"].isna() | df["site_lon"].isna())
+    if nowhere.any():
+        notes.append(
+            f"{int(nowhere.sum())} science frames give no site location (tried "
+            f"{'/'.join(profile.keywords['site_lat'])}, {'/'.join(profile.keywords['site_lon'])}"
+            "): BJD_TDB from the Earth's centre (up to 21 ms off) and the headers' AIRMASS; "
+            "set observatory: {lat, lon, elev} in the config"
+        )
     if sci.any():
         s = df[sci]
         args = [

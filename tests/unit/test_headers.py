@@ -368,3 +368,18 @@ def test_one_absurd_header_value_spoils_one_frame_at_most(edit, status, text):
     assert text in (row["reason"] if status == "bad" else row["notes"])
     if "GAIN" in edit:
         assert "gain" in row["guessed"]  # measured from the frames, not silently 1.0
+
+
+def test_frames_without_a_site_say_how_their_times_are_made():
+    """No site in the headers: the night runs, and one note says what the times are and
+    which config key gives the site."""
+    items = [
+        (f"s{i}.fits", _untyped(i, IMAGETYP="LIGHT", RA="10:00:00", DEC="+20:00:00"))
+        for i in range(3)
+    ]
+    m = manifest.build_manifest(items)
+    assert (m["status"] == "ok").all() and m["bjd_tdb"].notna().all()
+    (note,) = [n for n in m.attrs["notes"] if "site location" in n]
+    assert note.startswith("3 science frames give no site location") and "observatory:" in note
+    with_site = manifest.build_manifest(items, observatory={"lat": 31.9, "lon": -111.6})
+    assert not any("site location" in n for n in with_site.attrs["notes"])
