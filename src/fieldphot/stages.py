@@ -387,6 +387,8 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
     dark, _, _ = _read_optional(dark_path)
     flat, _, _ = _read_optional(flat_path)
     budget = cfg.get("combine_memory_mb", 1024) * 1e6
+    bias_level = float(np.nanmedian(bias)) if bias is not None and kind == "flat" else 0.0
+    dark_rate = float(np.nanmedian(dark)) if dark is not None and kind == "flat" else 0.0
     header = fits.Header()
     header["FP_KIND"] = kind
     with contextlib.ExitStack() as stack_ctx:
@@ -407,11 +409,7 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
             stack[len(used)] = prepared
             used.append(r)
             if kind == "flat":  # the light it holds, e-
-                levels.append(
-                    float(np.nanmedian(frame))
-                    - (float(np.nanmedian(bias)) if bias is not None else 0.0)
-                    - (float(np.nanmedian(dark)) * r["exptime"] if dark is not None else 0.0)
-                )
+                levels.append(float(np.nanmedian(frame)) - bias_level - dark_rate * r["exptime"])
             progress(len(used) - 1, len(rows), f"{kind} frames read")
         if kind == "flat" and used:  # a flat without light (shutter shut, lamp off)
             typical = float(np.median(levels))

@@ -15,6 +15,8 @@ from fieldphot import starlist as sl
 from fieldphot.runner import raw_files
 
 RESULTS = config["results_dir"]
+#: The raw folder's frames, walked once per Snakemake start (the manifest's inputs and state).
+RAW_FILES = raw_files(config["raw_dir"])
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 def _interpreter():

@@ -1,7 +1,7 @@
 # Classify every raw frame from its header (a checkpoint: the frames are known after it).
 checkpoint manifest:
     input:
-        raw_files(config["raw_dir"]),
+        RAW_FILES,
     output:
         out("manifest"),
     params:
@@ -9,7 +9,7 @@ checkpoint manifest:
         observatory=config["observatory"],
         sky_dark_min_frames=config["calibration"]["sky_dark_min_frames"],
         raw_dir=config["raw_dir"],
-        raw_state=mf.raw_state(raw_files(config["raw_dir"])),
+        raw_state=mf.raw_state(RAW_FILES),
     conda:
         "../../envs/fieldphot.yaml"
     log:
