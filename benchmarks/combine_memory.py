@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from fieldphot import stages
+from fieldphot import config as cfgmod
+from fieldphot import stages, steps
 
 
 def main():
@@ -47,14 +48,9 @@ def main():
     del raw
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    stages.master(
-        "bias",
-        rows,
-        "",
-        "",
-        root / "master.fits",
-        {"overscan": {"mode": "median"}, "combine_memory_mb": args.memory_mb},
-    )
+    cfg = steps.reads("master", cfgmod.with_defaults({"raw_dir": "."}))
+    cfg["overscan"] = {"mode": "median", "order": 0}
+    stages.master("bias", rows, root / "master.fits", cfg=cfg, memory_mb=args.memory_mb)
     dt = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from fieldphot import config as cfgmod
-from fieldphot import layout, runner, synthetic
+from fieldphot import layout, runner, steps, synthetic
 from fieldphot import manifest as mf
 
 STEPS = [
@@ -56,7 +56,7 @@ def run_step(root: Path, step: str) -> None:
     if step == "starlist":  # the frame is its field's only reference frame
         runner.build_starlist(f"{row['night']}/{row['frame']}", sci.assign(reference=True), r, cfg)
         return
-    runner.frame_steps(row, str(r), cfg)[step]()
+    steps.run_frame(row, str(r), runner.frame_params(cfg), (step,))
 
 
 def main():

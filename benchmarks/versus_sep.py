@@ -9,7 +9,7 @@ The night is prepared untimed (manifest, masters, star list) with
 process (no start-up counted for either):
 
 (a) fieldphot: calibrate, extract, solve, photometer, zeropoint
-    (:func:`fieldphot.runner.frame_steps`), each step's CPU time;
+    (:data:`fieldphot.steps.FRAME`), each step's CPU time;
 (b) a plain sep script: read the raw frame, subtract the bias and dark masters, divide by
     the flat, sep background and detection, a 2 x FWHM aperture and a local sky annulus at
     every star of the first frame's detections (found again by nearest neighbour), and a
@@ -35,7 +35,7 @@ from astropy.io import fits
 from scipy.spatial import cKDTree
 
 from fieldphot import config as cfgmod
-from fieldphot import runner, synthetic
+from fieldphot import runner, steps, synthetic
 
 
 def prepare(cfg: dict, results: Path) -> list[dict]:
@@ -48,10 +48,11 @@ def prepare(cfg: dict, results: Path) -> list[dict]:
 def fieldphot_frames(rows, cfg, results) -> dict:
     """CPU seconds of each per-frame step, summed over the frames."""
     spent: dict[str, float] = {}
+    params = runner.frame_params(cfg)
     for row in rows:
-        for name, step in runner.frame_steps(row, str(results), cfg).items():
+        for name in steps.FRAME:
             t0 = time.process_time()
-            step()
+            steps.run_frame(row, str(results), params, (name,))
             spent[name] = spent.get(name, 0.0) + time.process_time() - t0
     return spent
 

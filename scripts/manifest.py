@@ -5,9 +5,9 @@ from fieldphot import stages
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
     stages.manifest(
-        list(sm.input),
+        list(sm.input.raw),
         sm.output[0],
-        sm.params.instrument,
+        sm.input.profile,
         sm.params.observatory or None,
         sm.params.sky_dark_min_frames,
         sm.params.raw_dir,

@@ -1,6 +1,6 @@
 """Snakemake adapter: one per-frame step, run by the warm worker when there is one.
 
-step.py NAME LOG THREADS INPUTS OUTPUT [JSON ...]   (see fieldphot.worker)
+step.py NAME LOG THREADS INPUTS OUTPUT PARAMS   (see fieldphot.worker)
 """
 
 import sys

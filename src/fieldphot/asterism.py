@@ -28,17 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from .config import defaults
 from .flags import Flag, any_set
 from .wcsmodel import nominal_wcs
 
-DEFAULTS = {
-    "n_stars": 40,
-    "neighbours": 5,
-    "shape_tolerance": 0.015,
-    "match_px": 3.0,
-    "min_matches": 8,
-    "max_hypotheses": 4000,
-}
+#: The asterism settings' defaults (config ``solve.asterism``, from the schema).
+DEFAULTS = defaults("solve", "asterism")
 
 
 def triangles(xy: np.ndarray, neighbours: int = 5, min_gap: float = 0.02):
@@ -114,7 +109,9 @@ def _pairs(det_tree: cKDTree, zr: np.ndarray, tol: float):
     return idet[keep], iref[keep]
 
 
-def match(det: np.ndarray, ref: np.ndarray, scale_range=(0.9, 1.1), **cfg) -> dict | None:
+def match(
+    det: np.ndarray, ref: np.ndarray, scale_range=(0.9, 1.1), max_hypotheses: int = 4000, **cfg
+) -> dict | None:
     """Similarity transform (with optional reflection) taking ``ref`` onto ``det``.
 
     Parameters
@@ -123,6 +120,8 @@ def match(det: np.ndarray, ref: np.ndarray, scale_range=(0.9, 1.1), **cfg) -> di
         Detected and reference positions (reference already in nominal pixels).
     scale_range : (low, high)
         Allowed scale of the transform.
+    max_hypotheses : int
+        Most candidate transforms (those most triangles vote for) that are verified.
     **cfg
         Overrides of :data:`DEFAULTS`.
 
@@ -170,7 +169,7 @@ def match(det: np.ndarray, ref: np.ndarray, scale_range=(0.9, 1.1), **cfg) -> di
     )
     _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
     # One proposal per group, most popular group first (ties: earliest proposal).
-    candidates = first[np.lexsort((first, -counts))][: c["max_hypotheses"]]
+    candidates = first[np.lexsort((first, -counts))][:max_hypotheses]
     tree = cKDTree(det)
     best = None
     for h in candidates:

@@ -29,16 +29,11 @@ import pandas as pd
 from astropy.wcs import WCS
 
 from . import io
+from .config import defaults
 from .wcsmodel import header_wcs
 
-DEFAULTS = {
-    "executable": "solve-field",
-    "index_dir": "/usr/share/astrometry",
-    "cpulimit_s": 15,
-    "timeout_s": 25,
-    "n_sources": 100,
-    "tweak_order": 2,
-}
+#: The astrometry.net settings' defaults (config ``solve.astrometry_net``, from the schema).
+DEFAULTS = defaults("solve", "astrometry_net")
 
 
 def command(

@@ -13,10 +13,13 @@ Examples
 [50.0, 50.0, 50.0, 50.0, 50.0, 50.0]
 """
 
+import json
+import math
 import re
 
 import numpy as np
 
+from . import headers
 from .flags import Flag
 
 
@@ -707,3 +710,96 @@ def clean_cosmic_rays(
         image_out[rows] = np.where(crmask[keep], cleaned[keep], band[keep])
         mask_out[rows][crmask[keep]] |= Flag.COSMIC_RAY
     return image_out, mask_out
+
+
+class UnusableFrame(ValueError):
+    """A raw frame (or one of its amplifiers) that cannot be calibrated; the message says
+    why (the calibrate stage adds the file name)."""
+
+
+def raw_electrons(amps, row: dict, overscan: dict, nonlinearity_adu=None):
+    """Raw amplifiers -> overscan-subtracted, trimmed, assembled electrons; the saturation
+    map (raw ADU); and the (x, y) offset of the result in raw pixels.
+
+    ``amps`` are (data, header) pairs (:func:`fieldphot.io.read_amplifiers`). A
+    multi-extension frame is one amplifier per extension, each with its own TRIMSEC or
+    DATASEC, BIASSEC, GAIN and DETSEC; a single image uses the manifest ``row``'s values
+    (and its ``amplifiers`` when several share the image). ``overscan``: config
+    ``calibration.overscan``.
+
+    Raises
+    ------
+    UnusableFrame
+        No finite pixels, constant, mostly saturated, or an amplifier without DETSEC.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> raw = np.full((4, 6), 1100.0); raw[:, 4:] = 100.0
+    >>> row = {"trimsec": "[1:4,1:4]", "biassec": "[5:6,1:4]", "gain": 2.0, "saturate": None}
+    >>> data, sat, offset = raw_electrons([(raw, {})], row, {"mode": "median", "order": 0})
+    >>> float(data.mean()), offset
+    (2000.0, (0, 0))
+    """
+    if len(amps) == 1 and row.get("amplifiers"):  # several amplifiers in one image
+        specs = [
+            {
+                **a,
+                "data": amps[0][0],
+                "saturate": row.get("saturate"),
+                "nonlinear": nonlinearity_adu,
+            }
+            for a in json.loads(row["amplifiers"])
+        ]
+        offset = (0, 0)
+    elif len(amps) == 1:
+        specs = [
+            {
+                "data": amps[0][0],
+                "trimsec": row.get("trimsec"),
+                "biassec": row.get("biassec"),
+                "gain": row["gain"],
+                "saturate": row.get("saturate") if is_number(row.get("saturate")) else None,
+                "nonlinear": nonlinearity_adu,
+            }
+        ]
+        rows, cols = (
+            parse_section(row["trimsec"])
+            if row.get("trimsec")
+            else (slice(0, None), slice(0, None))
+        )
+        offset = (cols.start, rows.start)
+    else:
+        specs = [_amp_spec(data, h, row, nonlinearity_adu) for data, h in amps]
+        offset = (0, 0)
+    for spec in specs:
+        problem = raw_problem(spec["data"], spec.get("saturate"))
+        if problem:
+            raise UnusableFrame(problem)
+    data, saturated = assemble(specs, overscan["mode"], overscan["order"])
+    return data, saturated, offset
+
+
+def _amp_spec(data, h, row, nonlinear) -> dict:
+    kw = headers.DEFAULT_PROFILE.keywords
+    spec = {
+        "data": data,
+        "trimsec": headers.first(h, kw["trimsec"]),
+        "biassec": headers.first(h, kw["biassec"]),
+        "detsec": h.get("DETSEC"),
+        "gain": headers.to_float(headers.first(h, kw["gain"])) or row["gain"],
+        "saturate": headers.to_float(headers.first(h, kw["saturate"])) or row.get("saturate"),
+        "nonlinear": nonlinear,
+    }
+    if not spec["detsec"]:
+        raise UnusableFrame(f"amplifier extension {h.get('EXTNAME', '?')} has no DETSEC")
+    return spec
+
+
+def is_number(v) -> bool:
+    """A finite int or float (a manifest value that is there).
+
+    >>> is_number(3.0), is_number(None), is_number(float("nan"))
+    (True, False, False)
+    """
+    return v is not None and isinstance(v, int | float) and math.isfinite(v)

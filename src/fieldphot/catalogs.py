@@ -389,7 +389,7 @@ def field_reference(fields, cfg: dict, band, cache_dir, sleep=time.sleep):
     """
     why = []
     decs = [f[1] for f in fields]
-    names = cfg.get("catalogs") or list(SPECS)
+    names = cfg["catalogs"] or list(SPECS)
     for spec in covering(names, min(decs), max(decs)):
         try:
             parts, records = [], []
@@ -399,12 +399,12 @@ def field_reference(fields, cfg: dict, band, cache_dir, sleep=time.sleep):
                     ra,
                     dec,
                     radius,
-                    cfg.get("mag_limit"),
+                    cfg["mag_limit"],
                     cache_dir,
-                    cfg.get("vizier_server", "vizier.cds.unistra.fr"),
-                    cfg.get("timeout_s", 30.0),
-                    cfg.get("retries", 3),
-                    cfg.get("backoff_s", 2.0),
+                    cfg["vizier_server"],
+                    cfg["timeout_s"],
+                    cfg["retries"],
+                    cfg["backoff_s"],
                     sleep,
                 )
                 records.append({k: rec[k] for k in ("request", "date", "source") if k in rec})
@@ -416,8 +416,8 @@ def field_reference(fields, cfg: dict, band, cache_dir, sleep=time.sleep):
                 spec,
                 raw,
                 band,
-                cfg.get("color"),
-                cfg.get("magnitude_system"),
+                cfg["color"],
+                cfg["magnitude_system"],
             )
         except CatalogOffline as exc:  # every catalog is on the same server: stop here
             why.append(str(exc))

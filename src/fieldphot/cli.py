@@ -11,8 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SNAKEFILE = REPO / "Snakefile"
+from .workflow_files import SNAKEFILE
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate a night and run the whole workflow on it, offline")
     d.add_argument("outdir", type=Path, nargs="?", default=Path("demo"))
     d.add_argument("--cores", default="all")
+    d.add_argument("--size", type=int, default=1024, help="frame width and height (px)")
+    d.add_argument("--frames", type=int, default=30, help="number of science frames")
     i = sub.add_parser("init", help="read a raw folder's headers; report; write config+manifest")
     i.add_argument("raw_dir", type=Path)
     i.add_argument("--out", type=Path, default=Path("."), help="where config.yaml and results/ go")
@@ -107,8 +108,6 @@ def stale_lock(workdir: Path) -> bool:
 
 
 def run(config: Path, workdir: Path, cores: str, extra: list[str]) -> int:
-    if not SNAKEFILE.exists():
-        sys.exit(f"fieldphot run: no Snakefile at {SNAKEFILE} (install from a checkout: pip -e .)")
     workdir.mkdir(parents=True, exist_ok=True)
     if stale_lock(workdir):
         print(f"fieldphot run: removing the lock a killed run left in {workdir}", flush=True)
@@ -158,17 +157,17 @@ def status(config: Path, workdir: Path) -> int:
     import yaml
 
     from . import config as cfgmod
-    from . import layout, stages
+    from . import layout, report
 
     cfg = cfgmod.with_defaults(yaml.safe_load(config.read_text()))
     results = workdir / cfg["results_dir"]
-    table = stages.frame_status(results, cfg.get("exclude_frames", []))
+    table = report.frame_status(results, cfg["exclude_frames"])
     if table.empty:
         print("every frame gave a calibrated catalog")
         return 0
     for r in table.itertuples():
         print(f"{r.night}/{r.frame}  {r.status}: {r.reason}")
-    for night in stages.failed_nights(results, cfg.get("exclude_frames", [])):
+    for night in report.failed_nights(results, cfg["exclude_frames"]):
         print(f"night {night}: no frame succeeded (its light curves are empty)")
     run_cmd = f"fieldphot run {config} --workdir {workdir}"
     missing = table[table["status"] == "missing"]
@@ -190,18 +189,64 @@ def status(config: Path, workdir: Path) -> int:
     return 1
 
 
+def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[str, list[str]]:
+    """Read every header of ``raw_dir`` once; write a config, the manifest and, where the
+    profile had to guess, a profile override, into ``out``. Returns (inventory, problems).
+    Every path in the config is absolute, so the night runs from any folder.
+
+    Raises ``ValueError`` (and writes no config) when no science frame is usable.
+    """
+    import yaml
+
+    from . import io, nightplan, runner, stages
+
+    out = Path(out).resolve()
+    m = stages.manifest(runner.raw_files(raw_dir), out / "results" / "manifest.parquet", instrument)
+    problems = nightplan.problems(m)
+    if not ((m["kind"] == "science") & (m["status"] == "ok")).any():
+        raise ValueError(
+            f"{raw_dir}: no usable science frame among {len(m)} files; "
+            + ("; ".join(problems[-3:]) if problems else "no FITS files found")
+        )
+    guessed = sorted({q for v in m["guessed"] for q in str(v).split(",") if q})
+    profile_path = str(Path(instrument).resolve()) if instrument else ""
+    if guessed:
+        prof = stages.load_profile(instrument)
+        doc = {
+            "name": f"{prof.name}-{Path(raw_dir).name}",
+            "keywords": prof.keywords,
+            "frame_types": prof.frame_types,
+            "defaults": {**prof.defaults, **{q: prof.defaults.get(q) for q in guessed}},
+            "time_convention": prof.time_convention,
+            "utc_offset_hours": prof.utc_offset_hours,
+            "longitude_sign": prof.longitude_sign,
+        }
+        profile_path = str(out / "instrument.yaml")
+        io.write_text(
+            profile_path,
+            "# Written by `fieldphot init`: the headers lack "
+            f"{', '.join(guessed)}; the values under `defaults` are guesses.\n"
+            "# Replace them with your camera's real values.\n"
+            + yaml.safe_dump(doc, sort_keys=False),
+        )
+    config = {"raw_dir": str(Path(raw_dir).resolve()), "instrument": profile_path}
+    if catalog:  # else VizieR through the cache, or, offline, a night without a catalog
+        config["reference_catalog"] = {
+            "path": str(Path(catalog).resolve()),
+            "columns": {"id": "id", "ra": "ra", "dec": "dec", "mag": "mag", "mag_err": "mag_err"},
+        }
+    io.write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    return nightplan.inventory(m).to_string(index=False), problems
+
+
 def main(argv=None) -> int:
     args, extra = parser().parse_known_args(argv)
     if args.command == "simulate":
         simulate(args.outdir, args.size, args.frames, args.seed)
         return 0
     if args.command == "init":
-        from . import stages
-
         try:
-            table, problems = stages.init_night(
-                args.raw_dir, args.out, args.catalog, args.instrument
-            )
+            table, problems = init_night(args.raw_dir, args.out, args.catalog, args.instrument)
         except ValueError as exc:
             print(f"fieldphot init: {exc}", file=sys.stderr)
             return 1
@@ -224,7 +269,7 @@ def main(argv=None) -> int:
         return status(args.config, args.workdir)
     if args.command == "run":
         return run(args.config, args.workdir, args.cores, extra)
-    night = simulate(args.outdir / "night", 1024, 30, 1)
+    night = simulate(args.outdir / "night", args.size, args.frames, 1)
     code = run(night.config, args.outdir, args.cores, extra)
     if code == 0:
         report(args.outdir / "results")

@@ -17,8 +17,9 @@ from pathlib import Path
 import yaml
 
 from . import layout
+from .workflow_files import SCHEMAS
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = SCHEMAS / "config.schema.yaml"
 
 
 def _fill(schema: dict, value):
@@ -38,6 +39,21 @@ def with_defaults(config: dict) -> dict:
     with open(SCHEMA_PATH) as fh:
         schema = yaml.safe_load(fh)
     return _fill(schema, copy.deepcopy(config))
+
+
+def defaults(*section: str) -> dict:
+    """The schema's defaults of one config section (keys in turn), for the science
+    functions that take a section's settings as keyword arguments.
+
+    Examples
+    --------
+    >>> defaults("solve", "asterism")["n_stars"]
+    40
+    """
+    value = with_defaults({})
+    for key in section:
+        value = value[key]
+    return value
 
 
 def unknown_keys(schema: dict, value, prefix: str = "") -> list[str]:

@@ -24,6 +24,8 @@ import pandas as pd
 from astropy.table import Table
 from astropy.time import Time
 
+from . import io, layout, report
+
 #: Units of the catalog columns (everything else is dimensionless or text).
 UNITS = {
     **dict.fromkeys(["ra", "dec"], "deg"),
@@ -209,3 +211,29 @@ def aavso_extended(rows: pd.DataFrame, name: str, obscode: str, software: str, n
         cells += ["na", "na", "na", airmass, "na", "na", f"ensemble of {n_comp} stars"]
         lines.append(",".join(cells))
     return "\n".join(head + lines) + "\n"
+
+
+def target_products(nights, outdir, names, column, cfg, summary) -> None:
+    """Per forced target: ``targets/<name>.ecsv`` (TimeSeries), ``.png`` and ``_aavso.txt``."""
+    from . import __version__
+
+    if not names:
+        return
+    rows = io.read_tables(nights, filters=[("target", "in", list(names))])
+    n_comp = int(summary["comparison"].sum()) if "comparison" in summary else 0
+    for name in names:
+        t = rows[rows["target"].astype(str) == name].sort_values("bjd_tdb")
+        t = t.drop(columns=["target", "comparison"]).reset_index(drop=True)
+        t = t.assign(**{c: t[c].astype(str) for c in ("night", "frame", "filter")})
+        path = {
+            s: outdir.parent / layout.path("target_curve", name=layout.safe_name(name), suffix=s)
+            for s in layout.TARGET_SUFFIXES
+        }
+        io.write_export(path[".ecsv"], time_series(t, {"target": name}), "ecsv")
+        io.save_figure(report.target_figure(t.assign(target=name), column), path[".png"])
+        aavso = t.assign(mag=t[column], mag_err=t["mag_ens_err"])
+        software = f"fieldphot {__version__}"
+        io.write_text(
+            path["_aavso.txt"],
+            aavso_extended(aavso, name, cfg["aavso_obscode"], software, n_comp),
+        )

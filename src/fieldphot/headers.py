@@ -17,7 +17,6 @@ Examples
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -25,7 +24,9 @@ import yaml
 from astropy.coordinates import Angle
 from astropy.time import Time
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "config" / "instruments"
+from .workflow_files import INSTRUMENTS, SCHEMAS
+
+PROFILE_DIR = INSTRUMENTS
 
 KINDS = ("bias", "dark", "flat", "science")
 
@@ -44,7 +45,7 @@ class Profile:
     amplifiers: tuple = ()
 
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "instrument.schema.yaml"
+SCHEMA = SCHEMAS / "instrument.schema.yaml"
 
 
 def profile_from_dict(d: dict, source: str = "profile") -> Profile:

@@ -48,7 +48,7 @@ def export_names(formats, catalog: bool, targets: bool) -> list[str]:
     return [f"{k}.{f}" for k in kinds for f in formats] + ["gcn.txt"] * targets
 
 
-#: Files written per forced target (:func:`fieldphot.stages.target_products`).
+#: Files written per forced target (:func:`fieldphot.export.target_products`).
 TARGET_SUFFIXES = (".ecsv", ".png", "_aavso.txt")
 
 

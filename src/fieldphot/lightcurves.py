@@ -189,8 +189,8 @@ def differential(grid: Grid, cfg: dict) -> dict:
         "ensemble_n": np.zeros(n_frame, int),
         "poor": np.zeros(n_frame, bool),
     }
-    det = cfg.get("detrend", {})
-    detrending = bool(det.get("epd")) or det.get("tfa_templates", 0) > 0
+    det = cfg["detrend"]
+    detrending = bool(det["epd"]) or det["tfa_templates"] > 0
     if detrending:
         res["mag_detrended"] = np.full((n_star, n_frame), np.nan)
     clean = (grid.flags & ~int(Flag.NO_ZEROPOINT)) == 0
@@ -199,11 +199,9 @@ def differential(grid: Grid, cfg: dict) -> dict:
     never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
     snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
     candidates = (
-        ~near_targets(grid.star)
-        & never_sat
-        & (np.nan_to_num(snr) >= cfg.get("comparison_min_snr", 20.0))
+        ~near_targets(grid.star) & never_sat & (np.nan_to_num(snr) >= cfg["comparison_min_snr"])
     )
-    shield = protected(grid, det.get("protect"))
+    shield = protected(grid, det["protect"])
     # One ensemble per filter and field (pointing): a night that moved to another field
     # has other stars there, and coverage is judged within each.
     by = ["filter", "field"] if "field" in grid.frames else ["filter"]
@@ -216,9 +214,9 @@ def differential(grid: Grid, cfg: dict) -> dict:
             grid.star["color"].to_numpy(float),
             u[:, cols],
             v[:, cols],
-            order=cfg.get("ensemble_order", 0),
+            order=cfg["ensemble_order"],
             candidates=candidates,
-            variable_factor=cfg.get("variable_factor", 3.0),
+            variable_factor=cfg["variable_factor"],
         )
         cal = grid.point["mag"][:, cols] - fit["mag"]
         level = ensemble.nanmedian(np.where(usable[:, cols], cal, np.nan), axis=1)
@@ -228,9 +226,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
         res["mag_ens_err"][:, cols] = fit["err"]
         res["comparison"] |= fit["comparison"]
         res["ensemble_rms"][cols], res["ensemble_n"][cols] = fit["rms"], fit["n_used"]
-        res["poor"][cols] = poor_frames(
-            fit["rms"], fit["n_used"], cfg.get("poor_frame_factor", 3.0)
-        )
+        res["poor"][cols] = poor_frames(fit["rms"], fit["n_used"], cfg["poor_frame_factor"])
         if detrending:
             res["mag_detrended"][:, cols] = _detrend(
                 grid,
@@ -269,14 +265,14 @@ def _detrend(grid, cols, mag, usable, shield, quiet, det) -> np.ndarray:
     mean = np.sum(w * np.nan_to_num(mag), axis=1) / np.maximum(w.sum(axis=1), 1)
     resid = mag - mean[:, None]
     trend = np.zeros_like(resid)
-    if det.get("epd"):
+    if det["epd"]:
         per_frame = {c: grid.frames[c].to_numpy(float)[cols] for c in ("airmass", "fwhm")}
         regs = [
             np.broadcast_to(per_frame[r], resid.shape) if r in per_frame else grid.point[r][:, cols]
             for r in det["epd"]
         ]
         trend += np.nan_to_num(detrend.epd(resid, fit_on, regs))
-    if det.get("tfa_templates", 0) > 0:
+    if det["tfa_templates"] > 0:
         after = resid - trend
         tpl = detrend.tfa_templates(after, fit_on, quiet, det["tfa_templates"])
         trend += np.nan_to_num(detrend.tfa(after, fit_on, tpl, exact=shield.any(axis=1)))

@@ -16,6 +16,7 @@ Examples
 --------
 >>> import numpy as np, pandas as pd
 >>> from astropy.wcs import WCS
+>>> from fieldphot.config import defaults
 >>> from fieldphot.synthetic import _stamp, moffat_alpha
 >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
 >>> w.wcs.crval = [10.0, 20.0]; w.wcs.crpix = [50.0, 50.0]; w.wcs.cdelt = [-1e-4, 1e-4]
@@ -27,7 +28,7 @@ Examples
 >>> ref = pd.DataFrame({"id": [1, 2, 3], "ra": ra, "dec": dec, "mag": 12.0,
 ...                     "mag_err": 0.01, "color": 0.5})
 >>> t, info = measure_frame(img, np.sqrt(img), np.zeros(img.shape, np.int32), w, ref,
-...                         fwhm=3.0, frame={"exptime": 10.0}, cfg={})
+...                         fwhm=3.0, frame={"exptime": 10.0}, cfg=defaults("photometry"))
 >>> bool(np.allclose(t["flux"], 2e5, rtol=0.01)), info["growth_status"]
 (True, 'relaxed')
 """
@@ -39,9 +40,6 @@ from scipy.spatial import cKDTree
 from . import photometry as phot
 from . import zeropoint as zpt
 from .flags import Flag, any_set
-
-#: Aperture mode when the config names none (as the config schema's default).
-DEFAULT_MODE = "optimal"
 
 #: Columns of the photometry product (targets add ``flux_lim`` and ``detected``).
 COLUMNS = [
@@ -76,21 +74,22 @@ def radii(fwhm: float, cfg: dict) -> tuple[np.ndarray, int, float, float]:
 
     Examples
     --------
-    >>> r, main, r_in, r_out = radii(3.0, {})
+    >>> from fieldphot.config import defaults
+    >>> r, main, r_in, r_out = radii(3.0, defaults("photometry"))
     >>> r.tolist(), main, r_in, r_out
     ([2.0, 2.25, 3.0, 4.5, 6.0, 7.5, 9.0, 12.0], 4, 14.0, 21.0)
     """
-    r_min = cfg.get("min_radius", 2.0)
-    r_big = max(cfg.get("apcor_fwhm", 4.0) * fwhm, r_min)
-    if cfg.get("mode", DEFAULT_MODE) == "fixed":
-        r_main = float(cfg.get("radius_px", 2.0 * fwhm))
+    r_min = cfg["min_radius"]
+    r_big = max(cfg["apcor_fwhm"] * fwhm, r_min)
+    if cfg["mode"] == "fixed":
+        r_main = float(cfg["radius_px"])
     else:
-        r_main = max(cfg.get("aperture_fwhm", 2.0) * fwhm, r_min)
+        r_main = max(cfg["aperture_fwhm"] * fwhm, r_min)
     r_big = max(r_big, r_main)
-    grid = [max(f * fwhm, r_min) for f in cfg.get("growth_fwhm", [0.5, 0.75, 1.0, 1.5, 2.5, 3.0])]
+    grid = [max(f * fwhm, r_min) for f in cfg["growth_fwhm"]]
     r = np.unique(np.round([*grid, r_main, r_big], 3))
     r = r[r <= r_big]
-    r_in, r_out = (max(f * fwhm, r_big + 2) for f in cfg.get("annulus_fwhm", [4.0, 7.0]))
+    r_in, r_out = (max(f * fwhm, r_big + 2) for f in cfg["annulus_fwhm"])
     return r, int(np.flatnonzero(np.isclose(r, round(r_main, 3)))[0]), r_in, max(r_out, r_in + 3)
 
 
@@ -146,7 +145,7 @@ def measure_frame(
     shape = sci.shape
     exptime = float(frame["exptime"])
     if fwhm is None or not np.isfinite(fwhm):
-        fwhm = cfg.get("fwhm_default", 3.0)
+        fwhm = cfg["fwhm_default"]
     rad, main, r_in, r_out = radii(fwhm, cfg)
     reach = 40 * fwhm
     x_all, y_all, near = _project(wcs, ref["ra"], ref["dec"], shape, pad=reach)
@@ -174,7 +173,7 @@ def measure_frame(
         r_in,
         r_out,
         fwhm,
-        cfg.get("blank_apertures", 400),
+        cfg["blank_apertures"],
         avoid=(known_x, known_y),
         sky_mask=others,
     )
@@ -196,7 +195,7 @@ def measure_frame(
         f[:n_star], clean, cont_big, snr_main[:n_star], rad, main, cfg
     )
 
-    if cfg.get("mode", DEFAULT_MODE) == "optimal" and growth_status != "none":
+    if cfg["mode"] == "optimal" and growth_status != "none":
         guess = f[:, main] / growth[main]
         pick = phot.best_aperture(guess, growth, bvar)
     else:
@@ -206,14 +205,14 @@ def measure_frame(
     g_pick = growth[pick]
     flux = f[rows, pick] / g_pick
     var = (e[rows, pick] / g_pick) ** 2 + (flux * rel_err[pick]) ** 2
-    scint = cfg.get("scintillation", {})
-    if scint.get("enabled", False):
+    scint = cfg["scintillation"]
+    if scint["enabled"]:
         sigma = phot.scintillation(
             scint["diameter_m"],
             exptime,
             frame.get("airmass") or 1.0,
-            scint.get("altitude_m") or frame.get("site_elev") or 0.0,
-            scint.get("correction", 1.5),
+            scint["altitude_m"] or frame.get("site_elev") or 0.0,
+            scint["correction"],
         )
         var = var + (np.maximum(flux, 0.0) * sigma) ** 2
     flux_err = np.sqrt(var)
@@ -223,7 +222,7 @@ def measure_frame(
         x_all, y_all, mag_all, fwhm, _per_star(r_pick[:n_star], inside), inside
     )[inside]
     blended = (
-        (contamination > cfg.get("blend_fraction", 0.01))
+        (contamination > cfg["blend_fraction"])
         | _uncatalogued_neighbour(
             x,
             y,
@@ -242,15 +241,15 @@ def measure_frame(
             rad,
             fwhm,
             growth_status,
-            cfg.get("blend_fraction", 0.01),
+            cfg["blend_fraction"],
         )
     )
     flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
     snr = np.where(flux_err > 0, flux / flux_err, 0.0)
-    flags |= np.where(snr < cfg.get("min_snr", 3.0), int(Flag.LOW_SNR), 0).astype(np.int32)
+    flags |= np.where(snr < cfg["min_snr"], int(Flag.LOW_SNR), 0).astype(np.int32)
     mag, merr = zpt.instrumental_mag(flux, flux_err, exptime)
     is_target = np.arange(len(x)) >= n_star
-    nsig = cfg.get("limit_sigma", 5.0)
+    nsig = cfg["limit_sigma"]
     out = pd.DataFrame(
         {
             "id": _ids(stars["id"], tg["name"]),
@@ -269,7 +268,7 @@ def measure_frame(
             "mag_inst": mag,
             "mag_inst_err": merr,
             "flux_lim": np.where(is_target, nsig * np.sqrt(bvar[rows, pick]) / g_pick, np.nan),
-            "detected": ~is_target | (snr >= cfg.get("detect_snr", 3.0)),
+            "detected": ~is_target | (snr >= cfg["detect_snr"]),
             "flags": flags.astype(np.int32),
             "mag_cat": np.concatenate([stars["mag"], np.full(len(tg), np.nan)]).astype(float),
             "mag_cat_err": np.concatenate([stars["mag_err"], np.full(len(tg), np.nan)]),
@@ -277,14 +276,14 @@ def measure_frame(
             "contamination": contamination,
         }
     )
-    if cfg.get("keep_apertures", False):
+    if cfg["keep_apertures"]:
         for j in range(len(rad)):
             out[f"flux_r{j}"] = f[:, j] / growth[j]
             out[f"flux_err_r{j}"] = e[:, j] / growth[j]
 
     info = {
         "fwhm": float(fwhm),
-        "mode": cfg.get("mode", DEFAULT_MODE),
+        "mode": cfg["mode"],
         "radii": rad.tolist(),
         "r_ap": float(rad[main]),
         "r_in": float(r_in),
@@ -327,7 +326,7 @@ def _growth(f, clean, contamination, snr, rad, main, cfg):
     stars, so the zeropoint absorbs it), that frame-wide relative error, the stars used,
     and the tier (``measured``, ``relaxed`` or ``none``: no correction).
     """
-    tiers = (("measured", 1e-3, cfg.get("apcor_min_snr", 50.0)), ("relaxed", 1e-2, 20.0))
+    tiers = (("measured", 1e-3, cfg["apcor_min_snr"]), ("relaxed", 1e-2, 20.0))
     for status, max_cont, min_snr in tiers:
         usable = clean & (contamination < max_cont) & (snr > min_snr)
         g, ge, n = phot.curve_of_growth(f, usable, ref=main)
@@ -448,7 +447,7 @@ def _limit_mag(per_radius, main, cfg, exptime) -> float:
     """Instrumental magnitude of the limiting flux of the main aperture, or in ``optimal``
     mode of the best one."""
     flux = per_radius[main]
-    if cfg.get("mode", DEFAULT_MODE) == "optimal":
+    if cfg["mode"] == "optimal":
         ok = np.isfinite(per_radius)
         flux = np.min(per_radius[ok]) if ok.any() else np.nan
     return float(zpt.instrumental_mag([flux], [0.0], exptime)[0][0])

@@ -16,9 +16,13 @@ Examples
 """
 
 import html
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from . import io, layout
+from . import manifest as mf
 
 #: The per-frame diagnostics drawn against time: column of lightcurves/frames.parquet, label.
 DIAGNOSTICS = [
@@ -102,7 +106,7 @@ def frame_figure(sci, sources, matched, targets, title=""):
 
 
 def rerun_hint(status: str, catalog: str, run_cmd: str) -> str:
-    """What to run for a frame with ``status`` (see :func:`fieldphot.stages.frame_status`).
+    """What to run for a frame with ``status`` (see :func:`frame_status`).
 
     Examples
     --------
@@ -120,7 +124,7 @@ def rerun_hint(status: str, catalog: str, run_cmd: str) -> str:
 
 def problems_html(status: pd.DataFrame, catalogs: list[str], run_cmd: str) -> str:
     """A self-contained HTML page: one row per failed or flagged frame (``status`` from
-    :func:`fieldphot.stages.frame_status`, ``catalogs`` its frames' catalog paths) with the
+    :func:`frame_status`, ``catalogs`` its frames' catalog paths) with the
     reason and the command that reruns it."""
     rows = "".join(
         "<tr>"
@@ -187,3 +191,47 @@ def targets_figure(lc: pd.DataFrame, column: str = "mag_ens"):
         _target_panel(ax, tg[tg["target"].astype(str) == name], name, column)
     fig.tight_layout()
     return fig
+
+
+def failed_nights(results, excluded=()) -> list[str]:
+    """Nights with science frames of which none gave a calibrated catalog."""
+    m, _ = io.read_table(Path(results) / layout.path("manifest"))
+    excluded = mf.excluded_frames(excluded)
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)]
+    failed = frame_status(results, excluded)
+    n_failed = failed[failed["status"] != "bad"].groupby("night").size()
+    n_sci = sci.groupby("night").size()
+    return sorted(n for n, k in n_sci.items() if n_failed.get(n, 0) >= k)
+
+
+def frame_status(results, excluded=()) -> pd.DataFrame:
+    """Every raw file and science frame that did not give a calibrated catalog: ``night``,
+    ``frame``, ``path``, ``status`` (``bad`` raw file, ``missing`` — its job failed or has
+    not run —, or the frame's science status) and ``reason``. Frames in ``excluded`` are
+    left out."""
+    results = Path(results)
+    m, _ = io.read_table(results / layout.path("manifest"))
+    rows = [
+        {"night": r.night, "frame": r.frame, "path": r.path, "status": "bad", "reason": r.reason}
+        for r in m[m["status"] != "ok"].itertuples()
+    ]
+    excluded = mf.excluded_frames(excluded)
+    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)]
+    for r in sci.itertuples():
+        cat = results / layout.path("catalogs", night=r.night, frame=r.frame)
+        if not cat.exists():
+            status, reason = "missing", "no catalog: its job failed or has not run"
+        else:
+            meta = io.read_table(cat, columns=[])[1]
+            status, reason = meta.get("status", "?"), meta.get("reason", "")
+        if status != "ok":
+            rows.append(
+                {
+                    "night": r.night,
+                    "frame": r.frame,
+                    "path": r.path,
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+    return pd.DataFrame(rows, columns=["night", "frame", "path", "status", "reason"])

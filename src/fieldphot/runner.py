@@ -19,15 +19,13 @@ Examples
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from . import config as cfgmod
-from . import layout, stages
+from . import layout, stages, steps
 from . import manifest as mf
-from . import starlist as sl
 
 
 def raw_files(raw_dir) -> list[Path]:
@@ -36,56 +34,17 @@ def raw_files(raw_dir) -> list[Path]:
     return mf.scan_raw(raw_dir)[0]
 
 
-def frame_steps(row: dict, results: str, cfg: dict) -> dict:
-    """The per-frame stages of one science frame, in order, each a call with its files
-    (calibrate, extract, solve, photometer, zeropoint); :func:`process_frame` runs them,
-    ``benchmarks/large_frame.py`` one per process. The photometer measures the star list
-    of the frame's ``field`` (``night/frame``, :func:`fieldphot.starlist.fields`; its own
-    when the row has none)."""
-    r = Path(results)
-    p = {k: r / layout.path(k, night=row["night"], frame=row["frame"]) for k in layout.PER_FRAME}
-    refcat = r / layout.path("refcat")
-    master = layout.masters(row, r)
-    field_night, field_frame = row.get("field", f"{row['night']}/{row['frame']}").split("/")
-    anchor = row.get("anchor", row["frame"])
-    neighbour = (
-        r / layout.path("astrometry", night=row["night"], frame=anchor)
-        if anchor != row["frame"]
-        else None
-    )
-    return {
-        "calibrate": partial(
-            stages.calibrate, row["path"], row, *master, p["calibrated"], cfg["calibration"]
-        ),
-        "extract": partial(stages.extract, p["calibrated"], p["sources"], cfg["extract"]),
-        "solve": partial(
-            stages.solve,
-            p["calibrated"],
-            p["sources"],
-            refcat,
-            p["astrometry"],
-            cfg["solve"],
-            neighbour,
-        ),
-        "photometer": partial(
-            stages.photometer,
-            p["calibrated"],
-            p["astrometry"],
-            r / layout.path("starlist", night=field_night, frame=field_frame),
-            p["photometry"],
-            cfg["photometry"],
-            cfg["targets"],
-            p["sources"],
-        ),
-        "zeropoint": partial(stages.zeropoint, p["photometry"], p["catalogs"], cfg["zeropoint"]),
-    }
+def frame_params(cfg: dict) -> dict:
+    """Each per-frame step's params (:func:`fieldphot.steps.frame_params`) from ``cfg``
+    (with defaults)."""
+    return {name: steps.frame_params(name, cfg) for name in steps.FRAME}
 
 
-def process_frame(row: dict, results: str, cfg: dict) -> str:
-    """Calibrate -> extract -> solve -> photometer -> zeropoint for one science frame."""
-    for step in frame_steps(row, results, cfg).values():
-        step()
-    return str(Path(results) / layout.path("catalogs", night=row["night"], frame=row["frame"]))
+def process_frame(row: dict, results: str, params: dict) -> str:
+    """Calibrate -> extract -> solve -> photometer -> zeropoint for one science frame
+    (``params``: :func:`frame_params`)."""
+    steps.run_frame(row, results, params)
+    return steps.frame_output("zeropoint", row, results)
 
 
 def prepare(cfg: dict, results) -> pd.DataFrame:
@@ -100,7 +59,10 @@ def prepare(cfg: dict, results) -> pd.DataFrame:
         cfg["raw_dir"],
     )
     stages.reference_catalog(
-        r / layout.path("manifest"), r / layout.path("refcat"), cfg["reference_catalog"]
+        r / layout.path("manifest"),
+        r / layout.path("refcat"),
+        steps.reads("reference_catalog", cfg),
+        steps.transport(cfg),
     )
     return m
 
@@ -110,7 +72,10 @@ def build_master(m: pd.DataFrame, mrow, results, cfg: dict) -> None:
     r = Path(results)
     bias, dark, flat = layout.masters(mrow, r)
     rows = m[m["path"].isin(mrow["inputs"])].to_dict("records")
-    stages.master(mrow["kind"], rows, bias, dark, r / mrow["path"], cfg["calibration"], flat)
+    out = r / mrow["path"]
+    stages.master(
+        mrow["kind"], rows, out, bias=bias, dark=dark, flat=flat, **steps.master_params(cfg)
+    )
 
 
 def build_starlist(field: str, rows: pd.DataFrame, results, cfg: dict) -> None:
@@ -121,10 +86,9 @@ def build_starlist(field: str, rows: pd.DataFrame, results, cfg: dict) -> None:
     ref = rows[rows["reference"]].sort_values("mjd_utc_mid", kind="stable")
     stages.starlist(
         r / layout.path("refcat"),
-        ref.drop(columns=["field", "reference", "anchor"], errors="ignore").to_dict("records"),
+        ref.drop(columns=list(steps.WIRING_COLUMNS), errors="ignore").to_dict("records"),
         r / layout.path("starlist", night=night, frame=frame),
-        {k: cfg[k] for k in ("calibration", "extract", "solve", "starlist")},
-        cfg["targets"],
+        **steps.starlist_params(cfg),
     )
 
 
@@ -136,10 +100,7 @@ def prepare_frames(cfg: dict, results) -> pd.DataFrame:
     m = prepare(cfg, r)
     for _, mrow in mf.masters_table(m).iterrows():
         build_master(m, mrow, r, cfg)
-    sci = mf.science_frames(m, cfg["exclude_frames"])
-    tol = cfg["solve"]["same_pointing_arcmin"]
-    sci = sci.assign(anchor=mf.pointing_anchors(sci, tol))
-    sci = sci.join(sl.fields(sci, cfg["starlist"]["frames"], tol))
+    sci = steps.science_table(m, cfg)
     for field, rows in sci.groupby("field"):
         build_starlist(field, rows, r, cfg)
     return sci
@@ -151,6 +112,7 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
     cfg = cfgmod.with_defaults(config)
     r = Path(results)
     sci = prepare_frames(cfg, r)
+    params = frame_params(cfg)
     # Each pointing's first frame before the others: its solution is their hint.
     first = (sci["anchor"] == sci["frame"]).to_numpy()
     waves = [sci[first].to_dict("records"), sci[~first].to_dict("records")]
@@ -163,17 +125,19 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
             cats = [
                 c
                 for rows in waves
-                for c in pool.map(process_frame, rows, [str(r)] * len(rows), [cfg] * len(rows))
+                for c in pool.map(process_frame, rows, [str(r)] * len(rows), [params] * len(rows))
             ]
     else:
-        cats = [process_frame(row, str(r), cfg) for rows in waves for row in rows]
+        cats = [process_frame(row, str(r), params) for rows in waves for row in rows]
     nights = []
     for night, rows in sci.groupby("night"):
         nights.append(r / layout.path("night_lightcurves", night=night))
         night_cats = [r / layout.path("catalogs", night=night, frame=f) for f in rows["frame"]]
-        stages.night_light_curves(night_cats, nights[-1], cfg["lightcurves"], cfg["targets"])
-    stages.light_curves(nights, r / "lightcurves", cfg["lightcurves"], cfg["targets"])
-    stages.export(cats, r / "export", cfg["export"], bool(cfg["targets"]))
+        lc_cfg = steps.reads("night_lightcurves", cfg)
+        stages.night_light_curves(night_cats, nights[-1], lc_cfg, cfg["targets"])
+    names = [t["name"] for t in cfg["targets"]]
+    stages.light_curves(nights, r / "lightcurves", steps.reads("lightcurves", cfg), names)
+    stages.export(cats, r / "export", steps.reads("export", cfg), bool(cfg["targets"]))
     return {
         "catalogs": cats,
         "lightcurves": [str(p) for p in nights],

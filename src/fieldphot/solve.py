@@ -46,30 +46,14 @@ from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
 from . import asterism, astrometrynet
+from .config import defaults
 from .flags import Flag, any_set
 from .wcsmodel import fit_tan_sip, nominal_wcs, pixel_scale_arcsec
 
 MATCH_COLUMNS = ["source", "id", "x", "y", "ra", "dec", "mag", "x_fit", "y_fit", "dx", "dy", "used"]
 
-DEFAULTS = {
-    "search_radius_arcsec": 60.0,
-    "match_radius_px": 2.0,
-    "n_bright": 200,
-    "min_matches": 6,
-    "sip_degree": 3,
-    "sip_min_matches": 40,
-    "clip_sigma": 3.0,
-    "max_rms_arcsec": 1.5,
-    "min_snr": 10.0,
-    "methods": ["header", "neighbour", "hint", "blind"],
-    "keep_header_rms_arcsec": 0.3,
-    "neighbour_radius_arcsec": 300.0,
-    "pixel_scale": None,
-    "pointing_error": 0.6,
-    "scale_error": 0.15,
-    "asterism": {},
-    "astrometry_net": {},
-}
+#: The solve settings' defaults (config ``solve``, from the schema).
+DEFAULTS = defaults("solve")
 
 EMPTY_INFO = {
     "status": "unsolved",

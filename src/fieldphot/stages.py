@@ -19,7 +19,6 @@ Examples
 """
 
 import contextlib
-import json
 import logging
 import math
 import tempfile
@@ -29,11 +28,12 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from . import bands, catalogs, headers, io, layout, lightcurves, measure, refcat, report, wcsmodel
+from . import bands, catalogs, headers, io, layout, lightcurves, measure, report, steps, wcsmodel
 from . import calibrate as cal
 from . import export as xport
 from . import extract as ext
 from . import manifest as mf
+from . import refcat as rcat
 from . import solve as sol
 from . import starlist as sl
 from . import zeropoint as zpt
@@ -243,34 +243,37 @@ def _measure_gain(pairs, images: dict, biases: list) -> tuple[float, float, str]
     return g, err, f"{len(stats)} frame pairs of different levels, no bias frames"
 
 
-def reference_catalog(manifest_path, out, cfg: dict):
+def reference_catalog(manifest_path, out, cfg: dict, transport: dict):
     """The run's reference catalog: the local file ``cfg["path"]`` standardized, or, when
     there is none, the stars of every pointing from VizieR through the catalog cache
     (:func:`fieldphot.catalogs.field_reference`). When no catalog can be had (offline and
     nothing cached, or no catalog covers the field), an empty catalog with the reason: the
     night runs on the stars of its own frames (instrumental and differential light curves,
-    no zeropoint)."""
-    if cfg.get("path"):
-        table = refcat.standardize(io.read_any_table(cfg["path"]), cfg["columns"])
+    no zeropoint). ``cfg``: :func:`fieldphot.steps.reads` ``("reference_catalog", ...)``;
+    ``transport``: the :data:`fieldphot.steps.TRANSPORT` settings."""
+    if cfg["path"]:
+        table = rcat.standardize(io.read_any_table(cfg["path"]), cfg["columns"])
         meta = {
             "source": str(cfg["path"]),
-            "magnitude_system": cfg.get("magnitude_system") or "Vega",
+            "magnitude_system": cfg["magnitude_system"] or "Vega",
             "band": cfg["columns"]["mag"],
         }
     else:
         m, _ = io.read_table(manifest_path)
         sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
-        band = cfg.get("band") or _bands(sci["filter"])
-        fields = refcat.fields(sci, cfg.get("radius_deg"))
+        band = cfg["band"] or _bands(sci["filter"])
+        fields = rcat.fields(sci, cfg["radius_deg"])
         try:
-            table, meta = catalogs.field_reference(fields, cfg, band, cfg["cache_dir"])
+            table, meta = catalogs.field_reference(
+                fields, {**cfg, **transport}, band, transport["cache_dir"]
+            )
         except catalogs.CatalogError as exc:
             reason = (
                 f"{exc}; the night runs without a catalog (no zeropoints): set "
                 "reference_catalog.path to a local catalog file for calibrated magnitudes"
             )
             log.warning(reason)
-            table = refcat.empty()
+            table = rcat.empty()
             meta = {"source": "none", "band": band, "magnitude_system": None, "reason": reason}
     log.info("reference catalog %s: %d stars", meta.get("source", meta.get("catalog")), len(table))
     io.write_table(out, table, {**meta, "config": cfg})
@@ -284,72 +287,22 @@ def _bands(filters: pd.Series) -> str | list[str]:
 
 
 # ------------------------------------------------------------------------- calibration
-def load_raw_electrons(path, row: dict, cfg: dict):
-    """Raw frame -> overscan-subtracted, trimmed, assembled electrons; saturation map (raw
-    ADU); the merged header; and the (x, y) offset of the result in raw pixels.
 
-    A multi-extension frame is one amplifier per extension, each with its own TRIMSEC or
-    DATASEC, BIASSEC, GAIN and DETSEC; a single image uses the manifest's values.
+
+def load_raw_electrons(path, row: dict, cfg: dict):
+    """A raw frame in electrons (:func:`fieldphot.calibrate.raw_electrons`), its
+    saturation map, its header and the offset of the result in raw pixels.
+
+    Raises :class:`fieldphot.io.FrameError`, naming the file, when it cannot be used.
     """
     amps, header = io.read_amplifiers(path)
-    over = cfg.get("overscan", {})
-    if len(amps) == 1 and row.get("amplifiers"):  # several amplifiers in one image
-        specs = [
-            {
-                **a,
-                "data": amps[0][0],
-                "saturate": row.get("saturate"),
-                "nonlinear": cfg.get("nonlinearity_adu"),
-            }
-            for a in json.loads(row["amplifiers"])
-        ]
-        offset = (0, 0)
-    elif len(amps) == 1:
-        specs = [
-            {
-                "data": amps[0][0],
-                "trimsec": row.get("trimsec"),
-                "biassec": row.get("biassec"),
-                "gain": row["gain"],
-                "saturate": row.get("saturate") if _finite(row.get("saturate")) else None,
-                "nonlinear": cfg.get("nonlinearity_adu"),
-            }
-        ]
-        rows, cols = (
-            cal.parse_section(row["trimsec"])
-            if row.get("trimsec")
-            else (slice(0, None), slice(0, None))
+    try:
+        data, saturated, offset = cal.raw_electrons(
+            amps, row, cfg["overscan"], cfg["nonlinearity_adu"]
         )
-        offset = (cols.start, rows.start)
-    else:
-        specs = [_amp_spec(path, data, h, row, cfg.get("nonlinearity_adu")) for data, h in amps]
-        offset = (0, 0)
-    for spec in specs:
-        problem = cal.raw_problem(spec["data"], spec.get("saturate"))
-        if problem:
-            raise io.FrameError(f"{path}: {problem}")
-    data, saturated = cal.assemble(specs, over.get("mode", "poly"), over.get("order", 3))
+    except cal.UnusableFrame as exc:
+        raise io.FrameError(f"{path}: {exc}") from None
     return data, saturated, header, offset
-
-
-def _amp_spec(path, data, h, row, nonlinear) -> dict:
-    kw = headers.DEFAULT_PROFILE.keywords
-    spec = {
-        "data": data,
-        "trimsec": headers.first(h, kw["trimsec"]),
-        "biassec": headers.first(h, kw["biassec"]),
-        "detsec": h.get("DETSEC"),
-        "gain": headers.to_float(headers.first(h, kw["gain"])) or row["gain"],
-        "saturate": headers.to_float(headers.first(h, kw["saturate"])) or row.get("saturate"),
-        "nonlinear": nonlinear,
-    }
-    if not spec["detsec"]:
-        raise io.FrameError(f"{path}: amplifier extension {h.get('EXTNAME', '?')} has no DETSEC")
-    return spec
-
-
-def _finite(v) -> bool:
-    return v is not None and isinstance(v, int | float) and math.isfinite(v)
 
 
 def _read_optional(path, rows: slice = slice(None)):
@@ -369,24 +322,28 @@ def usable_master(path, header=None) -> str:
     return path
 
 
-def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, flat_path=""):
+def master(
+    kind: str, rows: list[dict], out, *, cfg: dict, memory_mb: float, bias="", dark="", flat=""
+):
     """Combine raw bias, dark or flat frames (``rows`` from the manifest) into a master.
 
     ``skydark``: the dark current and glow of a night without darks, from its science
     frames (each one's sky removed as a constant times the flat, sources masked), median
     combined and smoothed to its large-scale structure.
 
-    Frames are prepared one at a time; when the stack exceeds ``combine_memory_mb`` it is
+    Frames are prepared one at a time; when the stack exceeds half of ``memory_mb`` it is
     kept on disk (a scratch file beside ``out``) and combined a band of rows at a time.
+    ``cfg``: :func:`fieldphot.steps.reads` ``("master", ...)``; ``bias``, ``dark``,
+    ``flat``: the masters its frames are calibrated with.
     A frame that cannot be used (unreadable, constant, saturated; a flat without light) is
     left out with a line naming it and why; with none left the master is written as a
     failed one (``FP_STAT = 'bad'``) and the frames it was for are calibrated without it.
     """
-    bias_path, dark_path, flat_path = map(usable_master, (bias_path, dark_path, flat_path))
+    bias_path, dark_path, flat_path = map(usable_master, (bias, dark, flat))
     bias, _, _ = _read_optional(bias_path)
     dark, _, _ = _read_optional(dark_path)
     flat, _, _ = _read_optional(flat_path)
-    budget = cfg.get("combine_memory_mb", 1024) * 1e6
+    budget = memory_mb * 1e6
     bias_level = float(np.nanmedian(bias)) if bias is not None and kind == "flat" else 0.0
     dark_rate = float(np.nanmedian(dark)) if dark is not None and kind == "flat" else 0.0
     header = fits.Header()
@@ -436,13 +393,13 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
             return
         stack = stack[: len(used)]
         reducer = cal.nan_median if kind == "skydark" else None
-        data = cal.combine_in_chunks(stack, cfg.get("combine_sigma", 3.0), budget / 2, reducer)
+        data = cal.combine_in_chunks(stack, cfg["combine_sigma"], budget / 2, reducer)
         noise = cal.master_noise(stack[0], data, len(used))
     if kind == "skydark":  # keep the large-scale glow; per-pixel noise would only add noise
-        data, noise = cal.smooth_map(data, cfg.get("sky_dark_box", 64)), 0.0
+        data, noise = cal.smooth_map(data, cfg["sky_dark_box"]), 0.0
     mask = np.zeros(data.shape, np.int32)
     if kind == "dark":
-        mask[cal.hot_pixels(data, cfg.get("hot_pixel_nsigma", 8.0))] |= Flag.BAD_PIXEL
+        mask[cal.hot_pixels(data, cfg["hot_pixel_nsigma"])] |= Flag.BAD_PIXEL
     elif kind == "flat":
         noise = noise / np.nanmedian(data)
         data = data / np.nanmedian(data)
@@ -464,44 +421,14 @@ def master(kind: str, rows: list[dict], bias_path, dark_path, out, cfg: dict, fl
     io.write_fits(out, data, header, {"MASK": mask})
 
 
-def _calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
-    """Raw header without structure cards, WCS shifted to the trimmed array, numbers fixed."""
-    h = fits.Header()
-    skip = {
-        "SIMPLE",
-        "BITPIX",
-        "NAXIS",
-        "NAXIS1",
-        "NAXIS2",
-        "EXTEND",
-        "BZERO",
-        "BSCALE",
-        "EXTNAME",
-        "XTENSION",
-        "PCOUNT",
-        "GCOUNT",
-        "CHECKSUM",
-        "DATASUM",
-    }
-    for card in raw_header.cards:
-        if card.keyword not in skip and card.keyword not in ("", "COMMENT", "HISTORY"):
-            h.append(card, end=True)
-    wcs = wcsmodel.header_wcs(raw_header)
-    for key in [k for k in h if wcsmodel.is_wcs_key(k)]:
-        del h[key]
-    if wcs is not None:
-        wcs.wcs.crpix = wcs.wcs.crpix - np.asarray(offset, float)
-        h.update(wcs.to_header(relax=True))
-    return h
-
-
-def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: dict):
+def calibrate(*, raw, out, row: dict, cfg: dict, bias="", dark="", flat=""):
     """Calibrate one science frame into electrons with ERR and MASK; record provenance.
 
     An unreadable or unusable frame (no finite pixels, constant, mostly saturated) is
     written as a failed frame (``FP_STAT = 'bad'`` and ``FP_WHY``) that every later
     stage carries forward, so the rest of the night goes on.
     """
+    raw_path, bias_path, dark_path, flat_path = raw, bias, dark, flat
     try:
         data, saturated, raw_header, offset = load_raw_electrons(raw_path, row, cfg)
     except io.FrameError as exc:  # the message names the file
@@ -550,7 +477,11 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
             data[rows], float(row["exptime"]), rn, saturated[rows], bias, dark, flat, bad, errors
         )
     sci = data
-    sat_e = float(row["saturate"]) * float(row["gain"]) if _finite(row.get("saturate")) else np.inf
+    sat_e = (
+        float(row["saturate"]) * float(row["gain"])
+        if cal.is_number(row.get("saturate"))
+        else np.inf
+    )
     cal_flags = 0
     missing = [
         k for k, p in (("bias", bias_path), ("dark", dark_path), ("flat", flat_path)) if not p
@@ -563,18 +494,18 @@ def calibrate(raw_path, row: dict, bias_path, dark_path, flat_path, out, cfg: di
             ", ".join(missing) or "-",
             " (masters from another night)" if row.get("cal_fallback") else "",
         )
-    cr = cfg.get("cosmic_rays", {})
-    if cr.get("enabled", True):
+    cr = cfg["cosmic_rays"]
+    if cr["enabled"]:
         cal.clean_cosmic_rays(
             sci,
             mask,
             rn,
             sat_e if np.isfinite(sat_e) else 1e9,
             out=(sci, mask),
-            sigclip=cr.get("sigclip", 4.5),
-            objlim=cr.get("objlim", 5.0),
+            sigclip=cr["sigclip"],
+            objlim=cr["objlim"],
         )
-    header = _calibrated_header(raw_header, offset)
+    header = wcsmodel.calibrated_header(raw_header, offset)
     meta = {
         **{k: row.get(k) for k in FRAME_CARDS},
         "saturation_e": sat_e,
@@ -608,18 +539,18 @@ def _failed_calibrated(out, meta: dict, reason: str) -> None:
     io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
 
 
-def failed_step(step: str, inputs: dict, out, params: list, reason: str) -> None:
-    """Write per-frame step ``step``'s product for a frame it failed on (an error that is
+def failed_step(name: str, inputs: dict, out, params: dict, reason: str) -> None:
+    """Write per-frame step ``name``'s product for a frame it failed on (an error that is
     no fault of the disk or memory), so that the frame is flagged with ``reason`` and the
     night goes on: the step is run again on a failed stand-in for its main input, through
     the path every step takes for a failed frame.
 
-    ``inputs`` and ``params`` are the step's (:data:`fieldphot.worker.STEPS`).
+    ``inputs`` and ``params`` are the step's (:func:`fieldphot.steps.run`).
     """
-    if step == "calibrate":
-        _failed_calibrated(out, params[1], reason)
+    if name == "calibrate":
+        _failed_calibrated(out, params["row"], reason)
         return
-    if step == "zeropoint":
+    if name == "zeropoint":
         _, meta = io.read_table(inputs["photometry"], columns=[])
         frame = meta.get("frame", {})
     else:
@@ -631,19 +562,20 @@ def failed_step(step: str, inputs: dict, out, params: list, reason: str) -> None
         cal, table = Path(tmp) / "c.fits", Path(tmp) / "t.parquet"
         _failed_calibrated(cal, frame, reason)
         failed = {"frame": frame, "status": "bad", "reason": reason}
-        if step == "extract":
-            extract(cal, out, *params)
-        elif step == "solve":
-            extract(cal, table, {})
-            solve(cal, table, inputs["refcat"], out, *params)
-        elif step == "photometer":
+        if name == "solve":
+            extract(calibrated=cal, out=table, cfg={})
+            stand_in = {"calibrated": cal, "sources": table}
+        elif name == "photometer":
             io.write_table(table, pd.DataFrame(), failed)
-            photometer(cal, table, inputs["starlist"], out, *params)
-        elif step == "zeropoint":
+            stand_in = {"calibrated": cal, "astrometry": table}
+        elif name == "zeropoint":
             io.write_table(table, pd.DataFrame(columns=measure.COLUMNS), failed)
-            zeropoint(table, out, *params)
+            stand_in = {"photometry": table}
+        elif name == "extract":
+            stand_in = {"calibrated": cal}
         else:
-            raise ValueError(f"no failed product for step {step!r}")
+            raise ValueError(f"no failed product for step {name!r}")
+        steps.run(name, {**inputs, **stand_in}, out, params)
 
 
 def _frame_cards(header: fits.Header, meta: dict) -> None:
@@ -661,7 +593,7 @@ def frame_meta(header: fits.Header) -> dict:
 
 
 # --------------------------------------------------------------------------- per frame
-def extract(calibrated, out, cfg: dict):
+def extract(*, calibrated, out, cfg: dict):
     """Detect and measure sources on a calibrated frame."""
     sci, err, mask, header = io.read_calibrated(calibrated)
     if header.get("FP_STAT", "ok") != "ok":
@@ -682,9 +614,9 @@ def extract(calibrated, out, cfg: dict):
         sci,
         err,
         mask,
-        thresh=cfg.get("thresh", 5.0),
-        minarea=cfg.get("minarea", 5),
-        box=cfg.get("background_box", 64),
+        thresh=cfg["thresh"],
+        minarea=cfg["minarea"],
+        box=cfg["background_box"],
     )
     status = "ok" if len(src) else "no_sources"
     log.info("%s sources, FWHM %.2f px, sky %.1f e-", len(src), info["fwhm"], info["sky"])
@@ -701,7 +633,7 @@ def extract(calibrated, out, cfg: dict):
     )
 
 
-def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
+def solve(*, calibrated, sources, refcat, out, cfg: dict, neighbour=None):
     """Solve a frame by the ladder of methods (:func:`fieldphot.solve.solve_frame`).
 
     ``neighbour`` is the astrometry product of the first frame of the same pointing
@@ -709,8 +641,8 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
     """
     header = io.read_header(calibrated)
     src, meta = io.read_table(sources)
-    ref, _ = io.read_table(refcat_path)
-    ref = refcat.at_epoch(ref, header.get("FP_MJD"))
+    ref, _ = io.read_table(refcat)
+    ref = rcat.at_epoch(ref, header.get("FP_MJD"))
     shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
     if meta.get("status") == "bad":  # the frame itself is unusable: say why, not "no WCS"
         wcs, matched, info = (
@@ -739,15 +671,15 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
             blind_failed = failed.get("status") != "ok" and any(
                 str(t).startswith("blind") for t in failed.get("tried", [])
             )
-            methods = cfg.get("methods", sol.DEFAULTS["methods"])
+            methods = cfg["methods"]
             if blind_failed:
                 methods = [m for m in methods if m != "blind"]
             wcs, matched, info = sol.solve_frame(
                 src, ref, shape, hints, **{**cfg, "methods": methods}
             )
-        on_frame = sol.stars_in_field(ref, shape, hints, cfg.get("pixel_scale"))
-        hopeless = not on_frame or on_frame < 2 * cfg.get("min_matches", 6)
-        if wcs is None and cfg.get("relative", True) and (hopeless or relative):
+        on_frame = sol.stars_in_field(ref, shape, hints, cfg["pixel_scale"])
+        hopeless = not on_frame or on_frame < 2 * cfg["min_matches"]
+        if wcs is None and cfg["relative"] and (hopeless or relative):
             wcs, matched, rel = sol.solve_relative(src, shape, hints, anchor, **cfg)
             info = {**rel, "tried": info["tried"] + rel.get("tried", [])}
             if wcs is None:
@@ -769,7 +701,7 @@ def solve(calibrated, sources, refcat_path, out, cfg: dict, neighbour=None):
         reason=info.get("reason", ""),
         wcs=wcsmodel.wcs_to_string(wcs) if wcs is not None else "",
         config=cfg,
-        inputs=[str(p) for p in (calibrated, sources, refcat_path, neighbour) if p],
+        inputs=[str(p) for p in (calibrated, sources, refcat, neighbour) if p],
     )
     io.write_table(out, matched, meta)
 
@@ -780,7 +712,7 @@ def _solution(astrometry):
     return wcsmodel.wcs_from_string(meta["wcs"]) if meta.get("wcs") else None
 
 
-def starlist(refcat_path, rows, out, cfg: dict, targets=()):
+def starlist(refcat_path, rows, out, *, cfg: dict, frame_params: dict, targets=()):
     """The field's master star list (:mod:`fieldphot.starlist`): the reference catalog and
     the sources it lacks on the stack of the field's reference frames, as one table in
     the reference catalog's format. Deep sources have no catalog magnitude (NaN) and an
@@ -792,7 +724,7 @@ def starlist(refcat_path, rows, out, cfg: dict, targets=()):
     on their raw files and masters only, never on another job's success. Frames without a
     solution are left out; with fewer than two frames the list is the catalog alone.
 
-    ``cfg`` holds the ``calibration``, ``extract``, ``solve`` and ``starlist`` slices.
+    ``cfg``, ``frame_params`` and ``targets``: :func:`fieldphot.steps.starlist_params`.
     """
     ref, meta = io.read_table(refcat_path)
     ref = ref.assign(mag_est=ref["mag"])
@@ -801,20 +733,19 @@ def starlist(refcat_path, rows, out, cfg: dict, targets=()):
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".starlist-") as tmp:
         first = None
-        for i, row in enumerate(rows if len(rows) >= 2 else []):
-            cal_path, src_path, ast_path = (Path(tmp) / f"{i}.{x}" for x in ("fits", "src", "ast"))
-            masters = layout.masters(row, results)
+        for row in rows if len(rows) >= 2 else []:
+            row = {**row, "anchor": first or row["frame"]}
             # A bad frame comes out of these as a failed frame (no solution), not as an
             # exception: anything raised (a full disk, a bug) fails the job, never a list
             # made of fewer frames than it should be.
-            calibrate(row["path"], row, *masters, cal_path, cfg["calibration"])
-            extract(cal_path, src_path, cfg["extract"])
-            solve(cal_path, src_path, refcat_path, ast_path, cfg["solve"], first)
+            steps.run_frame(row, results, frame_params, ("calibrate", "extract", "solve"), tmp)
+            cal_path = steps.frame_output("calibrate", row, tmp)
+            ast_path = steps.frame_output("solve", row, tmp)
             _, ameta = io.read_table(ast_path, columns=[])
             if not ameta.get("wcs"):
                 log.info("%s: no astrometric solution, not stacked", row["path"])
                 continue
-            first = first or ast_path
+            first = first or row["frame"]
             sci, err, mask, _ = io.read_calibrated(cal_path)
             wcs = wcsmodel.wcs_from_string(ameta["wcs"])
             if stack is None:
@@ -826,8 +757,8 @@ def starlist(refcat_path, rows, out, cfg: dict, targets=()):
     info = {"frames": used, "n_catalog": len(ref), "n_deep": 0}
     if len(used) >= 2:
         tg = pd.DataFrame(list(targets), columns=["ra", "dec"]).assign(mag=np.nan)
-        known = pd.concat([refcat.at_epoch(ref, epoch)[["ra", "dec", "mag"]], tg])
-        deep, found = sl.deep_sources(*stack.result(), stack.wcs, known, cfg["starlist"])
+        known = pd.concat([rcat.at_epoch(ref, epoch)[["ra", "dec", "mag"]], tg])
+        deep, found = sl.deep_sources(*stack.result(), stack.wcs, known, cfg)
         numeric = pd.api.types.is_numeric_dtype(ref["id"]) or len(ref) == 0
         added = pd.DataFrame(
             {
@@ -850,16 +781,17 @@ def starlist(refcat_path, rows, out, cfg: dict, targets=()):
             found["n_known"],
             len(added),
         )
-    io.write_table(out, ref, {**meta, "starlist": info, "config": cfg["starlist"]})
+    io.write_table(out, ref, {**meta, "starlist": info, "config": cfg})
 
 
-def photometer(calibrated, astrometry, starlist_path, out, cfg: dict, targets=(), sources=None):
+def photometer(*, calibrated, astrometry, starlist, out, cfg: dict, targets=(), sources=None):
     """Aperture photometry at every position of the field's star list
     (:func:`starlist`) inside the frame and at every forced target
     (:func:`fieldphot.measure.measure_frame`)."""
+    starlist_path = starlist
     _, meta = io.read_table(astrometry, columns=[])
     ref, ref_meta = io.read_table(starlist_path)
-    ref, band = refcat.in_band(
+    ref, band = rcat.in_band(
         ref, ref_meta, bands.reference_band(meta.get("frame", {}).get("filter"))
     )
     meta.update(
@@ -885,7 +817,7 @@ def photometer(calibrated, astrometry, starlist_path, out, cfg: dict, targets=()
         err,
         mask,
         wcsmodel.wcs_from_string(meta["wcs"]),
-        refcat.at_epoch(ref, frame.get("mjd_utc_mid")),
+        rcat.at_epoch(ref, frame.get("mjd_utc_mid")),
         meta["extract"].get("fwhm"),
         frame,
         cfg,
@@ -908,12 +840,12 @@ def photometer(calibrated, astrometry, starlist_path, out, cfg: dict, targets=()
     io.write_table(out, table, meta)
 
 
-def zeropoint(photometry, out, cfg: dict):
+def zeropoint(*, photometry, out, cfg: dict):
     """Fit the frame's zeropoint and write calibrated magnitudes (the per-frame catalog)."""
     t, meta = io.read_table(photometry)
     fr = meta.get("frame", {})
     shape = (fr.get("naxis2") or 0, fr.get("naxis1") or 0)
-    cat, info = calibrate_catalog(t, cfg, shape, float(fr.get("exptime") or 1.0))
+    cat, info = zpt.catalog_magnitudes(t, cfg, shape, float(fr.get("exptime") or 1.0))
     for key in ("frame", "night", "filter", "exptime", "mjd_utc_mid", "bjd_tdb", "airmass"):
         cat[key] = fr.get(key)
     cat["fwhm"] = meta.get("extract", {}).get("fwhm", np.nan)
@@ -925,7 +857,7 @@ def zeropoint(photometry, out, cfg: dict):
     for key in ("maglim", "maglim_analytic"):
         inst = ph.get(f"{key.replace('maglim', 'maglim_inst')}")
         info[key] = float(inst) + info["zp"] if ok and inst is not None else np.nan
-    k, airmass = cfg.get("extinction"), fr.get("airmass")
+    k, airmass = cfg["extinction"], fr.get("airmass")
     info["zp_airmass0"] = info["zp"] + k * airmass if None not in (k, airmass) and ok else np.nan
     log.info(
         "%s: zeropoint %s %.4f +- %.4f, colour term %.4f +- %.4f (%s), from %d stars "
@@ -950,88 +882,6 @@ def zeropoint(photometry, out, cfg: dict):
         inputs=[str(photometry)],
     )
     io.write_table(out, cat, meta)
-
-
-def calibrate_catalog(
-    t: pd.DataFrame, cfg: dict, shape=(0, 0), exptime: float = 1.0
-) -> tuple[pd.DataFrame, dict]:
-    """Zeropoint fit on clean stars, then calibrated magnitudes for every row and, where
-    a row has a ``flux_lim`` (forced targets), the limiting magnitude ``mag_lim``."""
-    cat_err = t["mag_cat_err"].to_numpy(float)
-    sel = (
-        (t["flags"].to_numpy() == 0)
-        & (t["snr"].to_numpy() >= cfg.get("min_snr", 20.0))
-        & np.isfinite(t["mag_cat"].to_numpy(float))
-        & ~(cat_err > cfg.get("max_catalog_err", 0.1))
-    )
-    ny, nx = shape
-    uv = (
-        2 * t["x"].to_numpy(float) / max(nx - 1, 1) - 1,
-        2 * t["y"].to_numpy(float) / max(ny - 1, 1) - 1,
-    )
-    fit = zpt.fit_zeropoint(
-        t["mag_inst"][sel],
-        t["mag_inst_err"][sel],
-        t["mag_cat"][sel],
-        cat_err[sel],
-        color=t["color"][sel],
-        color_term=cfg.get("color_term"),
-        uv=(uv[0][sel], uv[1][sel]),
-        spatial_order=cfg.get("spatial_order", 0) if nx and ny else 0,
-        clip_sigma=cfg.get("clip_sigma", 3.0),
-        min_stars=cfg.get("min_stars", 5),
-    )
-    used = np.zeros(len(t), bool)
-    used[np.flatnonzero(sel)] = fit.pop("used")
-    color = t["color"].to_numpy(float)
-    spread = float(np.nanstd(color[used])) if used.any() else 0.0
-    out = t.copy()
-    out["mag"], out["mag_err"] = zpt.apply_zeropoint(
-        fit, t["mag_inst"], t["mag_inst_err"], color, uv, spread
-    )
-    lim = t["flux_lim"].to_numpy(float) if "flux_lim" in t else np.full(len(t), np.nan)
-    lim_inst, _ = zpt.instrumental_mag(lim, np.zeros(len(t)), exptime)
-    out["mag_lim"] = zpt.apply_zeropoint(fit, lim_inst, np.zeros(len(t)), color, uv, spread)[0]
-    out["zp"], out["zp_err"], out["used_in_zp"] = fit["zp"], fit["zp_err"], used
-    if fit["status"] != "ok":
-        out["flags"] = (out["flags"] | int(Flag.NO_ZEROPOINT)).astype(np.int32)
-        fit["reason"] = zeropoint_failure(t, cfg, fit["n_used"])
-    return out, fit
-
-
-def zeropoint_failure(t: pd.DataFrame, cfg: dict, n_used: int) -> str:
-    """Why a frame has too few calibration stars, by the cause a user can act on: no
-    catalog, catalog stars saturated, cleaned or masked, or too faint.
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"mag_cat": [9.0, 9.5, np.nan], "snr": [900.0, 800, 50],
-    ...                   "flags": [int(Flag.SATURATED)] * 2 + [0]})
-    >>> zeropoint_failure(t, {}, 0)
-    '0 calibration stars (< 5): the 2 catalog stars measured are saturated (2)'
-    """
-    need = cfg.get("min_stars", 5)
-    head = f"{n_used} calibration stars (< {need})"
-    cat = np.isfinite(t["mag_cat"].to_numpy(float))
-    if not cat.any():
-        return f"{head}: no catalog star in the frame (no reference catalog for the field)"
-    flags = t["flags"].to_numpy()[cat]
-    causes = [
-        (name, int(any_set(flags, bit).sum()))
-        for name, bit in (
-            ("saturated", Flag.SATURATED | Flag.NONLINEAR),
-            ("hit by cosmic rays", Flag.COSMIC_RAY),
-            ("on bad pixels or masked", Flag.BAD_PIXEL | Flag.MASKED),
-            ("blended", Flag.BLENDED),
-            ("at the edge", Flag.EDGE),
-        )
-    ]
-    faint = int(((t["snr"].to_numpy(float)[cat] < cfg.get("min_snr", 20.0)) & (flags == 0)).sum())
-    causes.append((f"below S/N {cfg.get('min_snr', 20.0):g}", faint))
-    listed = ", ".join(f"{name} ({n})" for name, n in causes if n)
-    return (
-        f"{head}: the {int(cat.sum())} catalog stars measured are {listed or 'rejected by the fit'}"
-    )
 
 
 # ------------------------------------------------------------------------- all frames
@@ -1060,9 +910,9 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     differential magnitudes and, when configured, detrended ones
     (:func:`fieldphot.lightcurves.differential`). The frames (with the ensemble's rms and
     star count) and the stars go into its metadata."""
-    det = cfg.get("detrend", {})
+    det = cfg["detrend"]
     windows = lightcurves.target_windows(targets)  # a target's transit is never detrended
-    cfg = {**cfg, "detrend": {**det, "protect": list(det.get("protect", [])) + windows}}
+    cfg = {**cfg, "detrend": {**det, "protect": list(det["protect"]) + windows}}
     rows, ids = [], []
     for i, path in enumerate(catalogs):
         progress(i, len(catalogs), "catalog ids read")
@@ -1103,10 +953,11 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     )
 
 
-def light_curves(nights, outdir, cfg: dict, targets=()) -> None:
+def light_curves(nights, outdir, cfg: dict, names=()) -> None:
     """Across nights: the per-star summary, the frames table (with the nights'
     extinction fits), the rms-magnitude diagram and, per forced target, its light curve
-    as ECSV (an astropy ``TimeSeries``), PNG and AAVSO extended file."""
+    as ECSV (an astropy ``TimeSeries``), PNG and AAVSO extended file (``names``: the
+    targets')."""
     outdir = Path(outdir)
     metas = [io.read_meta(p) for p in nights]
     frames = pd.DataFrame([f for m in metas for f in m.get("frames", [])])
@@ -1116,10 +967,10 @@ def light_curves(nights, outdir, cfg: dict, targets=()) -> None:
     summary = lightcurves.summarize(
         lc,
         column,
-        periodograms=cfg.get("periodograms", True),
-        bls=cfg.get("bls", True),
-        max_frequencies=cfg.get("max_frequencies", 10000),
-        min_period=cfg.get("min_period_d", 0.01),
+        periodograms=cfg["periodograms"],
+        bls=cfg["bls"],
+        max_frequencies=cfg["max_frequencies"],
+        min_period=cfg["min_period_d"],
     )
     del lc
     if len(stars):
@@ -1131,7 +982,7 @@ def light_curves(nights, outdir, cfg: dict, targets=()) -> None:
         "n_frames": len(frames),
         "n_skipped": int((frames["status"] != "ok").sum()) if len(frames) else 0,
         "magnitude": column,
-        "extinction": night_extinction(frames),
+        "extinction": zpt.night_extinction(frames),
         "config": cfg,
     }
     io.write_table(outdir / "summary.parquet", summary, meta)
@@ -1140,39 +991,13 @@ def light_curves(nights, outdir, cfg: dict, targets=()) -> None:
     io.save_figure(
         lightcurves.rms_figure(summary, f"{n_ok} frames ({column})"), outdir / "rms_mag.png"
     )
-    target_products(nights, outdir, [t["name"] for t in targets], column, cfg, summary)
+    xport.target_products(nights, outdir, list(names), column, cfg, summary)
     log.info(
         "light curves: %d stars, %d frames (%d skipped)",
         len(summary),
         len(frames),
         meta["n_skipped"],
     )
-
-
-def target_products(nights, outdir, names, column, cfg, summary) -> None:
-    """Per forced target: ``targets/<name>.ecsv`` (TimeSeries), ``.png`` and ``_aavso.txt``."""
-    from . import __version__
-
-    if not names:
-        return
-    rows = io.read_tables(nights, filters=[("target", "in", list(names))])
-    n_comp = int(summary["comparison"].sum()) if "comparison" in summary else 0
-    for name in names:
-        t = rows[rows["target"].astype(str) == name].sort_values("bjd_tdb")
-        t = t.drop(columns=["target", "comparison"]).reset_index(drop=True)
-        t = t.assign(**{c: t[c].astype(str) for c in ("night", "frame", "filter")})
-        path = {
-            s: outdir.parent / layout.path("target_curve", name=layout.safe_name(name), suffix=s)
-            for s in layout.TARGET_SUFFIXES
-        }
-        io.write_export(path[".ecsv"], xport.time_series(t, {"target": name}), "ecsv")
-        io.save_figure(report.target_figure(t.assign(target=name), column), path[".png"])
-        aavso = t.assign(mag=t[column], mag_err=t["mag_ens_err"])
-        software = f"fieldphot {__version__}"
-        io.write_text(
-            path["_aavso.txt"],
-            xport.aavso_extended(aavso, name, cfg.get("aavso_obscode", ""), software, n_comp),
-        )
 
 
 def export(catalogs, outdir, cfg: dict, targets: bool) -> list[str]:
@@ -1198,7 +1023,7 @@ def export(catalogs, outdir, cfg: dict, targets: bool) -> list[str]:
         kind, fmt = name.split(".")
         if name == "gcn.txt":
             rows_t = parts["targets"]
-            text = xport.gcn_table(rows_t, meta, cfg.get("t0_mjd"), nsig) if len(rows_t) else ""
+            text = xport.gcn_table(rows_t, meta, cfg["t0_mjd"], nsig) if len(rows_t) else ""
             io.write_text(outdir / name, text or "no target was measured on any frame\n")
             continue
         df = parts[kind]
@@ -1212,69 +1037,7 @@ def export(catalogs, outdir, cfg: dict, targets: bool) -> list[str]:
     return names
 
 
-def night_extinction(frame_table: pd.DataFrame) -> list[dict]:
-    """Per night and filter, the extinction coefficient and the zeropoint above the
-    atmosphere fitted to the calibrated frames' zeropoints against airmass
-    (:func:`fieldphot.zeropoint.fit_extinction`; NaN where the airmass barely changes)."""
-    need = {"status", "night", "filter", "airmass", "zp", "zp_err"}
-    if not need <= set(frame_table.columns):
-        return []
-    ok = frame_table[frame_table["status"] == "ok"]
-    return [
-        {
-            "night": str(n),
-            "filter": str(f),
-            **zpt.fit_extinction(g["airmass"], g["zp"], g["zp_err"]),
-        }
-        for (n, f), g in ok.groupby(["night", "filter"])
-    ]
-
-
-def failed_nights(results, excluded=()) -> list[str]:
-    """Nights with science frames of which none gave a calibrated catalog."""
-    m, _ = io.read_table(Path(results) / layout.path("manifest"))
-    excluded = mf.excluded_frames(excluded)
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)]
-    failed = frame_status(results, excluded)
-    n_failed = failed[failed["status"] != "bad"].groupby("night").size()
-    n_sci = sci.groupby("night").size()
-    return sorted(n for n, k in n_sci.items() if n_failed.get(n, 0) >= k)
-
-
-def frame_status(results, excluded=()) -> pd.DataFrame:
-    """Every raw file and science frame that did not give a calibrated catalog: ``night``,
-    ``frame``, ``path``, ``status`` (``bad`` raw file, ``missing`` — its job failed or has
-    not run —, or the frame's science status) and ``reason``. Frames in ``excluded`` are
-    left out."""
-    results = Path(results)
-    m, _ = io.read_table(results / layout.path("manifest"))
-    rows = [
-        {"night": r.night, "frame": r.frame, "path": r.path, "status": "bad", "reason": r.reason}
-        for r in m[m["status"] != "ok"].itertuples()
-    ]
-    excluded = mf.excluded_frames(excluded)
-    sci = m[(m["kind"] == "science") & (m["status"] == "ok") & ~m["frame"].isin(excluded)]
-    for r in sci.itertuples():
-        cat = results / layout.path("catalogs", night=r.night, frame=r.frame)
-        if not cat.exists():
-            status, reason = "missing", "no catalog: its job failed or has not run"
-        else:
-            meta = io.read_table(cat, columns=[])[1]
-            status, reason = meta.get("status", "?"), meta.get("reason", "")
-        if status != "ok":
-            rows.append(
-                {
-                    "night": r.night,
-                    "frame": r.frame,
-                    "path": r.path,
-                    "status": status,
-                    "reason": reason,
-                }
-            )
-    return pd.DataFrame(rows, columns=["night", "frame", "path", "status", "reason"])
-
-
-def frame_image(calibrated, sources, astrometry, photometry, out):
+def frame_image(*, calibrated, sources, astrometry, photometry, out):
     """Draw one frame with its detected, matched and target sources (``debug: true``)."""
     sci = io.read_calibrated(calibrated)[0]
     src = io.read_table(sources, columns=["x", "y"])[0]
@@ -1297,7 +1060,7 @@ def report_pages(results, nights, diagnostics, problems, targets, run_cmd: str, 
     results = Path(results)
     frames, _ = io.read_table(results / layout.path("frames"))
     io.save_figure(report.diagnostics_figure(frames), diagnostics)
-    status = frame_status(results, excluded)
+    status = report.frame_status(results, excluded)
     cats = [
         str(results / layout.path("catalogs", night=n, frame=f))
         for n, f in zip(status["night"], status["frame"], strict=True)
@@ -1307,54 +1070,3 @@ def report_pages(results, nights, diagnostics, problems, targets, run_cmd: str, 
     lc = io.read_tables(nights, filters=[("target", "!=", "")]) if nights else pd.DataFrame()
     io.save_figure(report.targets_figure(lc, column), targets)
     log.info("report pages: %d frames, %d failed or flagged", len(frames), len(status))
-
-
-# ------------------------------------------------------------------------------- init
-def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[str, list[str]]:
-    """Read every header of ``raw_dir`` once; write a config, the manifest and, where the
-    profile had to guess, a profile override, into ``out``. Returns (inventory, problems).
-    Every path in the config is absolute, so the night runs from any folder.
-
-    Raises ``ValueError`` (and writes no config) when no science frame is usable.
-    """
-    import yaml
-
-    from . import nightplan, runner
-
-    out = Path(out).resolve()
-    m = manifest(runner.raw_files(raw_dir), out / "results" / "manifest.parquet", instrument)
-    problems = nightplan.problems(m)
-    if not ((m["kind"] == "science") & (m["status"] == "ok")).any():
-        raise ValueError(
-            f"{raw_dir}: no usable science frame among {len(m)} files; "
-            + ("; ".join(problems[-3:]) if problems else "no FITS files found")
-        )
-    guessed = sorted({q for v in m["guessed"] for q in str(v).split(",") if q})
-    profile_path = str(Path(instrument).resolve()) if instrument else ""
-    if guessed:
-        prof = load_profile(instrument)
-        doc = {
-            "name": f"{prof.name}-{Path(raw_dir).name}",
-            "keywords": prof.keywords,
-            "frame_types": prof.frame_types,
-            "defaults": {**prof.defaults, **{q: prof.defaults.get(q) for q in guessed}},
-            "time_convention": prof.time_convention,
-            "utc_offset_hours": prof.utc_offset_hours,
-            "longitude_sign": prof.longitude_sign,
-        }
-        profile_path = str(out / "instrument.yaml")
-        io.write_text(
-            profile_path,
-            "# Written by `fieldphot init`: the headers lack "
-            f"{', '.join(guessed)}; the values under `defaults` are guesses.\n"
-            "# Replace them with your camera's real values.\n"
-            + yaml.safe_dump(doc, sort_keys=False),
-        )
-    config = {"raw_dir": str(Path(raw_dir).resolve()), "instrument": profile_path}
-    if catalog:  # else VizieR through the cache, or, offline, a night without a catalog
-        config["reference_catalog"] = {
-            "path": str(Path(catalog).resolve()),
-            "columns": {"id": "id", "ra": "ra", "dec": "dec", "mag": "mag", "mag_err": "mag_err"},
-        }
-    io.write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    return nightplan.inventory(m).to_string(index=False), problems

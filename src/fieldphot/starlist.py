@@ -203,9 +203,9 @@ def deep_sources(sci, err, bad, wcs, known: pd.DataFrame, cfg: dict) -> tuple[pd
         sci,
         err,
         mask,
-        thresh=cfg.get("thresh", 3.0),
-        minarea=cfg.get("minarea", 5),
-        box=cfg.get("background_box", 64),
+        thresh=cfg["thresh"],
+        minarea=cfg["minarea"],
+        box=cfg["background_box"],
     )
     fwhm = info["fwhm"] if np.isfinite(info["fwhm"]) else 3.0
     kx, ky = wcs.world_to_pixel_values(known["ra"].to_numpy(float), known["dec"].to_numpy(float))
@@ -220,11 +220,11 @@ def deep_sources(sci, err, bad, wcs, known: pd.DataFrame, cfg: dict) -> tuple[pd
     )
     sigma = fwhm / 2.3548
     a, b = src["a"].to_numpy(float), src["b"].to_numpy(float)
-    point = (b >= 0.3 * sigma) & (a <= cfg.get("max_elongation", 3.0) * np.maximum(b, 1e-6))
+    point = (b >= 0.3 * sigma) & (a <= cfg["max_elongation"] * np.maximum(b, 1e-6))
     keep = (
         ~near_known
         & point
-        & (src["snr"].to_numpy(float) >= cfg.get("min_snr", 5.0))
+        & (src["snr"].to_numpy(float) >= cfg["min_snr"])
         & (src["flags"].to_numpy() & ~int(Flag.BLENDED) == 0)
     )
     deep = src[keep]

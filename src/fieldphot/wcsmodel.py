@@ -146,3 +146,46 @@ def nominal_wcs(ra: float, dec: float, scale_arcsec: float, shape) -> WCS:
     w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
     w.wcs.cd = np.diag([-scale_arcsec / 3600.0, scale_arcsec / 3600.0])
     return w
+
+
+def calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
+    """The raw header without its structure cards, its WCS (read by :func:`header_wcs`,
+    numbers fixed) shifted by ``offset`` (x, y), where the trimmed array starts in raw
+    pixels: the calibrated frame's header.
+
+    Examples
+    --------
+    >>> h = fits.Header({"NAXIS": 2, "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN",
+    ...     "CRVAL1": 10.0, "CRVAL2": 20.0, "CRPIX1": 50.0, "CRPIX2": 60.0,
+    ...     "CDELT1": -1e-4, "CDELT2": 1e-4, "OBJECT": "M1"})
+    >>> out = calibrated_header(h, (8, 0))
+    >>> out["CRPIX1"], out["OBJECT"], "NAXIS" in out
+    (42.0, 'M1', False)
+    """
+    h = fits.Header()
+    skip = {
+        "SIMPLE",
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "EXTEND",
+        "BZERO",
+        "BSCALE",
+        "EXTNAME",
+        "XTENSION",
+        "PCOUNT",
+        "GCOUNT",
+        "CHECKSUM",
+        "DATASUM",
+    }
+    for card in raw_header.cards:
+        if card.keyword not in skip and card.keyword not in ("", "COMMENT", "HISTORY"):
+            h.append(card, end=True)
+    wcs = header_wcs(raw_header)
+    for key in [k for k in h if is_wcs_key(k)]:
+        del h[key]
+    if wcs is not None:
+        wcs.wcs.crpix = wcs.wcs.crpix - np.asarray(offset, float)
+        h.update(wcs.to_header(relax=True))
+    return h

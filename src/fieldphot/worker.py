@@ -3,8 +3,8 @@
 A per-frame step is a few seconds of arithmetic, but a fresh Python process spends about
 two seconds importing numpy, pandas, scipy and astropy before it starts: five steps per
 frame would make start-up cost as much as the science. So a local workflow run starts one
-server (:func:`start`, from the Snakefile's ``onstart``) that imports the package once and
-forks a child for every step it is asked to run; each per-frame rule's shell command is a
+server (:func:`start_for_run`, from the Snakefile's ``onstart``) that imports the package
+once and forks a child for every step it is asked to run; each per-frame rule's shell command is a
 light client (``scripts/step.py`` -> :func:`submit`) that hands the server its command line
 and its stdout/stderr, waits, and exits with the step's status. A fork starts from the
 server's pristine state, so steps cannot leak into each other.
@@ -14,10 +14,10 @@ step itself: same function, same files, only slower to start. A step's child die
 its client (a killed Snakemake job kills its step), and the server stops when the Snakemake
 process that started it is gone.
 
-Command line of a step: ``NAME LOG THREADS INPUTS OUTPUT [JSON ...]``: the step name, its log
-file, its threads, a JSON object of the job's named inputs, its output file and the rule's
-params as JSON texts (see :data:`STEPS`). The step runs in the client's working directory
-and environment.
+Command line of a step: ``NAME LOG THREADS INPUTS OUTPUT PARAMS``: the step's name in
+:data:`fieldphot.steps.STEPS`, its log file, its threads, a JSON object of the job's named
+inputs, its output file and a JSON object of its params (:func:`fieldphot.steps.run`). The
+step runs in the client's working directory and environment.
 
 Examples
 --------
@@ -48,83 +48,22 @@ from dataclasses import dataclass
 ENV = "FIELDPHOT_WORKER"
 
 
-def _calibrate(st, inputs, output, cfg, row):
-    st.calibrate(
-        inputs["raw"],
-        row,
-        inputs.get("bias", ""),
-        inputs.get("dark", ""),
-        inputs.get("flat", ""),
-        output,
-        cfg,
-    )
-
-
-def _extract(st, inputs, output, cfg):
-    st.extract(inputs["calibrated"], output, cfg)
-
-
-def _solve(st, inputs, output, cfg):
-    st.solve(
-        inputs["calibrated"],
-        inputs["sources"],
-        inputs["refcat"],
-        output,
-        cfg,
-        inputs.get("neighbour"),
-    )
-
-
-def _photometer(st, inputs, output, cfg, targets):
-    st.photometer(
-        inputs["calibrated"],
-        inputs["astrometry"],
-        inputs["starlist"],
-        output,
-        cfg,
-        targets,
-        inputs["sources"],
-    )
-
-
-def _zeropoint(st, inputs, output, cfg):
-    st.zeropoint(inputs["photometry"], output, cfg)
-
-
-def _frame_image(st, inputs, output):
-    st.frame_image(
-        inputs["calibrated"], inputs["sources"], inputs["astrometry"], inputs["photometry"], output
-    )
-
-
-#: Each step: ``f(stages, inputs, output, *params)`` calling its :mod:`fieldphot.stages` function.
-STEPS = {
-    "calibrate": _calibrate,
-    "extract": _extract,
-    "solve": _solve,
-    "photometer": _photometer,
-    "zeropoint": _zeropoint,
-    "frame_image": _frame_image,
-}
-
-
-#: The steps whose product can stand for a failed frame (:func:`fieldphot.stages.failed_step`).
-FLAGGABLE = ("calibrate", "extract", "solve", "photometer", "zeropoint")
-
-
 def run(argv: list[str], where: str = "in its own process") -> int:
     """Run one step in this process; return its exit status (the traceback goes to its log).
 
     Examples
     --------
-    >>> run(["nosuchstep", "/dev/null", "1", "{}", "out"])  # doctest: +ELLIPSIS
+    >>> run(["nosuchstep", "/dev/null", "1", "{}", "out", "{}"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: unknown step 'nosuchstep' (known: calibrate, extract, solve, ...)
     """
-    name, log, threads, inputs, output, *params = argv
+    from .steps import FRAME, STEPS
+
+    name, log, threads, inputs, output, params = argv
     if name not in STEPS:
         raise ValueError(f"unknown step {name!r} (known: {', '.join(STEPS)})")
+    inputs, params = json.loads(inputs), json.loads(params)
     # OpenMP (the cosmic-ray search) reads this when it first loads, which is in the step.
     os.environ["OMP_NUM_THREADS"] = threads
     from . import stages  # the server has it already; a standalone step pays for it here
@@ -139,11 +78,11 @@ def run(argv: list[str], where: str = "in its own process") -> int:
                 os.environ.get("SLURM_CPUS_PER_TASK", "not under SLURM"),
             )
             try:
-                STEPS[name](stages, json.loads(inputs), output, *map(json.loads, params))
+                stages.steps.run(name, inputs, output, params)
             except (OSError, MemoryError):  # a fault of the machine: the job fails
                 raise
             except Exception as err:
-                if name not in FLAGGABLE:
+                if name not in FRAME:
                     raise
                 # A frame the step cannot use (its message names the cause), or an error
                 # in fieldphot on this frame: the frame is flagged with it and the night
@@ -156,9 +95,7 @@ def run(argv: list[str], where: str = "in its own process") -> int:
                     f"({type(err).__name__}: {err}): please report it, with {log}"
                 )
                 reason = " ".join(reason.split())
-                stages.failed_step(
-                    name, json.loads(inputs), output, list(map(json.loads, params)), reason
-                )
+                stages.failed_step(name, inputs, output, params, reason)
                 print(f"fieldphot {name}: frame flagged: {reason}", file=sys.stderr)
     except Exception as err:  # logged with its traceback by stages.logged
         print(f"fieldphot {name}: {err} (see {log})", file=sys.stderr)
@@ -300,6 +237,27 @@ def start(log: str, timeout: float = 60.0) -> Handle | None:
         time.sleep(0.05)
     os.environ[ENV] = path
     return Handle(proc, path)
+
+
+#: The server of this process's Snakemake run (:func:`start_for_run`), if it has one.
+_RUN: list[Handle] = []
+
+
+def start_for_run(local: bool, log: str = os.path.join("logs", "worker.log")) -> None:
+    """The Snakefile's ``onstart``: a ``local`` run starts its server (once). Snakemake's
+    service jobs cannot own it: a service and its consumers are scheduled as one group
+    whose cores are summed (every per-frame job at once)."""
+    if local and not _RUN:
+        os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
+        handle = start(log)
+        if handle is not None:
+            _RUN.append(handle)
+
+
+def stop_for_run() -> None:
+    """The Snakefile's ``onsuccess`` and ``onerror``: stop the run's server, if any."""
+    while _RUN:
+        stop(_RUN.pop())
 
 
 def stop(handle: Handle | None) -> None:

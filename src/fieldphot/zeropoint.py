@@ -13,6 +13,9 @@ Examples
 """
 
 import numpy as np
+import pandas as pd
+
+from .flags import Flag, any_set
 
 
 def instrumental_mag(flux, flux_err, exptime: float) -> tuple[np.ndarray, np.ndarray]:
@@ -216,3 +219,103 @@ def fit_extinction(airmass, zp, zp_err) -> dict:
         "zp0_err": float(err[0]),
         "n": int(ok.sum()),
     }
+
+
+def catalog_magnitudes(
+    t: pd.DataFrame, cfg: dict, shape=(0, 0), exptime: float = 1.0
+) -> tuple[pd.DataFrame, dict]:
+    """Zeropoint fit on clean stars, then calibrated magnitudes for every row and, where
+    a row has a ``flux_lim`` (forced targets), the limiting magnitude ``mag_lim``."""
+    cat_err = t["mag_cat_err"].to_numpy(float)
+    sel = (
+        (t["flags"].to_numpy() == 0)
+        & (t["snr"].to_numpy() >= cfg["min_snr"])
+        & np.isfinite(t["mag_cat"].to_numpy(float))
+        & ~(cat_err > cfg["max_catalog_err"])
+    )
+    ny, nx = shape
+    uv = (
+        2 * t["x"].to_numpy(float) / max(nx - 1, 1) - 1,
+        2 * t["y"].to_numpy(float) / max(ny - 1, 1) - 1,
+    )
+    fit = fit_zeropoint(
+        t["mag_inst"][sel],
+        t["mag_inst_err"][sel],
+        t["mag_cat"][sel],
+        cat_err[sel],
+        color=t["color"][sel],
+        color_term=cfg["color_term"],
+        uv=(uv[0][sel], uv[1][sel]),
+        spatial_order=cfg["spatial_order"] if nx and ny else 0,
+        clip_sigma=cfg["clip_sigma"],
+        min_stars=cfg["min_stars"],
+    )
+    used = np.zeros(len(t), bool)
+    used[np.flatnonzero(sel)] = fit.pop("used")
+    color = t["color"].to_numpy(float)
+    spread = float(np.nanstd(color[used])) if used.any() else 0.0
+    out = t.copy()
+    out["mag"], out["mag_err"] = apply_zeropoint(
+        fit, t["mag_inst"], t["mag_inst_err"], color, uv, spread
+    )
+    lim = t["flux_lim"].to_numpy(float) if "flux_lim" in t else np.full(len(t), np.nan)
+    lim_inst, _ = instrumental_mag(lim, np.zeros(len(t)), exptime)
+    out["mag_lim"] = apply_zeropoint(fit, lim_inst, np.zeros(len(t)), color, uv, spread)[0]
+    out["zp"], out["zp_err"], out["used_in_zp"] = fit["zp"], fit["zp_err"], used
+    if fit["status"] != "ok":
+        out["flags"] = (out["flags"] | int(Flag.NO_ZEROPOINT)).astype(np.int32)
+        fit["reason"] = failure_reason(t, cfg, fit["n_used"])
+    return out, fit
+
+
+def failure_reason(t: pd.DataFrame, cfg: dict, n_used: int) -> str:
+    """Why a frame has too few calibration stars, by the cause a user can act on: no
+    catalog, catalog stars saturated, cleaned or masked, or too faint.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"mag_cat": [9.0, 9.5, np.nan], "snr": [900.0, 800, 50],
+    ...                   "flags": [int(Flag.SATURATED)] * 2 + [0]})
+    >>> failure_reason(t, {"min_stars": 5, "min_snr": 20.0}, 0)
+    '0 calibration stars (< 5): the 2 catalog stars measured are saturated (2)'
+    """
+    need = cfg["min_stars"]
+    head = f"{n_used} calibration stars (< {need})"
+    cat = np.isfinite(t["mag_cat"].to_numpy(float))
+    if not cat.any():
+        return f"{head}: no catalog star in the frame (no reference catalog for the field)"
+    flags = t["flags"].to_numpy()[cat]
+    causes = [
+        (name, int(any_set(flags, bit).sum()))
+        for name, bit in (
+            ("saturated", Flag.SATURATED | Flag.NONLINEAR),
+            ("hit by cosmic rays", Flag.COSMIC_RAY),
+            ("on bad pixels or masked", Flag.BAD_PIXEL | Flag.MASKED),
+            ("blended", Flag.BLENDED),
+            ("at the edge", Flag.EDGE),
+        )
+    ]
+    faint = int(((t["snr"].to_numpy(float)[cat] < cfg["min_snr"]) & (flags == 0)).sum())
+    causes.append((f"below S/N {cfg['min_snr']:g}", faint))
+    listed = ", ".join(f"{name} ({n})" for name, n in causes if n)
+    return (
+        f"{head}: the {int(cat.sum())} catalog stars measured are {listed or 'rejected by the fit'}"
+    )
+
+
+def night_extinction(frame_table: pd.DataFrame) -> list[dict]:
+    """Per night and filter, the extinction coefficient and the zeropoint above the
+    atmosphere fitted to the calibrated frames' zeropoints against airmass
+    (:func:`fit_extinction`; NaN where the airmass barely changes)."""
+    need = {"status", "night", "filter", "airmass", "zp", "zp_err"}
+    if not need <= set(frame_table.columns):
+        return []
+    ok = frame_table[frame_table["status"] == "ok"]
+    return [
+        {
+            "night": str(n),
+            "filter": str(f),
+            **fit_extinction(g["airmass"], g["zp"], g["zp_err"]),
+        }
+        for (n, f), g in ok.groupby(["night", "filter"])
+    ]

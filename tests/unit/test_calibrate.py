@@ -5,8 +5,11 @@ import pytest
 from astropy.io import fits
 
 from fieldphot import calibrate as cal
-from fieldphot import io
+from fieldphot import config, io, steps
 from fieldphot.flags import Flag
+
+#: The config every key of which has its default.
+DEFAULTS = config.with_defaults({"raw_dir": "."})
 
 
 def test_overscan_modes_follow_a_row_drift():
@@ -96,11 +99,10 @@ def test_master_on_disk_equals_master_in_memory(tmp_path):
     )
     m = stages.manifest(runner.raw_files(night.raw_dir), tmp_path / "m.parquet")
     rows = m[m["kind"] == "bias"].to_dict("records")
-    cfg = {"overscan": {"mode": "poly", "order": 3}}
-    stages.master("bias", rows, "", "", tmp_path / "mem" / "bias.fits", cfg)
-    stages.master(
-        "bias", rows, "", "", tmp_path / "disk" / "bias.fits", {**cfg, "combine_memory_mb": 0.01}
-    )  # forces the scratch stack, 1-row bands
+    params = steps.master_params(DEFAULTS)
+    stages.master("bias", rows, tmp_path / "mem" / "bias.fits", **params)
+    params["memory_mb"] = 0.01  # forces the scratch stack, 1-row bands
+    stages.master("bias", rows, tmp_path / "disk" / "bias.fits", **params)
     a, _, ha = io.read_master(tmp_path / "mem" / "bias.fits")
     b, _, hb = io.read_master(tmp_path / "disk" / "bias.fits")
     assert np.allclose(a, b, atol=1e-3) and ha["NCOMBINE"] == 5
@@ -237,7 +239,12 @@ def test_offset_of_a_camera_without_bias_or_overscan_is_estimated(tmp_path):
     fits.PrimaryHDU(data, h).writeto(raw, overwrite=True)
     m = stages.manifest(runner.raw_files(night.raw_dir), tmp_path / "m.parquet", "", None, 0)
     row = m.iloc[0].to_dict()
-    stages.calibrate(row["path"], row, "", "", "", tmp_path / "c.fits", {})
+    steps.run(
+        "calibrate",
+        {"raw": row["path"]},
+        tmp_path / "c.fits",
+        steps.frame_params("calibrate", DEFAULTS, row),
+    )
     sci, err, mask, header = io.read_calibrated(tmp_path / "c.fits")
     offset_e = cfg.bias_level * cfg.gain
     assert header["FP_PED"] == pytest.approx(offset_e, rel=0.04)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from astropy.table import Table
 
-from fieldphot import bands, catalogs, io, refcat, stages
+from fieldphot import bands, catalogs, config, io, refcat, stages
 
 pytest.importorskip("trustme")
 from vizier_server import FakeVizier  # noqa: E402
@@ -62,6 +62,7 @@ def vizier(tmp_path, monkeypatch):
 
 def _cfg(fake, **kw):
     return {
+        **config.defaults("reference_catalog"),
         "catalogs": ["gaia-dr3", "apass-dr9"],
         "vizier_server": fake.server,
         "timeout_s": 1.0,
@@ -174,7 +175,7 @@ def test_reference_catalog_stage_queries_the_fields_of_the_manifest(vizier, tmp_
     )
     io.write_table(tmp_path / "manifest.parquet", manifest, {})
     cfg = {**_cfg(vizier), "path": "", "cache_dir": "resources/catalogs"}
-    stages.reference_catalog(tmp_path / "manifest.parquet", tmp_path / "refcat.parquet", cfg)
+    stages.reference_catalog(tmp_path / "manifest.parquet", tmp_path / "refcat.parquet", cfg, cfg)
     t, meta = io.read_table(tmp_path / "refcat.parquet")
     assert meta["band"] == "V" and meta["catalog"] == "gaia-dr3" and len(t) > 0
     assert list((tmp_path / "resources" / "catalogs").glob("gaia-dr3_*.parquet"))
@@ -199,7 +200,7 @@ def test_a_night_in_two_filters_gets_both_bands_each_on_its_own_system(vizier, t
     )
     io.write_table(tmp_path / "manifest.parquet", manifest, {})
     cfg = {**_cfg(vizier), "path": "", "cache_dir": str(tmp_path / "cache")}
-    stages.reference_catalog(tmp_path / "manifest.parquet", tmp_path / "refcat.parquet", cfg)
+    stages.reference_catalog(tmp_path / "manifest.parquet", tmp_path / "refcat.parquet", cfg, cfg)
     t, meta = io.read_table(tmp_path / "refcat.parquet")
     assert meta["bands"] == {
         "V": {"color_index": "BP-RP", "magnitude_system": "Vega"},

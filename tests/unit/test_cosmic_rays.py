@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from fieldphot import calibrate as cal
+from fieldphot import config, steps
 from fieldphot.flags import Flag, any_set
+
+#: The config every key of which has its default.
+DEFAULTS = config.with_defaults({"raw_dir": "."})
 
 
 def _pixel_gauss(c, u, sigma):
@@ -73,7 +77,12 @@ def test_star_cores_of_a_real_undersampled_night_are_not_cleaned(lowell_dir, tmp
 
     m = stages.manifest(runner.raw_files(lowell_dir), tmp_path / "manifest.parquet")
     row = m[m["frame"] == "20190326.0126"].iloc[0].to_dict()
-    stages.calibrate(row["path"], row, "", "", "", tmp_path / "f.fits", {})
+    steps.run(
+        "calibrate",
+        {"raw": row["path"]},
+        tmp_path / "f.fits",
+        steps.frame_params("calibrate", DEFAULTS, row),
+    )
     sci, err, msk, _ = io.read_calibrated(tmp_path / "f.fits")
     assert any_set(msk, Flag.COSMIC_RAY).sum() > 500  # the 300 s frame's hits are found
     data = np.ascontiguousarray(sci, np.float32)

@@ -7,8 +7,11 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from fieldphot import io, refcat, runner, synthetic, validation
+from fieldphot import config, io, refcat, runner, steps, synthetic, validation
 from fieldphot.flags import Flag
+
+#: The config every key of which has its default.
+DEFAULTS = config.with_defaults({"raw_dir": "."})
 
 
 def test_frame_without_wcs_flows_through_as_data(tmp_path):
@@ -143,7 +146,11 @@ def test_a_frame_without_blank_sky_statistics_gets_its_zeropoint(tmp_path):
     io.write_table(tmp_path / "phot.parquet", t, meta)
     from fieldphot import stages
 
-    stages.zeropoint(tmp_path / "phot.parquet", tmp_path / "cat.parquet", {})
+    stages.zeropoint(
+        photometry=tmp_path / "phot.parquet",
+        out=tmp_path / "cat.parquet",
+        **steps.frame_params("zeropoint", DEFAULTS),
+    )
     cat, m = io.read_table(tmp_path / "cat.parquet")
     assert m["status"] == "ok" and m["zeropoint"]["zp"] == pytest.approx(25.0, abs=0.01)
     assert np.isnan(m["zeropoint"]["maglim"] if m["zeropoint"]["maglim"] is not None else np.nan)
@@ -168,7 +175,12 @@ def test_damaged_gzip_data_is_a_bad_frame_not_garbage(tmp_path):
     raw.unlink()
     m = stages.manifest([bad], tmp_path / "m.parquet", "", None, 0)
     row = m.iloc[0].to_dict()
-    stages.calibrate(row["path"], row, "", "", "", tmp_path / "c.fits", {})
+    steps.run(
+        "calibrate",
+        {"raw": row["path"]},
+        tmp_path / "c.fits",
+        steps.frame_params("calibrate", DEFAULTS, row),
+    )
     header = io.read_calibrated(tmp_path / "c.fits")[3]
     assert header["FP_STAT"] == "bad"
     assert "damaged gzip data" in header["FP_WHY"] and "CRC" in header["FP_WHY"]

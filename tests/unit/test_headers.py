@@ -156,13 +156,13 @@ def test_unreadable_values_give_one_line_naming_file_and_keyword():
 
 
 def test_init_reports_what_is_missing(tmp_path):
-    from fieldphot import stages, synthetic
+    from fieldphot import cli, synthetic
 
     night = synthetic.simulate_night(
         tmp_path / "n",
         synthetic.SimConfig(nx=64, ny=64, n_science=2, n_bias=2, n_dark=0, n_flat=0, seed=3),
     )
-    table, problems = stages.init_night(night.raw_dir, tmp_path / "w", str(night.refcat))
+    table, problems = cli.init_night(night.raw_dir, tmp_path / "w", str(night.refcat))
     assert "science" in table and "bias" in table
     text = "\n".join(problems)
     assert "no flats in V (1x1)" in text and "no darks (1x1)" in text
@@ -319,14 +319,14 @@ def test_init_writes_absolute_paths(tmp_path, monkeypatch):
 
     import yaml
 
-    from fieldphot import stages, synthetic
+    from fieldphot import cli, synthetic
 
     night = synthetic.simulate_night(
         tmp_path / "n", synthetic.SimConfig(nx=64, ny=64, n_science=2, n_bias=2, seed=3)
     )
     shutil.copy(night.refcat, tmp_path / "field.parquet")
     monkeypatch.chdir(tmp_path)  # relative paths given: the config must not keep them
-    stages.init_night("n/raw", "w", "field.parquet")
+    cli.init_night("n/raw", "w", "field.parquet")
     cfg = yaml.safe_load((tmp_path / "w" / "config.yaml").read_text())
     assert cfg["raw_dir"] == str(night.raw_dir.resolve())
     assert cfg["reference_catalog"]["path"] == str(tmp_path / "field.parquet")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fieldphot import io, layout, stages, synthetic, validation
+from fieldphot import config, io, layout, stages, steps, synthetic, validation
 from fieldphot.flags import Flag
 from fieldphot.runner import run_night
 
@@ -112,6 +112,12 @@ def test_variable_amplitude_and_period_recovered(processed):
     assert np.nanmedian(quiet["stetson_j"]) < 0.5 and np.nanmedian(quiet["von_neumann"]) > 1.5
 
 
+def _night_cfg(lightcurves: dict) -> dict:
+    """The night step's settings: ``lightcurves`` over the schema's defaults."""
+    full = config.with_defaults({"raw_dir": ".", "lightcurves": lightcurves})
+    return steps.reads("night_lightcurves", full)
+
+
 def test_protected_detrending_keeps_the_transit_depth(processed, tmp_path):
     p = processed.params["transit"]
     cats = sorted(processed.results.glob("catalogs/*/*.parquet"))
@@ -122,7 +128,7 @@ def test_protected_detrending_keeps_the_transit_depth(processed, tmp_path):
             "protect": [{"id": p["id"], "t0_bjd": p["t0_bjd"], "duration_h": 1.3}],
         }
     }
-    stages.night_light_curves(cats, tmp_path / "nights" / "n.parquet", cfg)
+    stages.night_light_curves(cats, tmp_path / "nights" / "n.parquet", _night_cfg(cfg))
     lc = io.read_table(tmp_path / "nights" / "n.parquet")[0]
     star = lc[(lc["id"] == p["id"]) & (lc["flags"] == 0)]
     depths = {}
@@ -152,7 +158,7 @@ def test_a_targets_ephemeris_protects_its_transit_by_default(processed, tmp_path
             for t in targets
         ]
         out = tmp_path / f"{with_ephemeris}" / "n.parquet"
-        stages.night_light_curves(cats, out, cfg, tg)
+        stages.night_light_curves(cats, out, _night_cfg(cfg), tg)
         lc_of[with_ephemeris] = io.read_table(out)[0]
     depth = {}
     for key, lc in lc_of.items():

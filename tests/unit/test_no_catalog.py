@@ -6,8 +6,11 @@ import pytest
 import yaml
 from conftest import offline_vizier
 
-from fieldphot import io, runner, stages, synthetic, validation
+from fieldphot import config, io, runner, synthetic, validation, zeropoint
 from fieldphot.flags import Flag
+
+#: The zeropoint settings by default.
+ZP = config.defaults("zeropoint")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +81,8 @@ def test_zeropoint_reasons_name_the_cause():
     sat = pd.DataFrame(
         {"mag_cat": [8.0, 8.5, 9.0], "snr": [2000.0] * 3, "flags": [int(Flag.SATURATED)] * 3}
     )
-    assert "saturated (3)" in stages.zeropoint_failure(sat, {}, 0)
+    assert "saturated (3)" in zeropoint.failure_reason(sat, ZP, 0)
     cleaned = sat.assign(flags=int(Flag.COSMIC_RAY))
-    assert "hit by cosmic rays (3)" in stages.zeropoint_failure(cleaned, {}, 0)
+    assert "hit by cosmic rays (3)" in zeropoint.failure_reason(cleaned, ZP, 0)
     none = sat.assign(mag_cat=np.nan)
-    assert "no reference catalog" in stages.zeropoint_failure(none, {}, 0)
+    assert "no reference catalog" in zeropoint.failure_reason(none, ZP, 0)

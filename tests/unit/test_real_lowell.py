@@ -4,10 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fieldphot import io, manifest, runner, stages, wcsmodel
-from fieldphot import solve as sol
+from fieldphot import cli, config, io, manifest, runner, stages, steps, wcsmodel
 from fieldphot.flags import Flag, any_set
 from fieldphot.refcat import empty as refcat_empty
+
+#: The config every key of which has its default.
+DEFAULTS = config.with_defaults({"raw_dir": "."})
+SOLVE = steps.frame_params("solve", DEFAULTS)["cfg"]
 
 
 @pytest.fixture(scope="module")
@@ -47,26 +50,25 @@ def test_quoted_string_wcs_is_read_as_numbers(lowell_dir):
 def calibrated(lowell):
     """The 12 science frames calibrated (bias, twilight flat, skydark)."""
     m, out = lowell
-    cfg = {"overscan": {"mode": "poly", "order": 3}, "cosmic_rays": {"enabled": False}}
+    cal_cfg = {**DEFAULTS["calibration"], "cosmic_rays": {"enabled": False}}
+    cfg = {**DEFAULTS, "calibration": cal_cfg}
     for _, row in manifest.masters_table(m).iterrows():  # bias, flat, then the skydark
         rows = m[m["path"].isin(row["inputs"])].to_dict("records")
         paths = [
             str(out / row[k]) if row[k] else ""
             for k in ("bias_master", "dark_master", "flat_master")
         ]
-        stages.master(row["kind"], rows, paths[0], paths[1], out / row["path"], cfg, paths[2])
+        bias, dark, flat = paths
+        params = steps.master_params(cfg)
+        stages.master(
+            row["kind"], rows, out / row["path"], bias=bias, dark=dark, flat=flat, **params
+        )
     science = m[m["kind"] == "science"].sort_values("mjd_utc_mid")
     for sci_row in science.to_dict("records"):
         assert "skydark_3x3" in sci_row["dark_master"]  # no darks: from the science frames
-        stages.calibrate(
-            sci_row["path"],
-            sci_row,
-            str(out / sci_row["bias_master"]),
-            str(out / sci_row["dark_master"]),
-            str(out / sci_row["flat_master"]),
-            out / f"{sci_row['frame']}.fits",
-            cfg,
-        )
+        inputs = steps.frame_inputs("calibrate", sci_row, out)
+        params = steps.frame_params("calibrate", cfg, sci_row)
+        steps.run("calibrate", inputs, out / f"{sci_row['frame']}.fits", params)
     return science, [out / f"{f}.fits" for f in science["frame"]]
 
 
@@ -109,11 +111,11 @@ def test_header_solutions_kept_and_frames_without_wcs_resolved_from_neighbours(
     first frame is solved from its RA/Dec and pixel scale, every other from it. (SECPIXX says
     0.981"/px; the true scale is 1.107"/px: the default scale search spans 15 %.)"""
     science, paths = calibrated
-    solve_cfg = {**sol.DEFAULTS, "methods": ["header", "neighbour", "hint"]}
+    solve_cfg = {**SOLVE, "methods": ["header", "neighbour", "hint"]}
     sources = []
     for path in paths:
         sources.append(tmp_path / f"{path.stem}.sources.parquet")
-        stages.extract(path, sources[-1], {})
+        stages.extract(calibrated=path, out=sources[-1], **steps.frame_params("extract", DEFAULTS))
     src, _ = io.read_table(sources[0])
     first_wcs = wcsmodel.header_wcs(io.read_header(paths[0]))
     # Every star the frame shows (saturated ones too, as a survey catalog would have them).
@@ -138,7 +140,7 @@ def test_header_solutions_kept_and_frames_without_wcs_resolved_from_neighbours(
     originals, stripped = [], []
     for path, src_path in zip(paths, sources, strict=True):
         out = tmp_path / f"{path.stem}.astrometry.parquet"
-        stages.solve(path, src_path, refcat, out, solve_cfg)
+        stages.solve(calibrated=path, sources=src_path, refcat=refcat, out=out, cfg=solve_cfg)
         _, meta = io.read_table(out, columns=[])
         assert meta["status"] == "ok", meta["reason"]
         assert meta["astrometry"]["method"] == "header" and meta["astrometry"]["kept"]
@@ -152,7 +154,14 @@ def test_header_solutions_kept_and_frames_without_wcs_resolved_from_neighbours(
     anchor = None
     for path, src_path, original in zip(stripped, sources, originals, strict=True):
         out = tmp_path / f"{path.stem}.resolved.parquet"
-        stages.solve(path, src_path, refcat, out, solve_cfg, anchor)
+        stages.solve(
+            calibrated=path,
+            sources=src_path,
+            refcat=refcat,
+            out=out,
+            cfg=solve_cfg,
+            neighbour=anchor,
+        )
         anchor = anchor or out
         _, meta = io.read_table(out, columns=[])
         assert meta["status"] == "ok", meta["reason"]
@@ -174,8 +183,10 @@ def test_without_a_catalog_every_frame_is_placed_relative_to_the_first(calibrate
     for path in paths:
         src = tmp_path / f"{path.stem}.sources.parquet"
         out = tmp_path / f"{path.stem}.astrometry.parquet"
-        stages.extract(path, src, {})
-        stages.solve(path, src, refcat, out, dict(sol.DEFAULTS), anchor)
+        stages.extract(calibrated=path, out=src, **steps.frame_params("extract", DEFAULTS))
+        stages.solve(
+            calibrated=path, sources=src, refcat=refcat, out=out, cfg=SOLVE, neighbour=anchor
+        )
         anchor = anchor or out
         _, meta = io.read_table(out, columns=[])
         assert meta["status"] == "ok", meta["reason"]
@@ -184,7 +195,7 @@ def test_without_a_catalog_every_frame_is_placed_relative_to_the_first(calibrate
 
 
 def test_init_on_the_real_night(lowell_dir, tmp_path):
-    table, problems = stages.init_night(lowell_dir, tmp_path)
+    table, problems = cli.init_night(lowell_dir, tmp_path)
     assert "no darks (3x3)" in "\n".join(problems)
     # No SATURATE card: measured from the pile-up of star peaks (the converter's 65535),
     # and said so; nothing left to guess, so no profile override is written.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fieldphot import config, io, stages, starlist, validation
+from fieldphot import config, io, stages, starlist, steps, validation
 from fieldphot.flags import Flag
 
 
@@ -74,9 +74,9 @@ def test_reference_frames_that_fail_are_left_out_of_the_stack(processed, tmp_pat
     broken.write_bytes(Path(rows[1]["path"]).read_bytes()[:5000])  # cut short on the disk
     rows[1]["path"] = str(broken)  # a science failure: calibrated as a flagged frame
     out = tmp_path / "starlist.parquet"
-    slices = {k: cfg[k] for k in ("calibration", "extract", "solve", "starlist")}
+    params = steps.starlist_params(cfg)
     with caplog.at_level("INFO"):
-        stages.starlist(processed.results / "refcat.parquet", rows, out, slices)
+        stages.starlist(processed.results / "refcat.parquet", rows, out, **params)
     stars, meta = io.read_table(out)
     assert meta["starlist"]["frames"] == [rows[i]["path"] for i in (0, 2, 3)]
     assert meta["starlist"]["n_deep"] > 50
@@ -84,6 +84,6 @@ def test_reference_frames_that_fail_are_left_out_of_the_stack(processed, tmp_pat
     rows[2]["bias_master"] = "masters/missing.fits"  # a fault, not a frame's failure
     out.unlink()
     with pytest.raises(io.FrameError, match="missing.fits"):
-        stages.starlist(processed.results / "refcat.parquet", rows, out, slices)
+        stages.starlist(processed.results / "refcat.parquet", rows, out, **params)
     assert not out.exists()
     assert not list(tmp_path.glob(".starlist-*"))  # the scratch folder is gone

@@ -14,10 +14,15 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from fieldphot import io, wcsmodel, worker
+from fieldphot import config, io, steps, wcsmodel, worker
 
 STEP = Path(__file__).parents[2] / "scripts" / "step.py"
-CFG = json.dumps({"thresh": 5.0, "minarea": 5, "background_box": 32})
+#: Each step's params with every default, as its command line gets them.
+PARAMS = {
+    name: json.dumps(steps.frame_params(name, config.with_defaults({"raw_dir": "."})))
+    for name in steps.STEPS
+}
+CFG = json.dumps({"cfg": {"thresh": 5.0, "minarea": 5, "background_box": 32}})
 
 
 def children(pid: int) -> list[int]:
@@ -143,7 +148,8 @@ def test_without_a_server_the_client_runs_the_step_itself(tmp_path):
 def test_a_long_request_and_the_clients_environment_reach_the_step(tmp_path, server):
     cal = tmp_path / "cal.fits"
     frame(cal)
-    cfg = json.dumps({"thresh": 5.0, "minarea": 5, "background_box": 32, "pad": "x" * 100_000})
+    cfg = {"thresh": 5.0, "minarea": 5, "background_box": 32, "pad": "x" * 100_000}
+    cfg = json.dumps({"cfg": cfg})
     argv = ["extract", str(tmp_path / "e.log"), "1", json.dumps({"calibrated": str(cal)})]
     argv += [str(tmp_path / "s.parquet"), cfg]
     env = dict(os.environ, SLURM_CPUS_PER_TASK="7")  # not in the server's environment
@@ -188,7 +194,14 @@ def test_an_error_in_a_step_flags_the_frame_and_the_night_goes_on(tmp_path, monk
         "sources": "",
     }
     phot = tmp_path / "phot.parquet"
-    argv = ["photometer", str(tmp_path / "p.log"), "1", json.dumps(inputs), str(phot), "{}", "[]"]
+    argv = [
+        "photometer",
+        str(tmp_path / "p.log"),
+        "1",
+        json.dumps(inputs),
+        str(phot),
+        PARAMS["photometer"],
+    ]
     assert worker.run(argv) == 0
     _, meta = io.read_table(phot)
     assert meta["status"] == "bad" and meta["frame"]["frame"] == "f1"
@@ -198,9 +211,16 @@ def test_an_error_in_a_step_flags_the_frame_and_the_night_goes_on(tmp_path, monk
     )
     assert "Traceback" in (tmp_path / "p.log").read_text()
     argv = ["zeropoint", str(tmp_path / "z.log"), "1", json.dumps({"photometry": str(phot)})]
-    assert worker.run([*argv, str(tmp_path / "cat.parquet"), "{}"]) == 0
+    assert worker.run([*argv, str(tmp_path / "cat.parquet"), PARAMS["zeropoint"]]) == 0
     _, meta = io.read_table(tmp_path / "cat.parquet")
     assert meta["status"] == "bad" and "ZeroDivisionError" in meta["reason"]
     missing = json.dumps({"photometry": str(tmp_path / "gone.parquet")})
-    argv = ["zeropoint", str(tmp_path / "z.log"), "1", missing, str(tmp_path / "c2.parquet"), "{}"]
+    argv = [
+        "zeropoint",
+        str(tmp_path / "z.log"),
+        "1",
+        missing,
+        str(tmp_path / "c2.parquet"),
+        PARAMS["zeropoint"],
+    ]
     assert worker.run(argv) == 1 and not (tmp_path / "c2.parquet").exists()

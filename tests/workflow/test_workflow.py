@@ -20,7 +20,7 @@ from astropy.io import fits
 from astropy.table import Table
 from conftest import job_counts  # tests/ is on the path (its conftest)
 
-from fieldphot import io, synthetic, validation
+from fieldphot import io, synthetic, validation, workflow_files
 from fieldphot.cli import snakemake_command
 
 SMALL_NIGHT = synthetic.SimConfig(
@@ -56,7 +56,10 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("wf_night")
     night = synthetic.simulate_night(root / "night", SMALL_NIGHT)
     cfg = yaml.safe_load(night.config.read_text())
-    night.config.write_text(yaml.safe_dump({**cfg, "debug": True}, sort_keys=False))
+    profile = night.root / "camera.yaml"  # the user's own copy of the generic profile
+    shutil.copy(workflow_files.INSTRUMENTS / "generic.yaml", profile)
+    cfg = {**cfg, "debug": True, "instrument": str(profile)}
+    night.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     # Header text reaches the step commands (in the manifest row): it must stay quoted.
     first = sorted(night.raw_dir.iterdir())[-1]
     fits.setval(first, "OBJECT", value='it\'s "x"; $(touch PWNED) `touch PWNED`')
@@ -160,6 +163,69 @@ def test_a_zeropoint_setting_reruns_only_the_zeropoints_and_what_follows(run, tm
         "report_pages": 1,
         "zeropoint": len(night.frames),
     }
+
+
+#: What follows each per-frame step, through the end of the night.
+AFTER_CALIBRATE = {"calibrate", "extract", "solve", "starlist"}
+AFTER_PHOTOMETER = {"photometer", "frame_image", "zeropoint", "night_lightcurves", "lightcurves"}
+AFTER_PHOTOMETER |= {"report_pages", "export"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "scheduled"),
+    [
+        # how, not what: nothing reruns
+        ("calibration.combine_memory_mb", 2048, set()),
+        ("reference_catalog.timeout_s", 99, set()),
+        ("reference_catalog.cache_dir", "elsewhere", set()),
+        ("lightcurves.aavso_obscode", "XYZ", {"lightcurves", "report_pages"}),
+        ("lightcurves.variable_factor", 4.0, {"night_lightcurves", "lightcurves", "report_pages"}),
+        ("export.t0_mjd", 60384.0, {"export"}),
+        ("photometry.min_snr", 4.0, AFTER_PHOTOMETER),
+        ("starlist.min_snr", 6.0, {"starlist"} | AFTER_PHOTOMETER),
+        ("solve.max_rms_arcsec", 2.0, {"solve", "starlist"} | AFTER_PHOTOMETER),
+        ("extract.thresh", 6.0, {"extract", "solve", "starlist"} | AFTER_PHOTOMETER),
+        ("calibration.cosmic_rays.sigclip", 5.0, AFTER_CALIBRATE | AFTER_PHOTOMETER),
+        ("calibration.hot_pixel_nsigma", 9.0, {"master"} | AFTER_CALIBRATE | AFTER_PHOTOMETER),
+    ],
+)
+def test_a_setting_reruns_only_the_steps_that_read_it(run, setting, value, scheduled):
+    """Issue 21: a rule's params are what its step reads (fieldphot.steps), so a change
+    reruns those steps and what depends on their products, nothing else. (The user edits
+    the config file the night ran with: the report's rerun hints name that file.)"""
+    night, work, _, _ = run
+    cfg = yaml.safe_load(night.config.read_text())
+    *sections, key = setting.split(".")
+    where = cfg
+    for section in sections:
+        where = where.setdefault(section, {})
+    where[key] = value
+    original = night.config.read_text()
+    night.config.write_text(yaml.safe_dump(cfg, sort_keys=False))  # a user edits one value
+    try:
+        dry = snakemake(work, night.config, "--dry-run")
+    finally:
+        night.config.write_text(original)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    if not scheduled:
+        assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+        return
+    assert set(job_counts(dry.stdout + dry.stderr)) - {"all"} == scheduled
+
+
+def test_editing_the_instrument_profile_remakes_the_manifest(run):
+    """The profile is a declared input of the manifest (a gain edited in it is read)."""
+    night, work, _, _ = run
+    profile = Path(yaml.safe_load(night.config.read_text())["instrument"])
+    before = profile.stat()
+    profile.write_text(profile.read_text().replace("gain: 1.0", "gain: 1.1"))
+    try:
+        dry = snakemake(work, night.config, "--dry-run")
+        assert "manifest" in job_counts(dry.stdout + dry.stderr), dry.stdout[-2000:]
+    finally:
+        profile.write_text(profile.read_text().replace("gain: 1.1", "gain: 1.0"))
+        os.utime(profile, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "Nothing to be done" in snakemake(work, night.config, "--dry-run").stdout
 
 
 def test_deleting_one_photometry_reruns_only_its_downstream(run):

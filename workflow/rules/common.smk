@@ -9,14 +9,15 @@ from functools import lru_cache
 import pandas as pd
 from snakemake.settings.types import DeploymentMethod
 
-from fieldphot import layout, worker
+from fieldphot import layout, steps, worker, workflow_files
 from fieldphot import manifest as mf
-from fieldphot import starlist as sl
 from fieldphot.runner import raw_files
 
 RESULTS = config["results_dir"]
 #: The raw folder's frames, walked once per Snakemake start (the manifest's inputs and state).
 RAW_FILES = raw_files(config["raw_dir"])
+#: The instrument profile (a file the manifest reads: editing it remakes the manifest).
+INSTRUMENT_PROFILE = config["instrument"] or str(workflow_files.INSTRUMENTS / "generic.yaml")
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 def _interpreter():
@@ -34,13 +35,16 @@ def _interpreter():
 _PYTHON = _interpreter()
 
 
-def step(name):
-    """The shell command of per-frame step ``name``: scripts/step.py runs it in the run's warm
-    worker when there is one (fieldphot.worker), with the job's named inputs and the rule's
-    params as JSON. Under --use-conda it is the environment's own python."""
+def step_command():
+    """The shell command of a per-frame step (``params.name``): scripts/step.py runs it in
+    the run's warm worker when there is one (fieldphot.worker), with the job's named inputs
+    and the rule's params as JSON. Under --use-conda it is the environment's own python."""
     python = "python" if _CONDA else shlex.quote(_PYTHON)
     script = shlex.quote(os.path.join(SCRIPTS, "step.py"))
-    return f"{python} {script} {name} {{log:q}} {{threads}} {{params.inputs:q}} {{output:q}}"
+    return (
+        f"{python} {script} {{params.name}} {{log:q}} {{threads}} {{params.inputs:q}} {{output:q}} "
+        "{params.step:q}"
+    )
 
 
 #: The command that runs this night, for the report's rerun hints.
@@ -53,22 +57,18 @@ RUN_COMMAND = shlex.join(
         os.getcwd(),
     ]
 )
-#: Local runs (not SLURM jobs, not conda environments) start the worker.
-_WORKER = []
-
-
+# The warm worker of a local run (not SLURM jobs, not conda environments): fieldphot.worker
+# owns it from start to stop.
 onstart:
-    if workflow.local_exec and not _CONDA:
-        os.makedirs("logs", exist_ok=True)
-        _WORKER.append(worker.start(os.path.join("logs", "worker.log")))
+    worker.start_for_run(workflow.local_exec and not _CONDA)
 
 
 onsuccess:
-    worker.stop(_WORKER.pop() if _WORKER else None)
+    worker.stop_for_run()
 
 
 onerror:
-    worker.stop(_WORKER.pop() if _WORKER else None)
+    worker.stop_for_run()
 
 
 wildcard_constraints:
@@ -109,11 +109,6 @@ def _manifest_version():
     return path, os.path.getmtime(path)
 
 
-def as_json(value):
-    """A config slice or manifest row as the JSON text a step command reads."""
-    return json.dumps(value)
-
-
 def named_inputs(wildcards, input):
     """The job's inputs by name, as JSON, for the step command (see step())."""
     return json.dumps(dict(input.items()))
@@ -124,57 +119,56 @@ def _plain(row):
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
+@lru_cache(maxsize=4)
+def _science_table(path, mtime):
+    """The science frames, each with its anchor, field and reference flag
+    (fieldphot.steps.science_table)."""
+    return steps.science_table(_read_manifest(path, mtime), config)
+
+
 def science_frames():
-    return _science(manifest())
-
-
-def _science(m):
-    return mf.science_frames(m, config["exclude_frames"])
+    return _science_table(*_manifest_version())
 
 
 @lru_cache(maxsize=4)
-def _anchors(path, mtime):
-    sci = _science(_read_manifest(path, mtime))
-    anchors = mf.pointing_anchors(sci, config["solve"]["same_pointing_arcmin"])
-    return dict(zip(zip(sci["night"], sci["frame"]), anchors))
+def _frame_rows(path, mtime):
+    """Each science frame's row as plain values, by (night, frame): one lookup per job."""
+    sci = _science_table(path, mtime)
+    return {(r["night"], r["frame"]): _plain(r) for r in sci.to_dict("records")}
 
 
-def solve_inputs(wildcards):
-    """The frame's products, and the astrometry of the first frame of its pointing."""
-    night, frame = wildcards.night, wildcards.frame
-    inputs = {
-        "calibrated": out("calibrated", night=night, frame=frame),
-        "sources": out("sources", night=night, frame=frame),
-        "refcat": out("refcat"),
+def frame_row(wildcards):
+    """The frame's manifest row (with its anchor and field), as plain values."""
+    row = _frame_rows(*_manifest_version()).get((wildcards.night, wildcards.frame))
+    if row is None:
+        raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
+    return row
+
+
+def step_inputs(name):
+    """Input function of per-frame step ``name``: its files by name (fieldphot.steps)."""
+    return lambda wildcards: steps.frame_inputs(name, frame_row(wildcards), RESULTS)
+
+
+def step_params(name):
+    """Params function of per-frame step ``name``: exactly what it reads, as JSON."""
+    return lambda wildcards: json.dumps(steps.frame_params(name, config, frame_row(wildcards)))
+
+
+@lru_cache(maxsize=4)
+def _references(path, mtime):
+    """Each field's reference frames, as plain manifest rows in time order."""
+    sci = _science_table(path, mtime).sort_values("mjd_utc_mid", kind="stable")
+    sci = sci[sci["reference"]]
+    return {
+        field: [_plain(r) for r in rows.drop(columns=list(steps.WIRING_COLUMNS)).to_dict("records")]
+        for field, rows in sci.groupby("field")
     }
-    anchor = _anchors(*_manifest_version()).get((night, frame))
-    if anchor and anchor != frame:
-        inputs["neighbour"] = out("astrometry", night=night, frame=anchor)
-    return inputs
-
-
-@lru_cache(maxsize=4)
-def _fields(path, mtime):
-    """Each science frame's field (``night/frame``) and each field's reference frames."""
-    sci = _science(_read_manifest(path, mtime)).sort_values("mjd_utc_mid", kind="stable")
-    f = sl.fields(sci, config["starlist"]["frames"], config["solve"]["same_pointing_arcmin"])
-    field_of = dict(zip(zip(sci["night"], sci["frame"]), f["field"]))
-    references = {field: [] for field in f["field"]}
-    for row, field in zip(sci[f["reference"]].to_dict("records"), f["field"][f["reference"]]):
-        references[field].append(_plain(row))
-    return field_of, references
-
-
-def frame_starlist(wildcards):
-    """The star list of the frame's field (the photometer's)."""
-    field = _fields(*_manifest_version())[0][(wildcards.night, wildcards.frame)]
-    night, frame = field.split("/")
-    return out("starlist", night=night, frame=frame)
 
 
 def starlist_rows(wildcards):
     """The manifest rows of the field's reference frames, in time order."""
-    return _fields(*_manifest_version())[1].get(f"{wildcards.night}/{wildcards.frame}", [])
+    return _references(*_manifest_version()).get(f"{wildcards.night}/{wildcards.frame}", [])
 
 
 def starlist_inputs(wildcards):
@@ -186,37 +180,6 @@ def starlist_inputs(wildcards):
         "raw": [r["path"] for r in rows],
         "masters": [os.path.join(RESULTS, m) for m in sorted(masters)],
     }
-
-
-@lru_cache(maxsize=4)
-def _rows(path, mtime):
-    """Every manifest row as plain values, by (night, frame): one lookup per job, not a scan."""
-    rows = {}
-    for row in _read_manifest(path, mtime).to_dict("records"):
-        rows.setdefault((row["night"], row["frame"]), _plain(row))
-    return rows
-
-
-def frame_row(wildcards):
-    """The frame's manifest row, as plain values."""
-    row = _rows(*_manifest_version()).get((wildcards.night, wildcards.frame))
-    if row is None:
-        raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
-    return row
-
-
-def frame_row_json(wildcards):
-    """The frame's manifest row as JSON (calibrate's params)."""
-    return as_json(frame_row(wildcards))
-
-
-def calibrate_inputs(wildcards):
-    row = frame_row(wildcards)
-    inputs = {"raw": row["path"]}
-    for kind in ("bias", "dark", "flat"):
-        if row[f"{kind}_master"]:
-            inputs[kind] = os.path.join(RESULTS, row[f"{kind}_master"])
-    return inputs
 
 
 def master_info(wildcards):

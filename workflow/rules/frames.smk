@@ -1,58 +1,31 @@
-# Per science frame: calibrate -> extract -> solve -> photometer -> zeropoint.
-# Each rule runs its step through scripts/step.py (see step() in common.smk): the params
-# after `inputs` are the step's JSON arguments, in order.
-rule calibrate:
-    input:
-        unpack(calibrate_inputs),
-    output:
-        out("calibrated"),
-    params:
-        inputs=named_inputs,
-        cfg=as_json(config["calibration"]),
-        row=frame_row_json,
-    threads: 1
-    conda:
-        "../../envs/fieldphot.yaml"
-    log:
-        "logs/calibrate/{night}/{frame}.log",
-    shell:
-        step("calibrate") + " {params.cfg:q} {params.row:q}"
+# Per science frame: calibrate -> extract -> solve -> photometer -> zeropoint, one rule per
+# step of the table fieldphot.steps.STEPS, which declares each step's named inputs, the
+# config it reads (the rule's params) and its function. The command (step_command() in
+# common.smk) runs the step in the run's warm worker when there is one.
+for _name in steps.FRAME:
 
-
-rule extract:
-    input:
-        calibrated=out("calibrated"),
-    output:
-        out("sources"),
-    params:
-        inputs=named_inputs,
-        cfg=as_json(config["extract"]),
-    conda:
-        "../../envs/fieldphot.yaml"
-    log:
-        "logs/extract/{night}/{frame}.log",
-    shell:
-        step("extract") + " {params.cfg:q}"
-
-
-rule solve:
-    input:
-        unpack(solve_inputs),
-    output:
-        out("astrometry"),
-    params:
-        inputs=named_inputs,
-        cfg=as_json(config["solve"]),
-    conda:
-        "../../envs/fieldphot.yaml"
-    log:
-        "logs/solve/{night}/{frame}.log",
-    shell:
-        step("solve") + " {params.cfg:q}"
+    rule:
+        name:
+            _name
+        input:
+            unpack(step_inputs(_name)),
+        output:
+            out(steps.STEPS[_name].output),
+        params:
+            name=_name,
+            inputs=named_inputs,
+            step=step_params(_name),
+        conda:
+            "../../envs/fieldphot.yaml"
+        log:
+            f"logs/{_name}/{{night}}/{{frame}}.log",
+        shell:
+            step_command()
 
 
 # Per field: the master star list, from a stack of its reference frames (calibrated,
-# extracted and solved inside the job, so it never waits for another frame's jobs).
+# extracted and solved inside the job by the same steps, so it never waits for another
+# frame's jobs).
 rule starlist:
     input:
         unpack(starlist_inputs),
@@ -60,8 +33,7 @@ rule starlist:
         out("starlist"),
     params:
         rows=starlist_rows,
-        cfg={k: config[k] for k in ("calibration", "extract", "solve", "starlist")},
-        targets=config["targets"],
+        step=steps.starlist_params(config),
     conda:
         "../../envs/fieldphot.yaml"
     log:
@@ -70,49 +42,10 @@ rule starlist:
         os.path.join(SCRIPTS, "starlist.py")
 
 
-rule photometer:
-    input:
-        calibrated=out("calibrated"),
-        sources=out("sources"),
-        astrometry=out("astrometry"),
-        starlist=frame_starlist,
-    output:
-        out("photometry"),
-    params:
-        inputs=named_inputs,
-        cfg=as_json(config["photometry"]),
-        targets=as_json(config["targets"]),
-    conda:
-        "../../envs/fieldphot.yaml"
-    log:
-        "logs/photometer/{night}/{frame}.log",
-    shell:
-        step("photometer") + " {params.cfg:q} {params.targets:q}"
-
-
-rule zeropoint:
-    input:
-        photometry=out("photometry"),
-    output:
-        out("catalogs"),
-    params:
-        inputs=named_inputs,
-        cfg=as_json(config["zeropoint"]),
-    conda:
-        "../../envs/fieldphot.yaml"
-    log:
-        "logs/zeropoint/{night}/{frame}.log",
-    shell:
-        step("zeropoint") + " {params.cfg:q}"
-
-
 # With `debug: true`: each frame drawn with its detected, matched and target sources.
 rule frame_image:
     input:
-        calibrated=out("calibrated"),
-        sources=out("sources"),
-        astrometry=out("astrometry"),
-        photometry=out("photometry"),
+        unpack(step_inputs("frame_image")),
     output:
         report(
             out("frame_image"),
@@ -120,10 +53,12 @@ rule frame_image:
             category="Frame images",
         ),
     params:
+        name="frame_image",
         inputs=named_inputs,
+        step=step_params("frame_image"),
     conda:
         "../../envs/fieldphot.yaml"
     log:
         "logs/frame_image/{night}/{frame}.log",
     shell:
-        step("frame_image")
+        step_command()

@@ -6,7 +6,7 @@ rule night_lightcurves:
     output:
         out("night_lightcurves"),
     params:
-        cfg=config["lightcurves"],
+        cfg=steps.reads("night_lightcurves", config),
         targets=config["targets"],
     conda:
         "../../envs/fieldphot.yaml"
@@ -27,8 +27,8 @@ rule lightcurves:
         plot=report(out("rms_plot"), caption="../report/rms_mag.rst", category="Light curves"),
         targets=TARGET_FILES,
     params:
-        cfg=config["lightcurves"],
-        targets=config["targets"],
+        cfg=steps.reads("lightcurves", config),
+        names=[t["name"] for t in config["targets"]],
     conda:
         "../../envs/fieldphot.yaml"
     log:
@@ -43,6 +43,7 @@ rule report_pages:
         out("frames"),
         manifest=out("manifest"),
         nights=all_nights,
+        catalogs=all_catalogs,
     output:
         diagnostics=report(
             out("report_diagnostics"), caption="../report/diagnostics.rst", category="Frames"
@@ -74,7 +75,7 @@ if EXPORTS:
         output:
             EXPORTS,
         params:
-            cfg=config["export"],
+            cfg=steps.reads("export", config),
             targets=bool(config["targets"]),
         conda:
             "../../envs/fieldphot.yaml"

@@ -1,11 +1,11 @@
 # Classify every raw frame from its header (a checkpoint: the frames are known after it).
 checkpoint manifest:
     input:
-        RAW_FILES,
+        raw=RAW_FILES,
+        profile=INSTRUMENT_PROFILE,
     output:
         out("manifest"),
     params:
-        instrument=config["instrument"],
         observatory=config["observatory"],
         sky_dark_min_frames=config["calibration"]["sky_dark_min_frames"],
         raw_dir=config["raw_dir"],
@@ -25,7 +25,7 @@ rule reference_catalog:
     output:
         out("refcat"),
     params:
-        cfg=config["reference_catalog"],
+        cfg=steps.reads("reference_catalog", config),
     conda:
         "../../envs/fieldphot.yaml"
     log:

@@ -5,7 +5,7 @@ rule master:
     output:
         out("master"),
     params:
-        cfg=config["calibration"],
+        cfg=steps.reads("master", config),
         rows=master_rows,
     conda:
         "../../envs/fieldphot.yaml"
