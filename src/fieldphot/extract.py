@@ -23,7 +23,7 @@ import sep
 from scipy import optimize
 from scipy.spatial import cKDTree
 
-from .calibrate import row_bands
+from .calibration import row_bands
 from .flags import Flag, any_set
 from .photometry import moffat_alpha, native
 

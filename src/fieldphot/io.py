@@ -31,7 +31,7 @@ from astropy.table import Table
 from astropy.units import UnitsWarning
 
 from . import __version__
-from .calibrate import row_bands
+from .calibration import row_bands
 
 META_KEY = b"fieldphot"
 

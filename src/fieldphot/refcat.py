@@ -121,7 +121,7 @@ def at_epoch(ref: pd.DataFrame, mjd) -> pd.DataFrame:
 
 def in_band(ref: pd.DataFrame, meta: dict, band: str | None) -> tuple[pd.DataFrame, dict]:
     """The catalog with ``mag``, ``mag_err``, ``color`` in ``band`` when it holds several
-    bands (``mag_<band>`` columns; :func:`fieldphot.catalogs.standardize`), and that band's
+    bands (``mag_<band>`` columns; :func:`fieldphot.catalog_query.standardize`), and that band's
     ``band``, ``color_index`` and ``magnitude_system``. A single-band catalog, or a band it
     lacks, is returned as it is (its first band).
 

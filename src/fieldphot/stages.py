@@ -28,8 +28,19 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from . import bands, catalogs, headers, io, layout, lightcurves, measure, report, steps, wcsmodel
-from . import calibrate as cal
+from . import (
+    bands,
+    catalog_query,
+    headers,
+    io,
+    layout,
+    lightcurves,
+    measure,
+    report,
+    steps,
+    wcsmodel,
+)
+from . import calibration as cal
 from . import export as xport
 from . import extract as ext
 from . import manifest as mf
@@ -143,10 +154,10 @@ def measure_camera(df: pd.DataFrame, n_pairs: int = 4) -> None:
     updated in place; what cannot be measured keeps the profile's default):
 
     - saturation: the pile-up of star peaks on ``2 * n_pairs`` science frames
-      (:func:`fieldphot.calibrate.saturation_level`);
+      (:func:`fieldphot.calibration.saturation_level`);
     - gain (and its error, column ``gain_err``): photon transfer on pairs of consecutive
       flats, or science frames when there are no flats
-      (:func:`fieldphot.calibrate.gain_from_pairs`), the bias level and read noise from
+      (:func:`fieldphot.calibration.gain_from_pairs`), the bias level and read noise from
       two bias frames when there are.
     """
     guessed = df["guessed"].fillna("")
@@ -246,7 +257,7 @@ def _measure_gain(pairs, images: dict, biases: list) -> tuple[float, float, str]
 def reference_catalog(manifest_path, out, cfg: dict, transport: dict):
     """The run's reference catalog: the local file ``cfg["path"]`` standardized, or, when
     there is none, the stars of every pointing from VizieR through the catalog cache
-    (:func:`fieldphot.catalogs.field_reference`). When no catalog can be had (offline and
+    (:func:`fieldphot.catalog_query.field_reference`). When no catalog can be had (offline and
     nothing cached, or no catalog covers the field), an empty catalog with the reason: the
     night runs on the stars of its own frames (instrumental and differential light curves,
     no zeropoint). ``cfg``: :func:`fieldphot.steps.reads` ``("reference_catalog", ...)``;
@@ -264,10 +275,10 @@ def reference_catalog(manifest_path, out, cfg: dict, transport: dict):
         band = cfg["band"] or _bands(sci["filter"])
         fields = rcat.fields(sci, cfg["radius_deg"])
         try:
-            table, meta = catalogs.field_reference(
+            table, meta = catalog_query.field_reference(
                 fields, {**cfg, **transport}, band, transport["cache_dir"]
             )
-        except catalogs.CatalogError as exc:
+        except catalog_query.CatalogError as exc:
             reason = (
                 f"{exc}; the night runs without a catalog (no zeropoints): set "
                 "reference_catalog.path to a local catalog file for calibrated magnitudes"
@@ -290,7 +301,7 @@ def _bands(filters: pd.Series) -> str | list[str]:
 
 
 def load_raw_electrons(path, row: dict, cfg: dict):
-    """A raw frame in electrons (:func:`fieldphot.calibrate.raw_electrons`), its
+    """A raw frame in electrons (:func:`fieldphot.calibration.raw_electrons`), its
     saturation map, its header and the offset of the result in raw pixels.
 
     Raises :class:`fieldphot.io.FrameError`, naming the file, when it cannot be used.

@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 
 from . import extract as ext
 from . import manifest as mf
-from .calibrate import row_bands
+from .calibration import row_bands
 from .flags import Flag, any_set
 
 #: Flags of a pixel left out of the stack.

@@ -44,7 +44,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from . import calibrate, io, photometry, timeutil
+from . import calibration, io, photometry, timeutil
 from .photometry import moffat_alpha
 from .wcsmodel import pixel_scale_arcsec
 
@@ -411,7 +411,7 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             for k, c in enumerate(cards):
                 for key, value in c.items():
                     if key in ("TRIMSEC", "BIASSEC"):
-                        rows, cols = calibrate.parse_section(value)
+                        rows, cols = calibration.parse_section(value)
                         value = f"[{cols.start + 1 + k * width}:{cols.stop + k * width},1:{cfg.ny}]"
                     header[f"{key[:7]}{k + 1}"] = value
             hdus = fits.HDUList([fits.PrimaryHDU(np.hstack(arrays), header)])

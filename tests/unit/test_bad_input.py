@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from fieldphot import io, synthetic, validation
-from fieldphot.calibrate import parse_section
+from fieldphot.calibration import parse_section
 from fieldphot.flags import Flag
 
 LARGE = 10_000  #: rows and columns of the large-format frame on the night

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from fieldphot import calibrate as cal
+from fieldphot import calibration as cal
 from fieldphot import config, io, steps
 from fieldphot.flags import Flag
 

@@ -4,7 +4,7 @@ saturated cores, real frames where L.A.Cosmic alone cleaned 20 % of the star cor
 import numpy as np
 import pytest
 
-from fieldphot import calibrate as cal
+from fieldphot import calibration as cal
 from fieldphot import config, steps
 from fieldphot.flags import Flag, any_set
 

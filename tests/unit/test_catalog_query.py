@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from astropy.table import Table
 
-from fieldphot import bands, catalogs, config, io, refcat, stages
+from fieldphot import bands, catalog_query, config, io, refcat, stages
 
 pytest.importorskip("trustme")
 from vizier_server import FakeVizier  # noqa: E402
@@ -75,7 +75,7 @@ def _cfg(fake, **kw):
 
 def test_gaia_query_transforms_to_v_and_caches_for_offline_reruns(vizier, tmp_path):
     waits = []
-    table, meta = catalogs.field_reference(
+    table, meta = catalog_query.field_reference(
         [(RA, DEC, 0.2)], _cfg(vizier), "V", tmp_path / "cache", sleep=waits.append
     )
     assert meta["catalog"] == "gaia-dr3" and meta["fields"][0]["source"] == "vizier"
@@ -93,7 +93,7 @@ def test_gaia_query_transforms_to_v_and_caches_for_offline_reruns(vizier, tmp_pa
     # The rerun is offline: the service is gone and nothing is asked.
     n = len(vizier.requests)
     vizier.close()
-    again, meta2 = catalogs.field_reference(
+    again, meta2 = catalog_query.field_reference(
         [(RA, DEC, 0.2)], _cfg(vizier), "V", tmp_path / "cache", sleep=waits.append
     )
     assert len(vizier.requests) == n and meta2["fields"][0]["source"] == "cache"
@@ -104,10 +104,10 @@ def test_gaia_query_transforms_to_v_and_caches_for_offline_reruns(vizier, tmp_pa
 def test_5xx_and_timeouts_are_retried_with_backoff(vizier, tmp_path):
     waits = []
     vizier.fail_next = 2
-    catalogs.field_reference([(RA, DEC, 0.2)], _cfg(vizier), "V", tmp_path / "a", waits.append)
+    catalog_query.field_reference([(RA, DEC, 0.2)], _cfg(vizier), "V", tmp_path / "a", waits.append)
     assert len(vizier.requests) == 3 and waits == [0.5, 1.0]
     vizier.stall_next, vizier.stall_s = 1, 2.5  # longer than timeout_s = 1
-    t, meta = catalogs.field_reference(
+    t, meta = catalog_query.field_reference(
         [(RA, DEC, 0.15)], _cfg(vizier), "V", tmp_path / "b", waits.append
     )
     assert meta["catalog"] == "gaia-dr3" and len(t) > 10
@@ -115,28 +115,36 @@ def test_5xx_and_timeouts_are_retried_with_backoff(vizier, tmp_path):
 
 def test_unreachable_service_falls_back_to_a_covering_cache_then_the_next_catalog(vizier, tmp_path):
     cache = tmp_path / "cache"
-    catalogs.field_reference([(RA, DEC, 0.3)], _cfg(vizier), "V", cache, sleep=lambda s: None)
+    catalog_query.field_reference([(RA, DEC, 0.3)], _cfg(vizier), "V", cache, sleep=lambda s: None)
     vizier.fail_next = 10**6
     # A smaller field inside the cached one: served from that cache, cut to the new circle.
-    t, meta = catalogs.field_reference([(RA, DEC, 0.05)], _cfg(vizier), "V", cache, lambda s: 0)
+    t, meta = catalog_query.field_reference(
+        [(RA, DEC, 0.05)], _cfg(vizier), "V", cache, lambda s: 0
+    )
     assert meta["fields"][0]["source"] == "cache-cover" and 0 < len(t) < 60
     # Elsewhere, nothing cached: every catalog unreachable, and the error says so.
-    with pytest.raises(catalogs.CatalogError, match="gaia-dr3: service unreachable.*apass-dr9"):
-        catalogs.field_reference([(RA + 5, DEC, 0.1)], _cfg(vizier), "V", cache, lambda s: 0)
+    with pytest.raises(
+        catalog_query.CatalogError, match="gaia-dr3: service unreachable.*apass-dr9"
+    ):
+        catalog_query.field_reference([(RA + 5, DEC, 0.1)], _cfg(vizier), "V", cache, lambda s: 0)
 
 
 def test_no_stars_is_not_unreachable_and_the_next_catalog_answers(vizier, tmp_path):
     vizier.tables["I/355/gaiadr3"] = vizier.tables["I/355/gaiadr3"][:0]
-    t, meta = catalogs.field_reference([(RA, DEC, 0.2)], _cfg(vizier), "V", tmp_path, lambda s: 0)
+    t, meta = catalog_query.field_reference(
+        [(RA, DEC, 0.2)], _cfg(vizier), "V", tmp_path, lambda s: 0
+    )
     assert meta["catalog"] == "apass-dr9" and "gaia-dr3: no stars within" in meta["skipped"][0]
     assert meta["color_index"] == "B-V" and np.allclose(t["color"], 0.6)
-    with pytest.raises(catalogs.CatalogError, match="no stars within.*no stars within"):
-        catalogs.field_reference([(RA + 20, DEC, 0.1)], _cfg(vizier), "V", tmp_path, lambda s: 0)
+    with pytest.raises(catalog_query.CatalogError, match="no stars within.*no stars within"):
+        catalog_query.field_reference(
+            [(RA + 20, DEC, 0.1)], _cfg(vizier), "V", tmp_path, lambda s: 0
+        )
 
 
 def test_coverage_orders_and_skips_catalogs():
-    north = [s.name for s in catalogs.covering(list(catalogs.SPECS), 40.0)]
-    south = [s.name for s in catalogs.covering(list(catalogs.SPECS), -45.0)]
+    north = [s.name for s in catalog_query.covering(list(catalog_query.SPECS), 40.0)]
+    south = [s.name for s in catalog_query.covering(list(catalog_query.SPECS), -45.0)]
     assert "ps1-dr1" in north and "skymapper-dr4" not in north
     assert "skymapper-dr4" in south and "ps1-dr1" not in south
 
