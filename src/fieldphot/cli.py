@@ -198,9 +198,10 @@ def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[s
     """
     import yaml
 
-    from . import io, nightplan, runner, stages
+    from . import bands, io, nightplan, refcat, runner, stages
 
-    out = Path(out).resolve()
+    out, raw_dir = Path(out).resolve(), Path(raw_dir).resolve()
+    # Absolute paths in the manifest too: the workflow reads it from its own working folder.
     m = stages.manifest(runner.raw_files(raw_dir), out / "results" / "manifest.parquet", instrument)
     problems = nightplan.problems(m)
     if not ((m["kind"] == "science") & (m["status"] == "ok")).any():
@@ -231,10 +232,11 @@ def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[s
         )
     config = {"raw_dir": str(Path(raw_dir).resolve()), "instrument": profile_path}
     if catalog:  # else VizieR through the cache, or, offline, a night without a catalog
-        config["reference_catalog"] = {
-            "path": str(Path(catalog).resolve()),
-            "columns": {"id": "id", "ra": "ra", "dec": "dec", "mag": "mag", "mag_err": "mag_err"},
-        }
+        sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
+        band = bands.reference_band(sci["filter"].mode().iloc[0])
+        columns, missing = refcat.guess_columns(io.read_any_table(catalog).columns, band)
+        problems += [f"{catalog}: set reference_catalog.columns.{col}" for col in missing]
+        config["reference_catalog"] = {"path": str(Path(catalog).resolve()), "columns": columns}
     io.write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     return nightplan.inventory(m).to_string(index=False), problems
 

@@ -28,6 +28,41 @@ def empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "id" else float) for c in COLUMNS})
 
 
+def guess_columns(names, band: str) -> tuple[dict, list[str]]:
+    """The ``reference_catalog.columns`` of a catalog file with columns ``names``, guessed
+    for frames calibrated in ``band`` (V, R, g, ...), and what could not be found.
+
+    Tries the names catalogs use: ``ra``/``RA``/``RAJ2000``/``RA_ICRS``, ``Vmag``/``V``/
+    ``mag_V``/``mag`` for the magnitude, ``e_Vmag``/``Vmag_err``/``mag_err`` for its error.
+
+    Examples
+    --------
+    >>> guess_columns(["ID", "RAJ2000", "DEJ2000", "Vmag", "e_Vmag", "Bmag"], "V")
+    ({'id': 'ID', 'ra': 'RAJ2000', 'dec': 'DEJ2000', 'mag': 'Vmag', 'mag_err': 'e_Vmag'}, [])
+    >>> guess_columns(["ra", "dec", "rmag"], "V")[1]
+    ['mag (no V magnitude among: ra, dec, rmag)']
+    """
+    names = [str(n) for n in names]
+    lower = {n.lower(): n for n in names}
+    b = band.lower()
+    candidates = {
+        "id": ["id", "source_id", "name", "star", "recno"],
+        "ra": ["ra", "raj2000", "ra_icrs", "ra_deg", "alpha_j2000"],
+        "dec": ["dec", "dej2000", "de_icrs", "dec_deg", "delta_j2000"],
+        "mag": [f"{b}mag", b, f"mag_{b}", f"{b}_mag", "mag"],
+        "mag_err": [f"e_{b}mag", f"{b}magerr", f"{b}mag_err", f"e_{b}", f"mag_{b}_err", "mag_err"],
+    }
+    found, missing = {}, []
+    for key, options in candidates.items():
+        hit = next((lower[o] for o in options if o in lower), None)
+        if hit is not None:
+            found[key] = hit
+        elif key in ("ra", "dec", "mag"):
+            what = f"{band} magnitude" if key == "mag" else key.upper()
+            missing.append(f"{key} (no {what} among: {', '.join(names)})")
+    return found, missing
+
+
 def standardize(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
     """Map a catalog's own column names to fieldphot's.
 

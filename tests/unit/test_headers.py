@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.io import fits
 
@@ -169,6 +170,15 @@ def test_init_reports_what_is_missing(tmp_path):
     assert (tmp_path / "w" / "config.yaml").exists()
     assert (tmp_path / "w" / "results" / "manifest.parquet").exists()
     assert not (tmp_path / "w" / "instrument.yaml").exists()  # nothing was guessed
+    # The catalog's own column names (Vmag, e_Vmag) are found for the night's V frames.
+    import yaml
+
+    from fieldphot import io, refcat
+
+    columns = yaml.safe_load((tmp_path / "w" / "config.yaml").read_text())["reference_catalog"]
+    assert columns["columns"]["mag"] == "Vmag" and columns["columns"]["mag_err"] == "e_Vmag"
+    stars = refcat.standardize(io.read_any_table(night.refcat), columns["columns"])
+    assert len(stars) > 5 and stars["mag_err"].notna().all()
 
 
 def test_profile_is_validated_with_a_clear_error(tmp_path):
@@ -331,6 +341,10 @@ def test_init_writes_absolute_paths(tmp_path, monkeypatch):
     assert cfg["raw_dir"] == str(night.raw_dir.resolve())
     assert cfg["reference_catalog"]["path"] == str(tmp_path / "field.parquet")
     assert not cfg["instrument"] or Path(cfg["instrument"]).is_absolute()
+    # The manifest init wrote is the workflow's, read from its own working folder: found
+    # by `fieldphot run w/config.yaml --workdir w` (tools/check-wheel.sh runs exactly that).
+    m = pd.read_parquet(tmp_path / "w" / "results" / "manifest.parquet")
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in m["path"])
 
 
 @pytest.mark.parametrize(
