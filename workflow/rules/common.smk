@@ -110,7 +110,7 @@ def _manifest_version():
 
 
 def named_inputs(wildcards, input):
-    """The job's inputs by name, as JSON, for the step command (see step())."""
+    """The job's inputs by name, as JSON, for the step command (see step_command())."""
     return json.dumps(dict(input.items()))
 
 
@@ -151,7 +151,10 @@ def step_inputs(name):
 
 
 def step_params(name):
-    """Params function of per-frame step ``name``: exactly what it reads, as JSON."""
+    """Params of per-frame step ``name``: exactly what it reads, as JSON (the same text for
+    every frame unless the step reads the frame's manifest row)."""
+    if not steps.STEPS[name].row:
+        return json.dumps(steps.frame_params(name, config))
     return lambda wildcards: json.dumps(steps.frame_params(name, config, frame_row(wildcards)))
 
 
