@@ -20,7 +20,7 @@ def _pixel_gauss(c, u, sigma):
     return 0.5 * (erf((c + 0.5 - u) / s) - erf((c - 0.5 - u) / s))
 
 
-def _scene(fwhm: float, seed: int):
+def _scene(fwhm: float, seed: int, n_hits: int = 150):
     """Gaussian stars of one FWHM (some saturated) and cosmic-ray tracks of 1-3 pixels
     (the simulator's: lognormal energies about 1,500 e-) far from every star."""
     rng = np.random.default_rng(seed)
@@ -40,7 +40,7 @@ def _scene(fwhm: float, seed: int):
     image[saturated] = sat
     hits = []
     star_xy = np.array([(x, y) for x, y, _ in stars])
-    while len(hits) < 150:
+    while len(hits) < n_hits:
         x, y = rng.integers(2, n - 4, 2)
         if np.hypot(star_xy[:, 0] - x, star_xy[:, 1] - y).min() < 6 * fwhm:
             continue
@@ -95,3 +95,26 @@ def test_star_cores_of_a_real_undersampled_night_are_not_cleaned(lowell_dir, tmp
         for x, y in zip(objs["xpeak"], objs["ypeak"], strict=True)
     ]
     assert np.mean(hit) < 0.01, np.mean(hit)
+
+
+@pytest.mark.parametrize("fwhm", [1.5, 3.5])
+def test_passes_on_stamps_find_what_the_whole_frame_pass_finds(fwhm):
+    """L.A.Cosmic is run only about the pixels that can pass its Laplacian test (and,
+    in later passes, about what the pass before cleaned): it finds the hits that
+    astroscrappy run on the whole frame finds, outside the stars."""
+    import astroscrappy
+
+    image, mask, _, _, rn, sat = _scene(fwhm, seed=7, n_hits=25)
+    rng = np.random.default_rng(8)  # and hits near the detection limit, anywhere
+    faint = rng.integers(2, image.shape[0] - 2, (2, 25))
+    image[faint[0], faint[1]] += rng.uniform(60.0, 400.0, 25).astype(np.float32)
+    bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL)
+    whole, _ = astroscrappy.detect_cosmics(
+        image, inmask=bad, gain=1.0, readnoise=rn, satlevel=sat, sigclip=4.5, objlim=5.0
+    )
+    whole = whole.astype(bool) & ~cal.point_sources(image, bad)
+    _, out = cal.clean_cosmic_rays(image, mask, rn, sat)
+    ours = any_set(out, Flag.COSMIC_RAY)
+    assert whole.sum() > 40
+    assert (whole & ours).sum() >= 0.99 * whole.sum()
+    assert (ours & ~whole).sum() <= 0.01 * whole.sum()
