@@ -85,27 +85,37 @@ def annulus_sky(
 
 def _annulus_sky(sci, bad, x, y, r_in, r_out, clip):
     ny, nx = sci.shape
-    ro = int(np.ceil(r_out))
+    ro = int(np.ceil(r_out)) + 1
     oy, ox = np.mgrid[-ro : ro + 1, -ro : ro + 1]
+    # The pixels that can fall in the annulus of a centre within half a pixel of a whole
+    # one, as offsets into the image padded by ``ro`` unused pixels on every side.
+    ring = np.abs(np.hypot(oy, ox) - (r_in + r_out) / 2) <= (r_out - r_in) / 2 + 0.71
+    oy, ox = oy[ring], ox[ring]
+    width = nx + 2 * ro
     xc, yc = np.round(x).astype(int), np.round(y).astype(int)
-    py, px = yc[:, None] + oy.ravel(), xc[:, None] + ox.ravel()  # (stars, box pixels)
-    r2 = (px - x[:, None]) ** 2 + (py - y[:, None]) ** 2
-    inside = (py >= 0) & (py < ny) & (px >= 0) & (px < nx)
-    py, px = np.clip(py, 0, ny - 1), np.clip(px, 0, nx - 1)
-    use = inside & (r2 >= r_in**2) & (r2 <= r_out**2) & ~bad[py, px]
-    v = np.where(use, sci[py, px], np.inf).astype(float)
+    far = (xc < -ro) | (xc >= nx + ro) | (yc < -ro) | (yc >= ny + ro)
+    xc, yc = np.clip(xc, -ro, nx + ro - 1), np.clip(yc, -ro, ny + ro - 1)
+    values = np.pad(np.where(bad, np.inf, sci).astype(np.float32), ro, constant_values=np.inf)
+    idx = ((yc + ro) * width + xc + ro)[:, None] + (oy * width + ox)
+    idx = np.clip(idx, 0, values.size - 1)
+    fx, fy = (x - xc)[:, None], (y - yc)[:, None]
+    r2 = (ox - fx) ** 2 + (oy - fy) ** 2
+    v = np.where((r2 >= r_in**2) & (r2 <= r_out**2), values.ravel()[idx], np.inf)
+    v[far] = np.inf
     v.sort(axis=1)  # the annulus's pixels in order, then the unused ones (inf)
     rows = np.arange(len(x))
-    hi = use.sum(axis=1)
+    hi = np.isfinite(v).sum(axis=1)
     lo = np.zeros(len(x), int)
-    base = v[rows, np.maximum(hi - 1, 0) // 2]  # an offset against rounding in the sums
+    base = v[rows, np.maximum(hi - 1, 0) // 2].astype(float)  # against rounding in the sums
+    base[~np.isfinite(base)] = 0.0
     w = np.where(np.isfinite(v), v - base[:, None], 0.0)
-    s1 = np.concatenate([np.zeros((len(x), 1)), np.cumsum(w, axis=1)], axis=1)
-    s2 = np.concatenate([np.zeros((len(x), 1)), np.cumsum(w * w, axis=1)], axis=1)
+    s1, s2 = np.zeros((len(x), v.shape[1] + 1)), np.zeros((len(x), v.shape[1] + 1))
+    np.cumsum(w, axis=1, out=s1[:, 1:])
+    np.cumsum(w * w, axis=1, out=s2[:, 1:])
 
     def stats(lo, hi):
         n = np.maximum(hi - lo, 1)
-        med = 0.5 * (v[rows, lo + (n - 1) // 2] + v[rows, lo + n // 2])
+        med = 0.5 * (v[rows, lo + (n - 1) // 2].astype(float) + v[rows, lo + n // 2])
         mean = (s1[rows, hi] - s1[rows, lo]) / n
         std = np.sqrt(np.maximum((s2[rows, hi] - s2[rows, lo]) / n - mean**2, 0.0))
         return med, std
@@ -115,8 +125,8 @@ def _annulus_sky(sci, bad, x, y, r_in, r_out, clip):
         if not active.any():
             break
         med, std = stats(lo, hi)
-        new_lo = np.maximum((v < (med - clip * std)[:, None]).sum(axis=1), lo)
-        new_hi = np.minimum((v <= (med + clip * std)[:, None]).sum(axis=1), hi)
+        new_lo = np.maximum(_count_below(v, med - clip * std, strict=True), lo)
+        new_hi = np.minimum(_count_below(v, med + clip * std, strict=False), hi)
         changed = active & ((new_lo != lo) | (new_hi != hi))
         lo, hi = np.where(changed, new_lo, lo), np.where(changed, new_hi, hi)
         active = changed & (hi - lo >= 5)
@@ -126,6 +136,20 @@ def _annulus_sky(sci, bad, x, y, r_in, r_out, clip):
     sky = np.where(ok, med, np.nan)
     sky_err = np.where(ok, 1.2533 * std / np.sqrt(np.maximum(n, 1)), np.nan)
     return sky, sky_err, np.where(ok, n, 0)
+
+
+def _count_below(v, limit, strict: bool):
+    """Per row of the row-sorted ``v``: how many values are below (``strict``) or at most
+    ``limit``, by a bisection of all rows at once."""
+    rows = np.arange(len(v))
+    lo, hi = np.zeros(len(v), int), np.full(len(v), v.shape[1])
+    while (lo < hi).any():
+        mid = (lo + hi) // 2
+        at = v[rows, np.minimum(mid, v.shape[1] - 1)]
+        below = (at < limit) if strict else (at <= limit)
+        below &= lo < hi
+        lo, hi = np.where(below, mid + 1, lo), np.where(below | (lo >= hi), hi, mid)
+    return lo
 
 
 def moffat_alpha(fwhm: float, beta: float) -> float:
@@ -149,17 +173,22 @@ def source_mask(shape, x, y, radius) -> np.ndarray:
     18
     """
     ny, nx = shape
-    out = np.zeros(shape, bool)
     x, y = np.asarray(x, float), np.asarray(y, float)
     radius = np.broadcast_to(np.asarray(radius, float), x.shape)
-    for xi, yi, r in zip(x, y, radius, strict=True):
-        x0, x1 = max(int(np.floor(xi - r)), 0), min(int(np.ceil(xi + r)) + 1, nx)
-        y0, y1 = max(int(np.floor(yi - r)), 0), min(int(np.ceil(yi + r)) + 1, ny)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        out[y0:y1, x0:x1] |= (xx - xi) ** 2 + (yy - yi) ** 2 <= r * r
-    return out
+    meets = (x + radius >= 0) & (x - radius <= nx - 1) & (y + radius >= 0) & (y - radius <= ny - 1)
+    x, y, radius = x[meets], y[meets], radius[meets]
+    pad = 2 * (int(np.ceil(radius.max())) + 1) if len(x) else 0
+    out = np.zeros((ny + 2 * pad, nx + 2 * pad), bool)
+    xc, yc = np.round(x).astype(int), np.round(y).astype(int)
+    size = np.ceil(radius).astype(int) + 1
+    for k in np.unique(size):  # the sources whose circles fit the same box, at once
+        of = size == k
+        oy, ox = (o.ravel() for o in np.mgrid[-k : k + 1, -k : k + 1])
+        inside = (ox - (x[of] - xc[of])[:, None]) ** 2 + (oy - (y[of] - yc[of])[:, None]) ** 2
+        inside = inside <= radius[of][:, None] ** 2
+        rows, cols = (yc[of] + pad)[:, None] + oy, (xc[of] + pad)[:, None] + ox
+        out[rows[inside], cols[inside]] = True
+    return out[pad : pad + ny, pad : pad + nx]
 
 
 def multi_aperture(
@@ -215,9 +244,11 @@ def multi_aperture(
         bad = bad | sky_mask
     sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
     sci_c, err_c = native(sci), native(err)
-    bits = [
-        (b, any_set(mask, b))
+    xy = np.column_stack([x, y])
+    nearest = [  # each position's distance to the nearest pixel with the bit set
+        (b, cKDTree(np.column_stack(np.nonzero(any_set(mask, b))[::-1])).query(xy)[0])
         for b in (Flag.SATURATED, Flag.BAD_PIXEL, Flag.COSMIC_RAY, Flag.NONLINEAR)
+        if np.any(mask & b)
     ]
     ny, nx = sci.shape
     # An annulus cut by the frame edge is fine as long as it keeps enough sky pixels.
@@ -228,8 +259,8 @@ def multi_aperture(
         area = np.pi * r**2
         flux = s - area * sky
         flags = np.zeros(n, np.int32)
-        for bit, plane in bits:
-            flags[sep.sum_circle(plane, x, y, r, subpix=1)[0] > 0] |= bit
+        for bit, distance in nearest:  # a pixel whose centre is in the aperture
+            flags[distance < r] |= bit
         edge = (x - r < -0.5) | (y - r < -0.5) | (x + r > nx - 0.5) | (y + r > ny - 0.5)
         flags[edge | few_sky | (sflag != 0)] |= Flag.EDGE
         flags[~np.isfinite(flux) | (flux <= 0)] |= Flag.NEGATIVE_FLUX
