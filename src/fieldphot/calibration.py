@@ -587,6 +587,7 @@ def point_sources(
     max_sharpness: float = 0.5,
     min_roundness: float = 0.3,
     grow: int = 2,
+    background=None,
 ) -> np.ndarray:
     """Boolean map of the pixels of every source shaped like the image's point spread
     function (or saturated): what cosmic-ray cleaning must never touch.
@@ -600,6 +601,7 @@ def point_sources(
     or, when the image's bright round sources give a softer reference (well-sampled
     seeing), their median plus 0.15. A source with a saturated or masked pixel (``mask``)
     is always kept. Each kept source's pixels are grown by ``grow`` pixels.
+    ``background``: the image's ``sep.Background`` when already made (64 px meshes).
 
     Examples
     --------
@@ -618,7 +620,7 @@ def point_sources(
 
     data = np.ascontiguousarray(image, np.float32)
     bad = None if mask is None else np.ascontiguousarray(mask, bool)
-    bkg = sep.Background(data, mask=bad, bw=64, bh=64)
+    bkg = background or sep.Background(data, mask=bad, bw=64, bh=64)
     sub = data - bkg.back(dtype=np.float32)
     try:
         objs, seg = sep.extract(
@@ -656,7 +658,11 @@ def point_sources(
 
 
 def laplacian_candidates(
-    image: np.ndarray, read_noise: float, sigclip: float, bad: np.ndarray | None = None
+    image: np.ndarray,
+    read_noise: float,
+    sigclip: float,
+    bad: np.ndarray | None = None,
+    background=None,
 ) -> np.ndarray:
     """Boolean map of the pixels that can pass L.A.Cosmic's first test: everywhere else
     a pass of it finds nothing, so it need not be run there.
@@ -667,7 +673,8 @@ def laplacian_candidates(
     lower neighbour; a cosmic ray needs it above ``2 * sigclip`` times the pixel's noise.
     The noise here is the sky's (sep's background map plus the read noise, in e-), which
     is never above L.A.Cosmic's own local estimate except where the sky dips below the
-    background map: the limit is lowered by 10 % for that.
+    background map: the limit is lowered by 10 % for that. ``background``: the image's
+    ``sep.Background`` when already made.
 
     Examples
     --------
@@ -681,7 +688,7 @@ def laplacian_candidates(
     import sep
 
     data = np.ascontiguousarray(image, np.float32)
-    bkg = sep.Background(data, mask=bad, bw=64, bh=64)
+    bkg = background or sep.Background(data, mask=bad, bw=64, bh=64)
     noise = np.sqrt(np.maximum(bkg.back(dtype=np.float32), 0) + np.float32(read_noise) ** 2)
     p = np.pad(data, 1, mode="edge")
     twice = 2 * data
@@ -744,7 +751,7 @@ def clean_cosmic_rays(
     something: ``niter`` passes (astroscrappy's iterations, one call each), the first
     about the pixels that can pass its Laplacian test (:func:`laplacian_candidates`,
     outside the point sources), each later one about the pixels the pass before it
-    cleaned, on stamps padded by the reach of a pass. When the first pass's stamps would
+    cleaned, on stamps padded by the reach of a pass (8 pixels). When the first pass's stamps would
     cover half the frame it is run on the whole frame, in bands of about ``max_bytes``
     that see ``overlap`` rows of their neighbours. Memory stays bounded; ``out=(image,
     mask)`` receives the result and may be ``(sci, mask)`` themselves (cleaned in place).
@@ -759,6 +766,7 @@ def clean_cosmic_rays(
     (True, True)
     """
     import astroscrappy
+    import sep
 
     ny, nx = sci.shape
     image, mask_out = out if out is not None else (np.array(sci, np.float32), mask.copy())
@@ -768,10 +776,12 @@ def clean_cosmic_rays(
     seeds = []
     for rows in bands:
         pad = _padded((rows,), (ny,), overlap)[0]
-        band, bad = np.asarray(sci[pad], np.float32), any_set(mask[pad], masked)
+        band = np.ascontiguousarray(sci[pad], np.float32)
+        bad = any_set(mask[pad], masked)
         keep = slice(rows.start - pad.start, rows.stop - pad.start)
-        stars[rows] = point_sources(band, bad)[keep]
-        ys, xs = np.nonzero(laplacian_candidates(band, read_noise, sigclip, bad)[keep])
+        bkg = sep.Background(band, mask=bad, bw=64, bh=64)
+        stars[rows] = point_sources(band, bad, background=bkg)[keep]
+        ys, xs = np.nonzero(laplacian_candidates(band, read_noise, sigclip, bad, bkg)[keep])
         seeds.append((ys + rows.start, xs))
     ys, xs = (np.concatenate(c) for c in zip(*seeds, strict=True))
     outside = ~stars[ys, xs]
@@ -787,7 +797,9 @@ def clean_cosmic_rays(
     for i in range(niter):
         if len(ys) == 0:
             break
-        boxes = _stamps(ys, xs, sci.shape)
+        # A first pass finds the candidates and their neighbours; a later one, anything
+        # within its reach of what the pass before changed.
+        boxes = _stamps(ys, xs, sci.shape, reach=2 if i == 0 else 8)
         area = sum((p[0].stop - p[0].start) * (p[1].stop - p[1].start) for _, p in boxes)
         if i == 0 and area > 0.5 * ny * nx:
             every = slice(0, nx)
