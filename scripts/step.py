@@ -5,6 +5,6 @@ step.py NAME LOG THREADS INPUTS OUTPUT PARAMS   (see fieldphot.worker)
 
 import sys
 
-from fieldphot import worker
+from fieldphot import client
 
-sys.exit(worker.submit(sys.argv[1:]))
+sys.exit(client.submit(sys.argv[1:]))

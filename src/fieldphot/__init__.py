@@ -5,9 +5,17 @@ is the only module that touches disk, and :mod:`fieldphot.stages` wires the two
 together for the Snakemake scripts, the benchmarks and the tests.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("fieldphot")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+def __getattr__(name: str):
+    """``__version__``, read from the installed metadata when first asked for: reading it
+    costs more than the rest of a job's client (:mod:`fieldphot.worker`) and it needs none."""
+    if name != "__version__":
+        raise AttributeError(f"module 'fieldphot' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("fieldphot")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        value = "0.0.0+unknown"
+    globals()["__version__"] = value
+    return value

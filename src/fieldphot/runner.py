@@ -18,6 +18,7 @@ Examples
 """
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -106,6 +107,10 @@ def prepare_frames(cfg: dict, results) -> pd.DataFrame:
     return sci
 
 
+def _one_openmp_thread() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
 def run_night(config: dict, results, processes: int = 1) -> dict:
     """Run every stage; return the paths of the catalogs and light-curve products."""
     cfgmod.check(config, Path(results).parent)
@@ -118,9 +123,12 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
     waves = [sci[first].to_dict("records"), sci[~first].to_dict("records")]
     if processes > 1:
         # spawn, not fork: a forked child of a process that already ran OpenMP code
-        # (astroscrappy) can deadlock in the OpenMP runtime.
+        # (astroscrappy) can deadlock in the OpenMP runtime. One OpenMP thread each: the
+        # processes share the cores, and threads waiting on a busy core spin.
         with ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("spawn")
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_one_openmp_thread,
         ) as pool:
             cats = [
                 c

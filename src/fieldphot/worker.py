@@ -4,9 +4,10 @@ A per-frame step is a few seconds of arithmetic, but a fresh Python process spen
 two seconds importing numpy, pandas, scipy and astropy before it starts: five steps per
 frame would make start-up cost as much as the science. So a local workflow run starts one
 server (:func:`start_for_run`, from the Snakefile's ``onstart``) that imports the package
-once and forks a child for every step it is asked to run; each per-frame rule's shell command is a
-light client (``scripts/step.py`` -> :func:`submit`) that hands the server its command line
-and its stdout/stderr, waits, and exits with the step's status. A fork starts from the
+once and forks a child for every step it is asked to run; each per-frame rule's shell
+command is a light client (``scripts/step.py`` -> :func:`fieldphot.client.submit`) that
+hands the server its command line and its stdout/stderr, waits, and exits with the
+step's status. A fork starts from the
 server's pristine state, so steps cannot leak into each other.
 
 Without a server (SLURM jobs, ``--use-conda``, a server that has gone) the client runs the
@@ -44,8 +45,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-#: Environment variable naming the server's socket; jobs inherit it from Snakemake.
-ENV = "FIELDPHOT_WORKER"
+from .client import ENV
 
 
 def run(argv: list[str], where: str = "in its own process") -> int:
@@ -101,36 +101,6 @@ def run(argv: list[str], where: str = "in its own process") -> int:
         print(f"fieldphot {name}: {err} (see {log})", file=sys.stderr)
         return 1
     return 0
-
-
-# ----------------------------------------------------------------------------- client
-def submit(argv: list[str]) -> int:
-    """Run a step through the server named by ``$FIELDPHOT_WORKER``, or here without one."""
-    path = os.environ.get(ENV, "")
-    if path:
-        try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(path)
-        except OSError:  # no server (gone, or on another host): run the step here
-            sock.close()
-        else:
-            with sock:
-                request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
-                request = json.dumps(request).encode() + b"\n"
-                sys.stdout.flush()
-                sys.stderr.flush()
-                socket.send_fds(sock, [request], [1, 2])
-                reply = sock.makefile("rb").readline()
-            if reply:
-                return int(json.loads(reply)["rc"])
-            # The worker's process for this step was killed (out of memory, a signal): its
-            # output, written under a temporary name, never appeared; the step runs here.
-            print(
-                f"fieldphot {argv[0]}: the warm worker's process running this step was "
-                "killed; running it in this process instead",
-                file=sys.stderr,
-            )
-    return run(argv)
 
 
 # ----------------------------------------------------------------------------- server
