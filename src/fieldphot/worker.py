@@ -141,14 +141,36 @@ class _Handler(socketserver.BaseRequestHandler):
             os._exit(1)
 
 
+#: Modules the steps import inside their functions (to keep ``import fieldphot`` light),
+#: imported by the server once rather than by every fork. Not astroscrappy: its OpenMP
+#: runtime reads ``OMP_NUM_THREADS`` when it loads, which must be in the step (its
+#: threads), and a fork of a process that ran OpenMP code can deadlock in it.
+LAZY_IMPORTS = (
+    "sep",
+    "scipy.ndimage",
+    "scipy.optimize",
+    "scipy.spatial",
+    "scipy.special",
+    "astropy.wcs",
+    "astropy.coordinates",
+    "astropy.time",
+    "pyarrow.parquet",
+    "pyarrow.dataset",
+)
+
+
 class _Server(socketserver.ForkingMixIn, socketserver.UnixStreamServer):
     max_children = 1024  # Snakemake bounds how many steps run at once
 
 
 def serve(path: str, parent: int) -> None:
     """Serve steps on the Unix socket ``path`` until ``parent`` exits or SIGTERM arrives."""
+    import importlib
+
     from . import stages  # noqa: F401  - the imports every forked step shares
 
+    for name in LAZY_IMPORTS:
+        importlib.import_module(name)
     server = _Server(path, _Handler)
 
     def stop(*_):
