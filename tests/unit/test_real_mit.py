@@ -80,16 +80,19 @@ def test_read_noise_measured_from_the_bias_frames(mit_night):
 
 
 def test_bright_stars_scatter_as_their_errors_say(mit_night):
+    """Pulls (each point's offset from its star's weighted mean over its own error) of the
+    bright stars: about 1 when the errors are honest, whatever the exposure times mixed
+    (the whole second night, 30 to 240 s: 0.96-0.99 at S/N 30-100, 1.16 at 100-300)."""
     results, _ = mit_night
     lc = validation.light_curves(results, ["id", "mag_ens", "mag_ens_err", "flags", "snr"])
-    lc = lc[(lc["flags"] & ~int(Flag.NO_ZEROPOINT)) == 0]
-    st = lc.groupby("id").agg(
-        n=("mag_ens", "size"),
-        rms=("mag_ens", "std"),
-        err=("mag_ens_err", "median"),
-        snr=("snr", "median"),
-    )
+    lc = lc[((lc["flags"] & ~int(Flag.NO_ZEROPOINT)) == 0) & (lc["mag_ens_err"] > 0)]
+    w = 1.0 / lc["mag_ens_err"] ** 2
+    mean = (lc["mag_ens"] * w).groupby(lc["id"]).sum() / w.groupby(lc["id"]).sum()
+    lc = lc.assign(pull=(lc["mag_ens"] - lc["id"].map(mean)) / lc["mag_ens_err"])
+    st = lc.groupby("id").agg(n=("pull", "size"), p2=("pull", lambda p: (p**2).sum()))
+    st["snr"] = lc.groupby("id")["snr"].median()
     bright = st[(st["n"] >= 8) & (st["snr"] > 50)]  # a bright-sky frame is POOR_FRAME
     assert len(bright) >= 20
-    ratio = float(np.median(bright["rms"] / bright["err"]))
-    assert 0.6 < ratio < 1.4, ratio  # 0.77 on these 10 frames, 1.09-1.53 on the whole night
+    pull_rms = np.sqrt(bright["p2"] / (bright["n"] - 1))
+    ratio = float(np.median(pull_rms))
+    assert 0.6 < ratio < 1.3, ratio  # 0.77 on these 10 frames
