@@ -97,24 +97,29 @@ def test_star_cores_of_a_real_undersampled_night_are_not_cleaned(lowell_dir, tmp
     assert np.mean(hit) < 0.01, np.mean(hit)
 
 
+def _found_and_whole_frame(image, mask, rn, sat):
+    """(hits clean_cosmic_rays finds, hits astroscrappy on the whole frame finds outside
+    the point sources, with its defaults) as boolean images."""
+    import astroscrappy
+
+    bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL)
+    whole, _ = astroscrappy.detect_cosmics(
+        image, inmask=bad, gain=1.0, readnoise=rn, satlevel=sat, sigclip=4.5, objlim=5.0
+    )
+    _, out = cal.clean_cosmic_rays(image, mask, rn, sat)
+    return any_set(out, Flag.COSMIC_RAY), whole.astype(bool) & ~cal.point_sources(image, bad)
+
+
 @pytest.mark.parametrize("fwhm", [1.5, 3.5])
 def test_passes_on_stamps_find_what_the_whole_frame_pass_finds(fwhm):
     """L.A.Cosmic is run only about the pixels that can pass its Laplacian test (and,
     in later passes, about what the pass before cleaned): it finds the hits that
     astroscrappy run on the whole frame finds, outside the stars."""
-    import astroscrappy
-
     image, mask, _, _, rn, sat = _scene(fwhm, seed=7, n_hits=25)
     rng = np.random.default_rng(8)  # and hits near the detection limit, anywhere
     faint = rng.integers(2, image.shape[0] - 2, (2, 25))
     image[faint[0], faint[1]] += rng.uniform(60.0, 400.0, 25).astype(np.float32)
-    bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL)
-    whole, _ = astroscrappy.detect_cosmics(
-        image, inmask=bad, gain=1.0, readnoise=rn, satlevel=sat, sigclip=4.5, objlim=5.0
-    )
-    whole = whole.astype(bool) & ~cal.point_sources(image, bad)
-    _, out = cal.clean_cosmic_rays(image, mask, rn, sat)
-    ours = any_set(out, Flag.COSMIC_RAY)
+    ours, whole = _found_and_whole_frame(image, mask, rn, sat)
     assert whole.sum() > 40
     assert (whole & ours).sum() >= 0.99 * whole.sum()
     assert (ours & ~whole).sum() <= 0.01 * whole.sum()
@@ -123,8 +128,6 @@ def test_passes_on_stamps_find_what_the_whole_frame_pass_finds(fwhm):
 def test_on_a_real_frame_the_stamps_find_what_the_whole_frame_finds(lowell_dir, tmp_path):
     """Lowell 0126 (300 s, some 2,300 hits outside the stars): the candidates' noise is the
     sky's from sep's background map, which a real frame's structure could undercut."""
-    import astroscrappy
-
     from fieldphot import io, runner, stages
 
     m = stages.manifest(runner.raw_files(lowell_dir), tmp_path / "manifest.parquet")
@@ -133,14 +136,7 @@ def test_on_a_real_frame_the_stamps_find_what_the_whole_frame_finds(lowell_dir, 
     params["cfg"]["cosmic_rays"] = {**params["cfg"]["cosmic_rays"], "enabled": False}
     steps.run("calibrate", {"raw": row["path"]}, tmp_path / "f.fits", params)
     sci, _, mask, header = io.read_calibrated(tmp_path / "f.fits")
-    rn, sat = float(header["FP_RN"]), 1e9
-    bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL)
-    whole, _ = astroscrappy.detect_cosmics(
-        sci, inmask=bad, gain=1.0, readnoise=rn, satlevel=sat, sigclip=4.5, objlim=5.0
-    )
-    whole = whole.astype(bool) & ~cal.point_sources(sci, bad)
-    _, out = cal.clean_cosmic_rays(sci, mask, rn, sat)
-    ours = any_set(out, Flag.COSMIC_RAY)
+    ours, whole = _found_and_whole_frame(sci, mask, float(header["FP_RN"]), 1e9)
     assert whole.sum() > 1500
     # Not to the pixel: astroscrappy fills a hole with no good neighbours with the median
     # of the array it is given, so later passes on stamps see slightly other values.
