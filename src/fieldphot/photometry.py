@@ -88,20 +88,18 @@ def _annulus_sky(sci, bad, x, y, r_in, r_out, clip):
     ro = int(np.ceil(r_out)) + 1
     oy, ox = np.mgrid[-ro : ro + 1, -ro : ro + 1]
     # The pixels that can fall in the annulus of a centre within half a pixel of a whole
-    # one, as offsets into the image padded by ``ro`` unused pixels on every side.
+    # one, as offsets into the flattened image.
     ring = np.abs(np.hypot(oy, ox) - (r_in + r_out) / 2) <= (r_out - r_in) / 2 + 0.71
     oy, ox = oy[ring], ox[ring]
-    width = nx + 2 * ro
     xc, yc = np.round(x).astype(int), np.round(y).astype(int)
-    far = (xc < -ro) | (xc >= nx + ro) | (yc < -ro) | (yc >= ny + ro)
-    xc, yc = np.clip(xc, -ro, nx + ro - 1), np.clip(yc, -ro, ny + ro - 1)
-    values = np.pad(np.where(bad, np.inf, sci).astype(np.float32), ro, constant_values=np.inf)
-    idx = ((yc + ro) * width + xc + ro)[:, None] + (oy * width + ox)
-    idx = np.clip(idx, 0, values.size - 1)
+    idx = np.clip((yc * nx + xc)[:, None] + (oy * nx + ox), 0, ny * nx - 1)
     fx, fy = (x - xc)[:, None], (y - yc)[:, None]
     r2 = (ox - fx) ** 2 + (oy - fy) ** 2
-    v = np.where((r2 >= r_in**2) & (r2 <= r_out**2), values.ravel()[idx], np.inf)
-    v[far] = np.inf
+    use = (r2 >= r_in**2) & (r2 <= r_out**2) & ~np.ravel(bad)[idx]
+    edge = (xc < ro) | (xc >= nx - ro) | (yc < ro) | (yc >= ny - ro)  # rings the frame cuts
+    px, py = xc[edge, None] + ox, yc[edge, None] + oy
+    use[edge] &= (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+    v = np.where(use, np.ravel(sci)[idx], np.inf)  # float32 frames sort as float32
     v.sort(axis=1)  # the annulus's pixels in order, then the unused ones (inf)
     rows = np.arange(len(x))
     hi = np.isfinite(v).sum(axis=1)
