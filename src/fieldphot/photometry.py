@@ -242,9 +242,8 @@ def multi_aperture(
         bad = bad | sky_mask
     sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
     sci_c, err_c = native(sci), native(err)
-    xy = np.column_stack([x, y])
-    nearest = [  # each position's distance to the nearest pixel with the bit set
-        (b, cKDTree(np.column_stack(np.nonzero(any_set(mask, b))[::-1])).query(xy)[0])
+    nearest = [
+        (b, _distance_to_set(any_set(mask, b), x, y))
         for b in (Flag.SATURATED, Flag.BAD_PIXEL, Flag.COSMIC_RAY, Flag.NONLINEAR)
         if np.any(mask & b)
     ]
@@ -267,6 +266,29 @@ def multi_aperture(
         res["flags"][:, j] = flags
     res["sky"], res["sky_err"], res["n_sky"] = sky, sky_err, nsky
     return res
+
+
+def _distance_to_set(plane: np.ndarray, x, y) -> np.ndarray:
+    """Distance from each position to the centre of the nearest pixel set in ``plane``: 0
+    on a set pixel, else to the nearest pixel on the edge of a set region (the nearest set
+    pixel to a point outside a region is on its edge), so a large region costs its edge.
+
+    Examples
+    --------
+    >>> plane = np.zeros((20, 20), bool); plane[5:15, 5:15] = True
+    >>> d = _distance_to_set(plane, np.array([10.0, 2.0, 16.0]), np.array([10.0, 10.0, 16.0]))
+    >>> d.round(2).tolist()
+    [0.0, 3.0, 2.83]
+    """
+    from scipy.ndimage import binary_erosion
+
+    ny, nx = plane.shape
+    edge = plane & ~binary_erosion(plane, np.ones((3, 3), bool), border_value=0)
+    d = cKDTree(np.column_stack(np.nonzero(edge)[::-1])).query(np.column_stack([x, y]))[0]
+    xc, yc = np.round(x).astype(int), np.round(y).astype(int)
+    on = (xc >= 0) & (xc < nx) & (yc >= 0) & (yc < ny)
+    on[on] = plane[yc[on], xc[on]]
+    return np.where(on, 0.0, d)
 
 
 def aperture_photometry(

@@ -45,6 +45,27 @@ def test_saturated_and_edge_flags():
     assert t["flags"][1] & Flag.EDGE
 
 
+def test_aperture_flags_match_a_sum_over_the_flag_plane():
+    """Each aperture's flags come from the distance to the nearest flagged pixel on the
+    edge of a flagged region: the same as summing the plane over the aperture (sep, a
+    pixel counted when its centre is inside), for scattered hits and large regions alike."""
+    import sep
+
+    rng = np.random.default_rng(5)
+    mask = np.zeros((120, 160), np.int32)
+    mask[rng.random(mask.shape) < 0.003] |= Flag.COSMIC_RAY
+    mask[30:70, 40:100] |= Flag.BAD_PIXEL  # a bad region, and a saturated blob
+    mask[90:96, 120:127] |= Flag.SATURATED
+    x, y = rng.uniform(-5, 165, 3000), rng.uniform(-5, 125, 3000)
+    img = np.ones(mask.shape)
+    m = phot.multi_aperture(img, img, mask, x, y, [1.5, 3.0, 6.0], 8.0, 12.0)
+    for j, r in enumerate([1.5, 3.0, 6.0]):
+        for bit in (Flag.COSMIC_RAY, Flag.BAD_PIXEL, Flag.SATURATED):
+            plane = ((mask & bit) != 0).astype(float)
+            summed = sep.sum_circle(plane, x, y, r, subpix=1)[0] > 0
+            assert np.array_equal((m["flags"][:, j] & bit) != 0, summed), (r, bit)
+
+
 def test_neighbour_contamination_flags_faint_star_next_to_bright_one():
     f = phot.neighbour_contamination([0, 18, 200], [0, 0, 0], [11.5, 18.9, 15.0], 4.0, 8.0)
     assert f[1] > 0.5 and f[0] < 1e-3 and f[2] < 1e-6
