@@ -100,14 +100,15 @@ def fwhm_moffat(sub: np.ndarray, x, y, peak, half: int = 8) -> np.ndarray:
             return (amp * (1.0 + r2) ** -beta - cut).ravel()
 
         start = [1.0, xi - xc, yi - yc, 2.0, 3.0]
-        fit = optimize.least_squares(  # MINPACK's: a tenth of "trf"'s overhead per call
-            resid, start, jac=partial(_moffat_jacobian, xx=xx, yy=yy), method="lm"
+        fit = optimize.least_squares(
+            resid,
+            start,
+            jac=partial(_moffat_jacobian, xx=xx, yy=yy),
+            bounds=([0, -2, -2, 0.3, 1.2], [np.inf, 2, 2, 2.0 * half, 20.0]),
         )
-        amp, dx, dy, alpha, beta = fit.x
-        alpha = abs(alpha)  # the profile depends on alpha squared
-        if fit.success and amp > 0 and max(abs(dx), abs(dy)) <= 2 and 0.3 <= alpha <= 2 * half:
-            if 1.2 <= beta <= 20.0:  # a profile, not a flat plateau or a spike
-                out[i] = alpha / moffat_alpha(1.0, beta)  # alpha is linear in the FWHM
+        if fit.success:
+            alpha, beta = fit.x[3], fit.x[4]
+            out[i] = alpha / moffat_alpha(1.0, beta)  # alpha is linear in the FWHM
     return out
 
 
