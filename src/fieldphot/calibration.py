@@ -620,7 +620,7 @@ def point_sources(
 
     data = np.ascontiguousarray(image, np.float32)
     bad = None if mask is None else np.ascontiguousarray(mask, bool)
-    bkg = background or sep.Background(data, mask=bad, bw=64, bh=64)
+    bkg = background if background is not None else sep.Background(data, mask=bad, bw=64, bh=64)
     sub = data - bkg.back(dtype=np.float32)
     try:
         objs, seg = sep.extract(
@@ -688,7 +688,7 @@ def laplacian_candidates(
     import sep
 
     data = np.ascontiguousarray(image, np.float32)
-    bkg = background or sep.Background(data, mask=bad, bw=64, bh=64)
+    bkg = background if background is not None else sep.Background(data, mask=bad, bw=64, bh=64)
     noise = np.sqrt(np.maximum(bkg.back(dtype=np.float32), 0) + np.float32(read_noise) ** 2)
     p = np.pad(data, 1, mode="edge")
     twice = 2 * data

@@ -242,11 +242,11 @@ def multi_aperture(
         bad = bad | sky_mask
     sky, sky_err, nsky = annulus_sky(sci, bad, x, y, r_in, r_out)
     sci_c, err_c = native(sci), native(err)
-    nearest = [
-        (b, _distance_to_set(any_set(mask, b), x, y))
+    planes = [
+        (b, any_set(mask, b))
         for b in (Flag.SATURATED, Flag.BAD_PIXEL, Flag.COSMIC_RAY, Flag.NONLINEAR)
-        if np.any(mask & b)
     ]
+    nearest = [(b, _distance_to_set(plane, x, y)) for b, plane in planes if plane.any()]
     ny, nx = sci.shape
     # An annulus cut by the frame edge is fine as long as it keeps enough sky pixels.
     few_sky = nsky < 0.25 * np.pi * (r_out**2 - r_in**2)
