@@ -11,8 +11,10 @@ the stars of a bin is the measure (issue 19: within 1.3 for bright stars). Unfla
 only (a night without a catalog has every point ``NO_ZEROPOINT``: that bit is ignored).
 
 Printed: the median pull rms of the stars with a median S/N in each bin, then of the
-S/N > 100 stars by their highest calibrated pixel (sky included, within 2 px of the star)
-as a fraction of the night's saturation level: non-linearity below that level shows here.
+S/N > 100 stars by their highest pixel (sky included, within 2 px of the star) as a
+fraction of the frame's saturation level: non-linearity below that level shows here (points
+the light-curve step flagged ``NONLINEAR`` are out: with ``lightcurves.nonlinear_fraction:
+null`` in the night's config they are in).
 """
 
 import argparse
@@ -22,50 +24,16 @@ import numpy as np
 import pandas as pd
 
 from fieldphot import io, validation
-from fieldphot.flags import Flag
 
 
 def pull_table(results: Path, min_frames: int) -> pd.DataFrame:
     """Per star: points, median S/N, pull rms, highest pixel / saturation level."""
-    lc = validation.light_curves(results, ["id", "frame", "mag_ens", "mag_ens_err", "flags", "snr"])
-    lc = lc[((lc["flags"] & ~int(Flag.NO_ZEROPOINT)) == 0) & (lc["mag_ens_err"] > 0)]
-    w = 1.0 / lc["mag_ens_err"] ** 2
-    mean = (lc["mag_ens"] * w).groupby(lc["id"]).sum() / w.groupby(lc["id"]).sum()
-    lc = lc.assign(pull=(lc["mag_ens"] - lc["id"].map(mean)) / lc["mag_ens_err"])
-    lc = lc.merge(_peaks(results), on=["id", "frame"], how="left")
-    st = lc.groupby("id").agg(
-        n=("pull", "size"),
-        p2=("pull", lambda p: (p**2).sum()),
-        snr=("snr", "median"),
-        peak=("peak", "max"),
-    )
-    st["pull_rms"] = np.sqrt(st["p2"] / (st["n"] - 1).clip(lower=1))
+    columns = ["id", "frame", "mag_ens", "mag_ens_err", "flags", "snr", "peak"]
+    lc = validation.light_curves(results, columns)
     frames, _ = io.read_table(results / "lightcurves" / "frames.parquet")
-    st["peak_fraction"] = st["peak"] / float(frames["saturation_e"].median())
-    return st[st["n"] >= min_frames]
-
-
-def _peaks(results: Path) -> pd.DataFrame:
-    """Each catalog star's highest calibrated pixel within 2 px, frame by frame."""
-    cats = io.read_tables(
-        sorted((results / "catalogs").rglob("*.parquet")), ["id", "frame", "x", "y"]
-    )
-    parts = []
-    for path in sorted((results / "calibrated").rglob("*.fits")):
-        sci = io.read_calibrated(path)[0]
-        c = cats[cats["frame"] == path.stem]
-        xi, yi = np.round(c["x"]).astype(int).to_numpy(), np.round(c["y"]).astype(int).to_numpy()
-        ok = (xi >= 2) & (yi >= 2) & (xi < sci.shape[1] - 2) & (yi < sci.shape[0] - 2)
-        peak = np.full(len(c), np.nan)
-        peak[ok] = [
-            sci[b - 2 : b + 3, a - 2 : a + 3].max() for a, b in zip(xi[ok], yi[ok], strict=True)
-        ]
-        parts.append(pd.DataFrame({"id": c["id"].to_numpy(), "frame": path.stem, "peak": peak}))
-    return (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["id", "frame", "peak"])
-    )
+    saturation = frames.set_index("frame")["saturation_e"].astype(float)
+    lc["peak_fraction"] = lc["peak"] / lc["frame"].astype(str).map(saturation)
+    return validation.star_pulls(lc.drop(columns=["frame", "peak"]), min_frames)
 
 
 def _print_bins(st: pd.DataFrame, column: str, edges, label: str) -> None:

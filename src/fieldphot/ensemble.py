@@ -218,3 +218,43 @@ def fit(
         "rms": rms,
         "coeffs": coeffs,
     }
+
+
+def best_order(fits, err, usable, margin: float = 0.005) -> int:
+    """Which of several ensemble fits (:func:`fit` of orders 0, 1, ... on the same
+    points) leaves the comparison stars the least scatter: the lowest mean of their
+    squared pulls (offset from their mean over their own error, clipped at 5), over the
+    stars that are comparison stars in every fit. A comparison star's correction leaves
+    it out, so a higher order that fits noise scatters them more, not less. A higher
+    order must fit as many frames and beat the best lower one by ``margin`` (relative).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> n_star, n_frame = 60, 30
+    >>> m0 = np.linspace(10, 15, n_star)[:, None]
+    >>> err = np.full((n_star, n_frame), 0.003)
+    >>> tilt = rng.normal(0, 0.01, n_frame)  # a magnitude-dependent offset per frame
+    >>> mag = m0 + (m0 - 12.5) * tilt + rng.normal(0, 0.003, (n_star, n_frame))
+    >>> ok = np.ones((n_star, n_frame), bool)
+    >>> zero = np.zeros((n_star, n_frame))
+    >>> fits = [fit(mag, err, ok, np.zeros(n_star), zero, zero, order=k) for k in (0, 1)]
+    >>> best_order(fits, err, ok)
+    1
+    >>> flat = m0 + rng.normal(0, 0.003, (n_star, n_frame))
+    >>> fits = [fit(flat, err, ok, np.zeros(n_star), zero, zero, order=k) for k in (0, 1)]
+    >>> best_order(fits, err, ok)
+    0
+    """
+    comp = np.logical_and.reduce([f["comparison"] for f in fits])
+    pulls = [(f["mag"] - f["ref"][:, None]) / err for f in fits]
+    points = usable & comp[:, None] & np.logical_and.reduce([np.isfinite(p) for p in pulls])
+    if not points.any():
+        return 0
+    score = [float(np.mean(np.minimum(p[points] ** 2, 25.0))) for p in pulls]
+    n_fitted = [int(np.isfinite(f["rms"]).sum()) for f in fits]
+    best = 0
+    for k in range(1, len(fits)):
+        if n_fitted[k] >= n_fitted[0] and score[k] < score[best] * (1 - margin):
+            best = k
+    return best

@@ -377,6 +377,11 @@ def read_tables(paths, columns=None, filters=None) -> pd.DataFrame:
     return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
+def column_names(path) -> list[str]:
+    """A Parquet table's column names, from its footer alone."""
+    return pq.read_schema(path).names
+
+
 def read_meta(path) -> dict:
     """A Parquet table's fieldphot metadata alone."""
     raw = (pq.read_schema(path).metadata or {}).get(META_KEY)

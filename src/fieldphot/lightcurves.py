@@ -20,16 +20,24 @@ Examples
 import numpy as np
 import pandas as pd
 
-from . import detrend, ensemble, timeutil, variability
+from . import detrend, ensemble, linearity, timeutil, variability
 from .flags import Flag
 
 #: Measurements with any of these flags are left out of fits and statistics. A frame
 #: without a zeropoint (no catalog, or too few catalog stars) still has instrumental
 #: magnitudes: its points are in the ensemble light curves.
 BAD_FOR_SUMMARY = (
-    Flag.SATURATED | Flag.EDGE | Flag.NEGATIVE_FLUX | Flag.NO_WCS | Flag.COSMIC_RAY | Flag.NO_DATA
+    Flag.SATURATED
+    | Flag.NONLINEAR
+    | Flag.EDGE
+    | Flag.NEGATIVE_FLUX
+    | Flag.NO_WCS
+    | Flag.COSMIC_RAY
+    | Flag.NO_DATA
 )
 
+#: Ensemble orders an ``auto`` night chooses from.
+ORDERS = (0, 1, 2)
 #: Per-point columns gathered from the per-frame catalogs (float32 where the precision
 #: allows: a 2,000 x 10,000 night stays within memory).
 POINT_COLUMNS = {
@@ -37,6 +45,7 @@ POINT_COLUMNS = {
     "y": np.float32,
     "sky": np.float32,
     "snr": np.float32,
+    "peak": np.float32,
     "mag_inst": np.float64,
     "mag_inst_err": np.float32,
     "mag": np.float64,
@@ -175,10 +184,18 @@ def differential(grid: Grid, cfg: dict) -> dict:
     """Ensemble differential photometry and optional detrending of one night, field by
     field and filter by filter (:func:`fieldphot.ensemble.fit`, :mod:`fieldphot.detrend`).
 
+    Points whose highest pixel reaches the non-linearity level (``nonlinear_fraction``
+    of the frame's saturation level; ``auto``: measured per field and filter by
+    :func:`fieldphot.linearity.onset`, then the ensemble is fitted again) are flagged
+    ``NONLINEAR`` in ``grid.flags``.
+
     Returns matrices ``mag_ens``, ``mag_ens_err`` (on the calibrated scale: each star's
     ensemble light curve shifted to its median calibrated magnitude), ``mag_detrended``
     (with detrending configured), and per star ``comparison`` and per frame
-    ``ensemble_rms``, ``ensemble_n`` and ``poor`` (:func:`poor_frames`).
+    ``ensemble_rms``, ``ensemble_n``, ``poor`` (:func:`poor_frames`),
+    ``nonlinear_fraction`` (NaN: no level) and ``ensemble_order`` (``auto``: of
+    :data:`ORDERS`, the one that leaves the comparison stars the least scatter,
+    :func:`fieldphot.ensemble.best_order`).
     """
     n_star, n_frame = grid.flags.shape
     res = {
@@ -188,40 +205,70 @@ def differential(grid: Grid, cfg: dict) -> dict:
         "ensemble_rms": np.full(n_frame, np.nan),
         "ensemble_n": np.zeros(n_frame, int),
         "poor": np.zeros(n_frame, bool),
+        "nonlinear_fraction": np.full(n_frame, np.nan),
+        "ensemble_order": np.zeros(n_frame, int),
     }
     det = cfg["detrend"]
     detrending = bool(det["epd"]) or det["tfa_templates"] > 0
     if detrending:
         res["mag_detrended"] = np.full((n_star, n_frame), np.nan)
-    clean = (grid.flags & ~int(Flag.NO_ZEROPOINT)) == 0
-    usable = (grid.flags & int(BAD_FOR_SUMMARY)) == 0
+    fraction = _peak_fraction(grid)
+    level = cfg["nonlinear_fraction"]
+    if level not in (None, "auto"):
+        res["nonlinear_fraction"][:] = level
+        grid.flags |= np.where(fraction >= level, int(Flag.NONLINEAR), 0).astype(np.int32)
     u, v = _uv(grid)
     never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
+    clean = (grid.flags & ~int(Flag.NO_ZEROPOINT)) == 0
     snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
-    candidates = (
-        ~near_targets(grid.star) & never_sat & (np.nan_to_num(snr) >= cfg["comparison_min_snr"])
-    )
+    steady = ~near_targets(grid.star) & (np.nan_to_num(snr) >= cfg["comparison_min_snr"])
+    candidates = steady & never_sat
     shield = protected(grid, det["protect"])
+
+    def ensemble_fit(cols, order):
+        return ensemble.fit(
+            grid.point["mag_inst"][:, cols],
+            grid.point["mag_inst_err"][:, cols],
+            ((grid.flags[:, cols] & ~int(Flag.NO_ZEROPOINT)) == 0),
+            grid.star["color"].to_numpy(float),
+            u[:, cols],
+            v[:, cols],
+            order=order,
+            candidates=candidates,
+            variable_factor=cfg["variable_factor"],
+        )
+
+    def chosen_fit(cols):
+        if cfg["ensemble_order"] != "auto":
+            return ensemble_fit(cols, cfg["ensemble_order"]), cfg["ensemble_order"]
+        fits = [ensemble_fit(cols, k) for k in ORDERS]
+        ok = (grid.flags[:, cols] & ~int(Flag.NO_ZEROPOINT)) == 0
+        k = ensemble.best_order(fits, grid.point["mag_inst_err"][:, cols], ok)
+        return fits[k], ORDERS[k]
+
     # One ensemble per filter and field (pointing): a night that moved to another field
     # has other stars there, and coverage is judged within each.
     by = ["filter", "field"] if "field" in grid.frames else ["filter"]
     for _, cols in grid.frames.groupby(by, sort=False, dropna=False).indices.items():
         cols = np.sort(cols)
-        fit = ensemble.fit(
-            grid.point["mag_inst"][:, cols],
-            grid.point["mag_inst_err"][:, cols],
-            clean[:, cols],
-            grid.star["color"].to_numpy(float),
-            u[:, cols],
-            v[:, cols],
-            order=cfg["ensemble_order"],
-            candidates=candidates,
-            variable_factor=cfg["variable_factor"],
-        )
+        fit, order = chosen_fit(cols)
+        if level == "auto":
+            pull = (fit["mag"] - fit["ref"][:, None]) / fit["err"]
+            points = steady[:, None] & ((grid.flags[:, cols] & ~int(Flag.NO_ZEROPOINT)) == 0)
+            found = linearity.onset(fraction[:, cols][points], pull[points])
+            if found is not None:
+                above = fraction[:, cols] >= found
+                grid.flags[:, cols] |= np.where(above, int(Flag.NONLINEAR), 0).astype(np.int32)
+                res["nonlinear_fraction"][cols] = found
+                fit, order = chosen_fit(cols)
+        res["ensemble_order"][cols] = order
+        usable = (grid.flags[:, cols] & int(BAD_FOR_SUMMARY)) == 0
         cal = grid.point["mag"][:, cols] - fit["mag"]
-        level = ensemble.nanmedian(np.where(usable[:, cols], cal, np.nan), axis=1)
-        level = np.where(np.isfinite(level), level, np.nan_to_num(ensemble.nanmedian(level)))
-        mag_ens = fit["mag"] + level[:, None]
+        level_cal = ensemble.nanmedian(np.where(usable, cal, np.nan), axis=1)
+        level_cal = np.where(
+            np.isfinite(level_cal), level_cal, np.nan_to_num(ensemble.nanmedian(level_cal))
+        )
+        mag_ens = fit["mag"] + level_cal[:, None]
         res["mag_ens"][:, cols] = mag_ens
         res["mag_ens_err"][:, cols] = fit["err"]
         res["comparison"] |= fit["comparison"]
@@ -232,12 +279,21 @@ def differential(grid: Grid, cfg: dict) -> dict:
                 grid,
                 cols,
                 mag_ens,
-                usable[:, cols] & np.isfinite(mag_ens),
+                usable & np.isfinite(mag_ens),
                 shield[:, cols],
                 fit["comparison"] & ~shield.any(axis=1),
                 det,
             )
     return res
+
+
+def _peak_fraction(grid: Grid) -> np.ndarray:
+    """(n_star, n_frame): each point's highest pixel over its frame's saturation level
+    (NaN where either is unknown)."""
+    sat = grid.frames.get("saturation_e", pd.Series(np.nan, grid.frames.index))
+    sat = pd.to_numeric(sat, errors="coerce").to_numpy(float)
+    sat = np.where(np.isfinite(sat) & (sat > 0), sat, np.nan)
+    return grid.point["peak"] / sat[None, :]
 
 
 def poor_frames(rms, n_used, factor: float = 3.0) -> np.ndarray:

@@ -189,6 +189,30 @@ def source_mask(shape, x, y, radius) -> np.ndarray:
     return out[pad : pad + ny, pad : pad + nx]
 
 
+def peak_pixel(sci, x, y, half: int = 2) -> np.ndarray:
+    """Each source's highest pixel (sky included) in the box of ``2 * half + 1`` pixels
+    about its position: what non-linearity depends on. NaN where the box leaves the
+    frame or holds no finite pixel.
+
+    Examples
+    --------
+    >>> img = np.zeros((10, 10)); img[4, 6] = 5.0
+    >>> peak_pixel(img, [5.0, 0.0], [4.2, 0.0]).tolist()
+    [5.0, nan]
+    """
+    ny, nx = sci.shape
+    xc = np.round(np.asarray(x, float)).astype(int)
+    yc = np.round(np.asarray(y, float)).astype(int)
+    ok = (xc >= half) & (yc >= half) & (xc < nx - half) & (yc < ny - half)
+    out = np.full(len(xc), np.nan)
+    if ok.any():
+        oy, ox = (o.ravel() for o in np.mgrid[-half : half + 1, -half : half + 1])
+        box = sci[yc[ok, None] + oy, xc[ok, None] + ox]
+        finite = np.isfinite(box).any(axis=1)
+        out[np.flatnonzero(ok)[finite]] = np.nanmax(box[finite], axis=1)
+    return out
+
+
 def multi_aperture(
     sci: np.ndarray,
     err: np.ndarray,

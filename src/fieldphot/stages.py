@@ -939,12 +939,24 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     # Second pass (the ids above size the grid): each catalog's columns into the matrices.
     for f, r in enumerate(frames.itertuples()):
         progress(f, len(frames), "catalogs gathered")
-        if r.measured:
-            grid.add(f, io.read_table(r.catalog, columns=lightcurves.CATALOG_COLUMNS)[0])
+        if r.measured:  # a catalog from an older fieldphot may lack a point column
+            present = set(io.column_names(r.catalog))
+            columns = [c for c in lightcurves.CATALOG_COLUMNS if c in present]
+            grid.add(f, io.read_table(r.catalog, columns=columns)[0])
     diff = lightcurves.differential(grid, cfg)
     rms = diff["ensemble_rms"]
     frames["ensemble_rms"], frames["ensemble_n"] = rms, diff["ensemble_n"]
     frames["poor"] = diff["poor"]
+    frames["nonlinear_fraction"] = diff["nonlinear_fraction"]
+    frames["ensemble_order"] = diff["ensemble_order"]
+    levels = np.unique(diff["nonlinear_fraction"][np.isfinite(diff["nonlinear_fraction"])])
+    if len(levels):
+        log.info(
+            "%s: non-linear from %s of the saturation level: %d points flagged NONLINEAR",
+            Path(out).stem,
+            " / ".join(f"{v:.2f}" for v in levels),
+            int(np.count_nonzero(grid.flags & int(Flag.NONLINEAR))),
+        )
     stars = grid.star.assign(id=grid.ids.to_numpy(), comparison=diff["comparison"])
     meta = {
         "frames": frames.drop(columns=["catalog", "measured"]).to_dict("records"),
@@ -955,11 +967,12 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     }
     io.write_table_chunks(out, lightcurves.long_chunks(grid, diff), meta)
     log.info(
-        "%s: %d stars x %d frames, %d comparison stars, ensemble rms median %.4f mag",
+        "%s: %d stars x %d frames, %d comparison stars, ensemble order %s, rms median %.4f mag",
         Path(out).stem,
         len(grid.ids),
         len(frames),
         int(diff["comparison"].sum()),
+        "/".join(str(k) for k in np.unique(diff["ensemble_order"])) or "-",
         float(np.nanmedian(rms)) if np.isfinite(rms).any() else np.nan,
     )
 

@@ -194,6 +194,7 @@ READS = {
             "comparison_min_snr",
             "variable_factor",
             "poor_frame_factor",
+            "nonlinear_fraction",
             "detrend",
         ),
     ),

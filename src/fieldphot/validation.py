@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import io, measure, wcsmodel
+from .flags import Flag
 from .photometry import moffat_alpha
 from .synthetic import _stamp, transit_model
 
@@ -229,6 +230,36 @@ def light_curves(results, columns=None) -> pd.DataFrame:
     """The long light-curve table of every night under ``results``."""
     nights = sorted((Path(results) / "lightcurves" / "nights").glob("*.parquet"))
     return io.read_tables(nights, columns)
+
+
+def star_pulls(lc: pd.DataFrame, min_frames: int = 8) -> pd.DataFrame:
+    """Per star of a long light-curve table (``id, mag_ens, mag_ens_err, flags, snr``,
+    more columns are aggregated by their maximum): the rms of its pulls (each unflagged
+    point's offset from the star's weighted mean over the point's own error, scaled for
+    the mean's one degree of freedom), its points ``n`` and median ``snr``. For constant
+    stars it is 1 when the errors are honest, whatever the exposure times mixed; stars
+    on fewer than ``min_frames`` frames are left out. A night without a catalog has
+    every point ``NO_ZEROPOINT``: that bit is ignored.
+
+    >>> lc = pd.DataFrame({"id": [1] * 4, "mag_ens": [10.0, 10.02, 9.98, 10.0],
+    ...                    "mag_ens_err": 0.02, "flags": 0, "snr": 50.0})
+    >>> star_pulls(lc, min_frames=4)["pull_rms"].round(3).tolist()
+    [0.816]
+    """
+    lc = lc[((lc["flags"] & ~int(Flag.NO_ZEROPOINT)) == 0) & (lc["mag_ens_err"] > 0)]
+    w = 1.0 / lc["mag_ens_err"] ** 2
+    mean = (lc["mag_ens"] * w).groupby(lc["id"]).sum() / w.groupby(lc["id"]).sum()
+    pull2 = ((lc["mag_ens"] - lc["id"].map(mean)) / lc["mag_ens_err"]) ** 2
+    extra = {c: (c, "max") for c in lc.columns if c not in ("id", "mag_ens", "mag_ens_err")}
+    extra.pop("flags")
+    st = (
+        lc.assign(pull2=pull2)
+        .groupby("id")
+        .agg(n=("pull2", "size"), p2=("pull2", "sum"), **extra, snr_median=("snr", "median"))
+    )
+    st["snr"] = st.pop("snr_median")
+    st["pull_rms"] = np.sqrt(st.pop("p2") / (st["n"] - 1).clip(lower=1))
+    return st[st["n"] >= min_frames]
 
 
 def constant_star_noise(results, truth: Truth, min_snr: float = 50.0) -> pd.DataFrame:

@@ -48,6 +48,16 @@ def test_bright_constant_stars_reach_the_noise_model_after_the_ensemble(processe
     assert np.median(s["rms"] / s["expected"]) == pytest.approx(1.0, abs=0.1)
 
 
+def test_a_linear_detector_gets_no_nonlinear_level(processed):
+    """The simulator's detector is linear to saturation: the night finds no level from
+    which its stars scatter more, and flags nothing NONLINEAR."""
+    frames, _ = io.read_table(processed.results / "lightcurves" / "frames.parquet")
+    assert frames["nonlinear_fraction"].isna().all()
+    lc = processed.catalogs()
+    assert lc["peak"].notna().mean() > 0.9
+    assert not ((lc["flags"] & int(Flag.NONLINEAR)) != 0).any()
+
+
 def test_every_star_has_a_point_or_a_flagged_gap_on_every_frame(processed):
     lc = processed.catalogs()
     per_star = lc.groupby("id").size()

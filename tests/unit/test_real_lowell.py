@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import offline_vizier
 
-from fieldphot import cli, config, io, manifest, runner, stages, steps, wcsmodel
+from fieldphot import cli, config, io, manifest, runner, stages, steps, validation, wcsmodel
 from fieldphot.flags import Flag, any_set
 from fieldphot.refcat import empty as refcat_empty
 
@@ -203,3 +204,43 @@ def test_init_on_the_real_night(lowell_dir, tmp_path):
     assert len(said) == 1 and "pile-up" in said[0]
     assert 63000 < float(said[0].split("measured ")[1].split(" ADU")[0]) <= 65535
     assert not (tmp_path / "instrument.yaml").exists()
+
+
+@pytest.fixture(scope="module")
+def lowell_night(lowell_dir, tmp_path_factory):
+    """The whole night run offline (no catalog) with the defaults."""
+    root = tmp_path_factory.mktemp("lowellrun")
+    mp = pytest.MonkeyPatch()
+    offline_vizier(mp)
+    cfg = {"raw_dir": str(lowell_dir), "reference_catalog": {"cache_dir": str(root / "cache")}}
+    runner.run_night(cfg, root / "results", processes=2)
+    mp.undo()
+    return root / "results", config.with_defaults(cfg)
+
+
+def _bright_pulls(night_table) -> float:
+    lc = io.read_table(night_table, ["id", "mag_ens", "mag_ens_err", "flags", "snr"])[0]
+    st = validation.star_pulls(lc)
+    bright = st[st["snr"] > 300]
+    assert len(bright) >= 30
+    return float(np.median(bright["pull_rms"]))
+
+
+def test_bright_stars_scatter_as_their_errors_say(lowell_night, tmp_path):
+    """Issue 19: the bright stars of this night scattered 1.4 times their errors, more
+    the higher their peaks and the brighter the twilight sky (a brightness-dependent
+    offset per frame, and non-linearity from about half the saturation level). The
+    ensemble order chosen from the comparison stars' scatter and the NONLINEAR level
+    measured from the night bring them within 1.3 (measured 1.01); with an offset-only
+    ensemble and no level they are not."""
+    results, cfg = lowell_night
+    night = next((results / "lightcurves" / "nights").glob("*.parquet"))
+    frames = pd.DataFrame(io.read_meta(night)["frames"])
+    assert (frames["ensemble_order"] > 0).all()
+    assert frames["nonlinear_fraction"].between(0.3, 0.9).all()
+    assert _bright_pulls(night) < 1.3
+    catalogs = sorted((results / "catalogs").rglob("*.parquet"))
+    lc_cfg = steps.reads("night_lightcurves", cfg)
+    old = {**lc_cfg, "ensemble_order": 0, "nonlinear_fraction": None}
+    stages.night_light_curves(catalogs, tmp_path / "old.parquet", old)
+    assert _bright_pulls(tmp_path / "old.parquet") > 1.3
