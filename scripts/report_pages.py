@@ -1,4 +1,5 @@
-"""Snakemake adapter: the report's pages (diagnostics, failed/flagged frames, targets)."""
+"""Snakemake adapter: the report's pages (diagnostics, failed/flagged frames, targets,
+comparison stars, field)."""
 
 from fieldphot import stages
 
@@ -7,9 +8,8 @@ with stages.logged(sm.log[0]):
     stages.report_pages(
         sm.params.results,
         list(sm.input.nights),
-        sm.output.diagnostics,
-        sm.output.problems,
-        sm.output.targets,
+        {name: getattr(sm.output, name) for name in stages.REPORT_PAGES},
         sm.params.run_cmd,
         sm.params.excluded,
+        sm.params.targets,
     )

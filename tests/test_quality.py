@@ -33,3 +33,28 @@ def test_config_readme_is_current():
     assert (REPO / "config" / "README.md").read_text() == config.markdown(), (
         "config/README.md is stale: run `fieldphot config-doc > config/README.md`"
     )
+
+
+def test_every_schema_description_is_whole():
+    """An unquoted description in a YAML flow mapping ends at its first comma (two were
+    cut so in config/README.md): every description ends as a sentence does."""
+    import yaml
+
+    from fieldphot.workflow_files import SCHEMAS
+
+    cut = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            text = node.get("description")
+            if isinstance(text, str) and not text.rstrip().endswith((".", ")", "?")):
+                cut.append(f"{path}: {text}")
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, path)
+
+    for schema in sorted(SCHEMAS.glob("*.yaml")):
+        walk(yaml.safe_load(schema.read_text()), schema.name)
+    assert not cut, cut

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The package as a user installs it: build the wheel from this checkout, install it into a
 # fresh virtual environment in a temporary folder outside the checkout, and run a small
-# simulated night there with the installed `fieldphot` (demo, init, run and status), so
+# simulated night there with the installed `fieldphot` (demo, its report, init, run and status), so
 # that everything the workflow needs (Snakefile, rules, schemas, instrument profiles,
 # report captions, default config) is known to travel inside the wheel.
 #   tools/check-wheel.sh        (CI runs it; about 3 minutes)
@@ -19,6 +19,11 @@ cd "$work"  # nothing of the checkout is reachable from here
 "$work/v/bin/fieldphot" demo d --size 384 --frames 4 --cores 2 > demo.log 2>&1 \
   || { tail -40 demo.log; echo "check-wheel: fieldphot demo failed"; exit 1; }
 grep -q "frames calibrated; zeropoint" demo.log || { tail -40 demo.log; echo "check-wheel: no demo summary"; exit 1; }
+# quiet by default: a progress line per tenth and the summary, not Snakemake's job chatter
+[ "$(wc -l < demo.log)" -lt 60 ] || { head -60 demo.log; echo "check-wheel: the demo is not quiet"; exit 1; }
+# the report from the plain install (snakemake --report needs pygments: issue 26)
+"$work/v/bin/fieldphot" run d/night/config.yaml --workdir d --report report.html > report.log 2>&1 \
+  && [ -s d/report.html ] || { tail -20 report.log; echo "check-wheel: no report"; exit 1; }
 "$work/v/bin/fieldphot" init d/night/raw --out i --catalog d/night/refcat.parquet > init.log 2>&1 \
   || { cat init.log; echo "check-wheel: fieldphot init failed"; exit 1; }
 "$work/v/bin/fieldphot" run i/config.yaml --workdir i --cores 2 > run.log 2>&1 \

@@ -7,7 +7,11 @@
 #   tools/slurm-cluster.sh install   # apt packages (root or sudo)
 #   tools/slurm-cluster.sh start     # write the configs, start every daemon, wait until a job runs
 #   tools/slurm-cluster.sh status    # sinfo and the daemons' pids
-#   tools/slurm-cluster.sh stop      # stop every daemon
+#   tools/slurm-cluster.sh stop      # stop the daemons this script started
+#
+# `start` starts only the daemons not already running and records each one's PID file in
+# /run/fieldphot-slurm/; `stop` stops exactly those processes, so a munge or MariaDB you
+# already ran is left alone.
 #
 # Facts this script works around: munged needs /run/munge; SLURM 22.05 rejects
 # AccountingStorageEnforce=none (so the key is left out); without slurmdbd, sacct sees no jobs
@@ -20,6 +24,7 @@ CLUSTER=fieldphot
 HOST=$(hostname -s)
 ETC=/etc/slurm
 LOGS=/var/log/slurm
+STATE=/run/fieldphot-slurm
 
 install() {
     if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null \
@@ -93,6 +98,11 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     return 1
 }
 
+started() {  # started DAEMON PIDFILE: this script started DAEMON, whose pid is in PIDFILE
+    $SUDO mkdir -p "$STATE"
+    echo "$2" | $SUDO tee "$STATE/$1" >/dev/null
+}
+
 start() {
     write_configs
     # munge: its key, its socket folder, run as the munge user.
@@ -100,38 +110,49 @@ start() {
         || $SUDO /usr/sbin/create-munge-key -f
     $SUDO chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
     $SUDO chmod 0700 /etc/munge
-    pgrep -x munged >/dev/null || $SUDO runuser -u munge -- /usr/sbin/munged
+    if ! pgrep -x munged >/dev/null; then
+        $SUDO runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
+        started munged /run/munge/munged.pid
+    fi
     wait_for 20 munged bash -c 'munge -n | unmunge'
     # MariaDB for slurmdbd.
     if ! pgrep -x mariadbd >/dev/null && ! pgrep -x mysqld >/dev/null; then
         $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld
         [ -d /var/lib/mysql/mysql ] || $SUDO mariadb-install-db --user=mysql >/dev/null
-        $SUDO runuser -u mysql -- mariadbd --bind-address=127.0.0.1 >"/tmp/mariadb.log" 2>&1 &
+        $SUDO runuser -u mysql -- mariadbd --bind-address=127.0.0.1 \
+            --pid-file=/run/mysqld/fieldphot.pid >"/tmp/mariadb.log" 2>&1 &
+        started mariadbd /run/mysqld/fieldphot.pid
     fi
     wait_for 60 MariaDB $SUDO mariadb -e "select 1"
     $SUDO mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm';
         CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
         GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
         GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
-    pgrep -x slurmdbd >/dev/null || $SUDO slurmdbd
+    pgrep -x slurmdbd >/dev/null || { $SUDO slurmdbd && started slurmdbd /run/slurmdbd.pid; }
     wait_for 60 slurmdbd $SUDO sacctmgr -n list cluster
     $SUDO sacctmgr -i add cluster "$CLUSTER" >/dev/null 2>&1 || true
-    pgrep -x slurmctld >/dev/null || $SUDO slurmctld
-    pgrep -x slurmd >/dev/null || $SUDO slurmd
+    pgrep -x slurmctld >/dev/null || { $SUDO slurmctld && started slurmctld /run/slurmctld.pid; }
+    pgrep -x slurmd >/dev/null || { $SUDO slurmd && started slurmd /run/slurmd.pid; }
     wait_for 60 "the node" bash -c "sinfo -h -o %T | grep -qE '^(idle|mixed|allocated)'"
     wait_for 60 "a test job" srun -N1 -n1 -t 1 true
     echo "slurm-cluster: up ($(sinfo -h -o '%P %D nodes %c CPUs %m MB'))"
 }
 
-stop() {
+stop() {  # the daemons `start` started, last started first, each by the pid it recorded
+    local d pidfile pid
     for d in slurmd slurmctld slurmdbd mariadbd munged; do
-        $SUDO pkill -x "$d" 2>/dev/null || true
-    done
-    for d in slurmd slurmctld slurmdbd mariadbd munged; do
-        for _ in $(seq 30); do
-            pgrep -x "$d" >/dev/null || break
-            sleep 1
-        done
+        [ -f "$STATE/$d" ] || continue
+        pidfile=$(cat "$STATE/$d")
+        pid=$(cat "$pidfile" 2>/dev/null || true)
+        # the pid must still be that daemon (a pid file can outlive its process)
+        if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$d" ]; then
+            $SUDO kill "$pid" 2>/dev/null || true
+            for _ in $(seq 30); do
+                [ -e "/proc/$pid" ] || break
+                sleep 1
+            done
+        fi
+        $SUDO rm -f "$STATE/$d"
     done
     echo "slurm-cluster: stopped"
 }

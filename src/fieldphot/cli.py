@@ -1,4 +1,4 @@
-"""Command line: ``fieldphot simulate | run | demo | init | status | config-doc``.
+"""Command line: ``fieldphot simulate | run | demo | init | status | report | config-doc``.
 
 Examples
 --------
@@ -7,11 +7,21 @@ Examples
 """
 
 import argparse
+import difflib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from .workflow_files import SNAKEFILE
+from .workflow_files import PROFILES, SNAKEFILE
+
+VERBOSE_HELP = "show Snakemake's own output (every job) instead of a progress bar per stage"
+#: Snakemake options whose output is the point (a plan, a lint, a report): shown as is.
+SHOWN_AS_IS = {
+    "-n", "--dry-run", "--dryrun", "--lint", "--report", "--unlock", "-S", "--summary",
+    "-D", "--detailed-summary", "--list-rules", "-l", "--list-changes", "--lc", "--dag",
+    "--rulegraph", "--filegraph", "-h", "--help", "--version", "-v",
+}  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,18 +31,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("outdir", type=Path)
     s.add_argument("--size", type=int, default=1024, help="frame width and height (px)")
     s.add_argument("--frames", type=int, default=30, help="number of science frames")
-    s.add_argument("--seed", type=int, default=1)
-    r = sub.add_parser("run", help="run the workflow on a night (extra args go to snakemake)")
+    s.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
+    r = sub.add_parser(
+        "run",
+        help="run the workflow on a night (further options go to snakemake: --dry-run, "
+        "--profile, --keep-going, ...)",
+    )
     r.add_argument("config", type=Path, help="your config file (raw_dir, reference_catalog)")
     r.add_argument("--workdir", type=Path, default=Path("."), help="where results/ goes")
-    r.add_argument("--cores", default="all")
+    r.add_argument("--cores", default="all", help="CPU cores to use (default: all)")
+    r.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     d = sub.add_parser("demo", help="simulate a night and run the whole workflow on it, offline")
-    d.add_argument("outdir", type=Path, nargs="?", default=Path("demo"))
-    d.add_argument("--cores", default="all")
+    d.add_argument(
+        "outdir", type=Path, nargs="?", default=Path("demo"), help="where it all goes (demo)"
+    )
+    d.add_argument("--cores", default="all", help="CPU cores to use (default: all)")
+    d.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     d.add_argument("--size", type=int, default=1024, help="frame width and height (px)")
     d.add_argument("--frames", type=int, default=30, help="number of science frames")
     i = sub.add_parser("init", help="read a raw folder's headers; report; write config+manifest")
-    i.add_argument("raw_dir", type=Path)
+    i.add_argument("raw_dir", type=Path, help="the folder of raw frames (read only)")
     i.add_argument("--out", type=Path, default=Path("."), help="where config.yaml and results/ go")
     i.add_argument("--catalog", default="", help="reference catalog file of the field")
     i.add_argument("--instrument", default="", help="instrument profile (default: generic)")
@@ -40,7 +58,49 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="list failed and flagged frames, and how to rerun them")
     st.add_argument("config", type=Path, help="the config file the night ran with")
     st.add_argument("--workdir", type=Path, default=Path("."), help="where results/ is")
+    rp = sub.add_parser(
+        "report", help="write the night's report as one HTML page (no Snakemake needed)"
+    )
+    rp.add_argument("config", type=Path, help="the config file the night ran with")
+    rp.add_argument("--workdir", type=Path, default=Path("."), help="where results/ is")
+    rp.add_argument("--out", type=Path, default=None, help="the page (WORKDIR/report.html)")
     return p
+
+
+def write_report(config: Path, workdir: Path, out: Path | None) -> int:
+    """``fieldphot report``: :func:`fieldphot.stages.standalone_report` of a finished run."""
+    found = _run_results("report", config, workdir, "lightcurves/summary.parquet")
+    if found is None:
+        return 1
+    from . import stages
+
+    cfg, results = found
+    out = out or workdir / "report.html"
+    run_cmd = f"fieldphot run {config} --workdir {workdir}"
+    stages.standalone_report(results, out, run_cmd, cfg["exclude_frames"], cfg["targets"])
+    print(f"report: {out}")
+    return 0
+
+
+def _run_results(command: str, config: Path, workdir: Path, needs: str):
+    """A run's config (defaults filled) and results folder, or None after one line saying
+    why not: a config that cannot be read, or no ``needs`` under the results."""
+    from . import config as cfgmod
+
+    try:
+        cfg = cfgmod.with_defaults(cfgmod.read_file(config))
+    except ValueError as exc:
+        print(f"fieldphot {command}: {exc}", file=sys.stderr)
+        return None
+    results = workdir / cfg["results_dir"]
+    if not (results / needs).is_file():
+        print(
+            f"fieldphot {command}: no results of a run in {results.resolve()}: run "
+            f"`fieldphot run {config}` first, or give the run's folder with --workdir",
+            file=sys.stderr,
+        )
+        return None
+    return cfg, results
 
 
 def simulate(outdir: Path, size: int, frames: int, seed: int):
@@ -107,16 +167,101 @@ def stale_lock(workdir: Path) -> bool:
     return True
 
 
-def run(config: Path, workdir: Path, cores: str, extra: list[str]) -> int:
+def unknown_options(command: str, extra: list[str]) -> str:
+    """The first of ``extra`` that neither the subcommand nor (for ``run`` and ``demo``,
+    which pass them on) snakemake knows, with the nearest valid name; "" when none.
+
+    Examples
+    --------
+    >>> unknown_options("init", ["--catlog", "x.csv"])
+    'fieldphot init: unknown option --catlog (did you mean --catalog?)'
+    >>> unknown_options("run", ["--dry-run"])
+    ''
+    """
+    if not extra:
+        return ""
+    known = [o for a in _subparser(command)._actions for o in a.option_strings]
+    if command in ("run", "demo"):
+        from snakemake.cli import get_argument_parser
+
+        known += list(get_argument_parser()._option_string_actions)
+    elif not extra[0].startswith("-"):  # no further arguments of any kind
+        return f"fieldphot {command}: unexpected argument {extra[0]!r}"
+    for arg in extra:
+        name = arg.split("=", 1)[0]
+        if name.startswith("-") and name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            return f"fieldphot {command}: unknown option {name}{hint}"
+    return ""
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+def profile_paths(extra: list[str]) -> list[str]:
+    """``extra`` with a ``--profile NAME`` that is not a folder here but one of fieldphot's
+    own profiles (``slurm``, ``default``) given as that profile's path, so it is found from
+    any folder and from an installed wheel.
+
+    Examples
+    --------
+    >>> profile_paths(["--profile", "slurm", "--dry-run"])[1] == str(PROFILES / "slurm")
+    True
+    >>> profile_paths(["--profile=./mine"])
+    ['--profile=./mine']
+    """
+    out = list(extra)
+    for i, arg in enumerate(out):
+        name, eq, value = arg.partition("=")
+        if name != "--profile":
+            continue
+        j = i if eq else i + 1
+        value = value if eq else (out[j] if j < len(out) else "")
+        if value and not Path(value).exists() and (PROFILES / value).is_dir():
+            out[j] = f"--profile={PROFILES / value}" if eq else str(PROFILES / value)
+    return out
+
+
+def run(config: Path, workdir: Path, cores: str, extra: list[str], verbose=False) -> int:
+    """Run the workflow on ``config`` in ``workdir``: a progress bar per stage and a
+    summary (Snakemake's output into ``logs/fieldphot/``), or, with ``verbose`` or an
+    option whose output is the point (``--dry-run``, ``--report``, ...), Snakemake's own
+    output."""
+    from . import config as cfgmod
+
+    try:  # what Snakemake would refuse, said here in one line naming the file and key
+        cfgmod.check(cfgmod.read_file(config), workdir)
+    except ValueError as exc:
+        print(f"fieldphot run: {exc}", file=sys.stderr)
+        return 1
     workdir.mkdir(parents=True, exist_ok=True)
     if stale_lock(workdir):
         print(f"fieldphot run: removing the lock a killed run left in {workdir}", flush=True)
         subprocess.run(
             snakemake_command(config, workdir, cores, "--unlock"), check=True, capture_output=True
         )
-    cmd = snakemake_command(config, workdir, cores, *extra)
-    print("+", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    cmd = snakemake_command(config, workdir, cores, *profile_paths(extra))
+    if verbose or SHOWN_AS_IS & {a.split("=", 1)[0] for a in extra}:
+        print("+", " ".join(cmd), flush=True)
+        return subprocess.call(cmd)
+    from . import progress
+
+    log = workdir / "logs" / "fieldphot" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    print(f"fieldphot run: {config} in {workdir.resolve()}", flush=True)
+    code = progress.follow(cmd, log)
+    results = workdir / _results_dir(config)
+    if code == 0 and (results / "lightcurves" / "summary.parquet").is_file():
+        report(results)
+    return code
+
+
+def _results_dir(config: Path) -> str:
+    from . import config as cfgmod
+
+    return cfgmod.with_defaults(cfgmod.read_file(config))["results_dir"]
 
 
 def report(results: Path) -> None:
@@ -154,13 +299,12 @@ def status(config: Path, workdir: Path) -> int:
     """Print the frames that failed or were flagged, with the reason, and the commands that
     rerun them. Returns 1 when anything failed (a missing, unreadable or flagged frame; a
     night without one good frame is named), else 0."""
-    import yaml
-
-    from . import config as cfgmod
     from . import layout, report
 
-    cfg = cfgmod.with_defaults(yaml.safe_load(config.read_text()))
-    results = workdir / cfg["results_dir"]
+    found = _run_results("status", config, workdir, "manifest.parquet")
+    if found is None:
+        return 1
+    cfg, results = found
     table = report.frame_status(results, cfg["exclude_frames"])
     if table.empty:
         print("every frame gave a calibrated catalog")
@@ -243,6 +387,10 @@ def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[s
 
 def main(argv=None) -> int:
     args, extra = parser().parse_known_args(argv)
+    problem = unknown_options(args.command, extra)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if args.command == "simulate":
         simulate(args.outdir, args.size, args.frames, args.seed)
         return 0
@@ -269,13 +417,16 @@ def main(argv=None) -> int:
         return 0
     if args.command == "status":
         return status(args.config, args.workdir)
+    if args.command == "report":
+        return write_report(args.config, args.workdir, args.out)
     if args.command == "run":
-        return run(args.config, args.workdir, args.cores, extra)
-    night = simulate(args.outdir / "night", args.size, args.frames, 1)
-    code = run(night.config, args.outdir, args.cores, extra)
-    if code == 0:
-        report(args.outdir / "results")
-    return code
+        return run(args.config, args.workdir, args.cores, extra, args.verbose)
+    config = args.outdir / "night" / "config.yaml"
+    if config.is_file():  # a demo run again: its night and finished products are kept
+        print(f"fieldphot demo: the simulated night in {config.parent} again", flush=True)
+    else:
+        config = simulate(args.outdir / "night", args.size, args.frames, 1).config
+    return run(config, args.outdir, args.cores, extra, args.verbose)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,41 @@ def defaults(*section: str) -> dict:
     return value
 
 
+def read_file(path) -> dict:
+    r"""A YAML config (or instrument profile) file as a dict. A file that cannot be read,
+    is not YAML or is not a mapping raises ``ValueError`` naming the file and, for
+    broken YAML, the line and column.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "night.yaml")
+    >>> _ = open(path, "w").write("raw_dir: /data\nphotometry:\n  mode: [optimal\n")
+    >>> try:
+    ...     read_file(path)
+    ... except ValueError as exc:
+    ...     print(str(exc).replace(path, "night.yaml"))
+    night.yaml:4:1: not valid YAML: expected ',' or ']', but got '<stream end>'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{path}{where}: not valid YAML: {problem}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: holds a {type(value).__name__}, not keys with values")
+    return value
+
+
 def unknown_keys(schema: dict, value, prefix: str = "") -> list[str]:
     """Keys of ``value`` the schema does not know (an object with ``properties`` takes no
     others unless it says ``additionalProperties``), each with the nearest known key.

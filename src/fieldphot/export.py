@@ -5,15 +5,16 @@ table of the forced targets.
 Examples
 --------
 >>> import pandas as pd
->>> rows = pd.DataFrame({"target": ["AT1", "AT1"], "frame": ["a", "b"],
-...     "mjd_utc_mid": [60384.1, 60384.2], "filter": ["r", "r"], "exptime": [60.0, 60.0],
-...     "mag": [18.523, 21.9], "mag_err": [0.031, 0.6], "mag_lim": [20.81, 20.75],
-...     "detected": [True, False]})
+>>> rows = pd.DataFrame({"target": ["AT1", "AT1", "AT1"], "frame": ["a", "b", "c"],
+...     "mjd_utc_mid": [60384.1, 60384.2, 60384.3], "filter": "r", "exptime": 60.0,
+...     "mag": [18.523, 21.9, 14.2051], "mag_err": [0.031, 0.6, 0.0021],
+...     "mag_lim": [20.81, 20.75, 20.8], "detected": [True, False, True]})
 >>> text = gcn_table(rows, {"band": "rmag", "magnitude_system": "AB"})
 >>> print(text)  # doctest: +NORMALIZE_WHITESPACE
 Target  Date-obs mid (UTC)      MJD mid      Filter  Exp (s)  Mag
 AT1     2024-03-15 02:24:00.0   60384.10000  r            60  18.52 +/- 0.03
 AT1     2024-03-15 04:48:00.0   60384.20000  r            60  > 20.75
+AT1     2024-03-15 07:12:00.0   60384.30000  r            60  14.205 +/- 0.002
 <BLANKLINE>
 Magnitudes: AB system (reference catalog rmag), not corrected for Galactic extinction.
 Upper limits: 5-sigma.
@@ -100,7 +101,8 @@ def gcn_table(rows: pd.DataFrame, meta: dict, t0_mjd: float | None = None, nsigm
     lines = []
     for (_, r), when in zip(t.iterrows(), np.atleast_1d(iso), strict=True):
         if bool(r["detected"]) and np.isfinite(r["mag"]):
-            value = f"{r['mag']:.2f} +/- {r['mag_err']:.2f}"
+            d = 3 if r["mag_err"] < 0.01 else 2  # 0.002 mag is not "+/- 0.00"
+            value = f"{r['mag']:.{d}f} +/- {r['mag_err']:.{d}f}"
         elif np.isfinite(r["mag_lim"]):
             value = f"> {r['mag_lim']:.2f}"
         else:

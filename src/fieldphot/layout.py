@@ -29,6 +29,8 @@ PATTERNS = {
     "report_diagnostics": "report/diagnostics.png",
     "report_problems": "report/problems.html",
     "report_targets": "report/targets.png",
+    "report_comparisons": "report/comparisons.png",
+    "report_field": "report/field.png",
     "frame_image": "debug/{night}/{frame}.png",
 }
 

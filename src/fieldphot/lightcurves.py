@@ -223,6 +223,9 @@ def differential(grid: Grid, cfg: dict) -> dict:
     snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
     steady = ~near_targets(grid.star) & (np.nan_to_num(snr) >= cfg["comparison_min_snr"])
     candidates = steady & never_sat
+    if cfg["comparison_ids"]:  # chosen by hand (a target is still never its own)
+        chosen = grid.ids.astype(str).isin([str(i) for i in cfg["comparison_ids"]])
+        candidates = np.asarray(chosen) & ~near_targets(grid.star)
     shield = protected(grid, det["protect"])
 
     def ensemble_fit(cols, order):
@@ -410,7 +413,10 @@ def summarize(
     Returns one row per star and filter: ``n_points`` (good), ``n_flagged``, ``mean_mag``
     (inverse-variance weighted), ``median_mag``, ``rms`` (standard deviation), ``mad_std``
     (1.4826 MAD), ``expected`` (median reported error: the noise model), ``chi2_red``
-    (about the weighted mean), and with ``periodograms`` the indices and best periods of
+    (about the weighted mean), ``n_blended`` (good points flagged ``BLENDED``),
+    ``blended`` (over half of them), ``variability_rank`` (1 for the highest ``chi2_red``
+    among the stars with 3 good points or more that are not ``blended``; missing for
+    the others), and with ``periodograms`` the indices and best periods of
     :func:`fieldphot.variability.statistics`.
 
     Examples
@@ -430,6 +436,7 @@ def summarize(
     key_all = id_codes.astype(np.int64) * nf + f_codes
     flags = lc["flags"].to_numpy(dtype=np.int64)
     good = ((flags & int(bad_bits)) == 0) & np.isfinite(lc[column].to_numpy(dtype=float))
+    blend = (flags & int(Flag.BLENDED)) != 0
     t, m, e = (lc[c].to_numpy(float)[good] for c in ("bjd_tdb", column, err_col))
     key = key_all[good]
     order = np.lexsort((t, key))
@@ -464,9 +471,19 @@ def summarize(
             "n_flagged": np.bincount(key_all[~good], minlength=len(ids) * nf)[uk]
             if len(ids)
             else [],
+            "n_blended": np.bincount(key_all[good & blend], minlength=len(ids) * nf)[uk]
+            if len(ids)
+            else [],
         }
     )
     out.loc[out["n_points"] < 2, "rms"] = np.nan
+    # A neighbour's light moving in and out of the aperture with the seeing makes a
+    # constant star scatter: blends are named, and ranked last as variables.
+    out["blended"] = out["n_blended"] > 0.5 * out["n_points"]
+    rankable = ~out["blended"] & (out["n_points"] >= 3) & np.isfinite(out["chi2_red"])
+    out["variability_rank"] = (
+        out["chi2_red"].where(rankable).rank(ascending=False, method="first").astype("Int64")
+    )
     if periodograms and len(out):
         segments = (np.split(a, start[1:]) for a in (t, m, e))
         stats = [

@@ -1,5 +1,7 @@
 """The report's own pages: per-frame diagnostics against time, the frames that failed or
-were flagged (with what to run), and the targets' light curves.
+were flagged (with what to run), the targets' relative flux (with a transit fit where the
+config gives an ephemeris) and the field with the comparison stars' and targets'
+apertures; and the page ``fieldphot report`` assembles them into without Snakemake.
 
 ``snakemake --report`` collects them with the rms-magnitude diagram
 (:func:`fieldphot.lightcurves.rms_figure`); the functions here take tables and return
@@ -12,7 +14,7 @@ Examples
 ...     "status": ["ok", "no_wcs"], "zp": [24.5, None], "fwhm": [3.1, 3.3], "sky": [100, 120],
 ...     "maglim": [20.1, None], "astrometry_rms_arcsec": [0.1, None], "n_zp_stars": [50, 0]})
 >>> len(diagnostics_figure(frames).axes)
-6
+8
 """
 
 import html
@@ -27,6 +29,8 @@ from . import manifest as mf
 #: The per-frame diagnostics drawn against time: column of lightcurves/frames.parquet, label.
 DIAGNOSTICS = [
     ("zp", "zeropoint (mag)"),
+    ("transparency", "transparency (mag lost)"),
+    ("airmass", "airmass"),
     ("fwhm", "FWHM (px)"),
     ("sky", "sky (e-/px)"),
     ("maglim", "limiting magnitude"),
@@ -45,26 +49,40 @@ def _pyplot():
 
 
 def diagnostics_figure(frames: pd.DataFrame):
-    """Six panels against time (hours from the first frame): each :data:`DIAGNOSTICS`
-    column, frames a stage flagged drawn as red crosses where they have a value."""
+    """Panels against time (hours from the first frame): each :data:`DIAGNOSTICS`
+    column, frames that were not measured drawn as red crosses where they have a value. The
+    transparency is each frame's light lost against the night's clearest frame: its
+    zeropoint below the best (none without a catalog)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(DIAGNOSTICS), 1, figsize=(7, 11), sharex=True, dpi=100)
+    frames = frames.assign(transparency=_transparency(frames))
+    fig, axes = plt.subplots(len(DIAGNOSTICS), 1, figsize=(7, 13), sharex=True, dpi=100)
     t0 = np.nanmin(frames["mjd_utc_mid"]) if len(frames) else 0.0
     hours = (frames["mjd_utc_mid"] - t0) * 24.0
-    ok = (frames["status"] == "ok").to_numpy()
+    ok = frames["status"].isin(["ok", "few_stars"]).to_numpy()  # measured
     for ax, (col, label) in zip(axes, DIAGNOSTICS, strict=True):
         y = pd.to_numeric(frames.get(col, pd.Series(np.nan, frames.index)), errors="coerce")
-        ax.plot(hours[ok], y[ok], ".", ms=5, color="C0", label="ok")
+        ax.plot(hours[ok], y[ok], ".", ms=5, color="C0", label="measured")
         if (~ok).any():
-            ax.plot(hours[~ok], y[~ok], "x", ms=6, color="C3", label="flagged")
+            ax.plot(hours[~ok], y[~ok], "x", ms=6, color="C3", label="failed")
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
-    axes[3].invert_yaxis()  # fainter limit is better: up
+    for ax, (col, _) in zip(axes, DIAGNOSTICS, strict=True):
+        if col in ("maglim", "transparency"):
+            ax.invert_yaxis()  # fainter limit and less light lost are better: up
     axes[0].legend(fontsize=7, loc="best")
     axes[-1].set_xlabel(f"hours since MJD {t0:.5f} (mid-exposure, UTC)")
-    fig.suptitle(f"{len(frames)} frames, {int(ok.sum())} ok")
+    fig.suptitle(f"{len(frames)} frames, {int(ok.sum())} measured")
     fig.tight_layout()
     return fig
+
+
+def _transparency(frames: pd.DataFrame) -> pd.Series:
+    """Magnitudes of light lost per frame against the night's clearest, from the
+    zeropoints (per second of exposure); NaN without them."""
+    zp = pd.to_numeric(frames.get("zp", pd.Series(np.nan, frames.index)), errors="coerce")
+    if not np.isfinite(zp).any():
+        return pd.Series(np.nan, frames.index)
+    return zp.max() - zp
 
 
 def frame_figure(sci, sources, matched, targets, title=""):
@@ -101,6 +119,40 @@ def frame_figure(sci, sources, matched, targets, title=""):
     ax.set_ylim(-0.5, ny - 0.5)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def field_figure(sci, stars: pd.DataFrame, title: str = ""):
+    """A calibrated frame (1-99.5 percentile stretch) with the apertures (radius ``r_ap``
+    at ``x``, ``y``) of the night's comparison stars (green) and forced targets (red,
+    labelled by ``target``); ``stars`` has a ``kind`` column of ``comparison`` or
+    ``target``.
+
+    Examples
+    --------
+    >>> st = pd.DataFrame({"x": [10.0, 20.0], "y": [12.0, 5.0], "r_ap": 3.0,
+    ...                    "kind": ["comparison", "target"], "target": ["", "T"]})
+    >>> len(field_figure(np.ones((32, 32)), st, "f").axes)
+    1
+    """
+    from matplotlib.patches import Circle
+
+    plt = _pyplot()
+    ny, nx = np.shape(sci)
+    fig, ax = plt.subplots(figsize=(8, 8 * ny / nx), dpi=110)
+    lo, hi = np.nanpercentile(sci, [1.0, 99.5])
+    ax.imshow(sci, origin="lower", cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+    for r in stars.itertuples():
+        color = "C3" if r.kind == "target" else "C2"
+        ax.add_patch(Circle((r.x, r.y), r.r_ap, fill=False, color=color, lw=0.9))
+        if r.kind == "target":
+            ax.annotate(str(r.target), (r.x, r.y), xytext=(8, 8), textcoords="offset points",
+                        color=color, fontsize=8)  # fmt: skip
+    n_comp = int((stars["kind"] == "comparison").sum()) if len(stars) else 0
+    ax.set_title(f"{title}: {n_comp} comparison stars (green), targets (red)", fontsize=9)
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
     fig.tight_layout()
     return fig
 
@@ -177,20 +229,228 @@ def target_figure(t: pd.DataFrame, column: str = "mag_ens"):
     return fig
 
 
-def targets_figure(lc: pd.DataFrame, column: str = "mag_ens"):
-    """One panel per forced target (:func:`_target_panel`)."""
+def relative_flux(t: pd.DataFrame, column: str = "mag_ens"):
+    """A target's detected, unflagged-enough points as time (BJD_TDB), flux relative to
+    its median and the flux's error.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"bjd_tdb": [1.0, 2.0, 3.0], "mag_ens": [10.0, 10.01, 9.99],
+    ...                   "mag_ens_err": 0.01, "detected": True})
+    >>> relative_flux(t)[1].round(4).tolist()
+    [1.0, 0.9908, 1.0093]
+    """
+    det = t["detected"].astype(bool) if "detected" in t else pd.Series(True, t.index)
+    err_col = "mag_ens_err" if column != "mag" and "mag_ens_err" in t else "mag_err"
+    ok = det & np.isfinite(t[column]) & np.isfinite(t[err_col]) & (t[err_col] > 0)
+    m, e = t[column][ok].to_numpy(float), t[err_col][ok].to_numpy(float)
+    f = 10 ** (-0.4 * (m - np.median(m))) if len(m) else m
+    return t["bjd_tdb"][ok].to_numpy(float), f, f * e * np.log(10) / 2.5
+
+
+def binned(t, f, e, width_d: float):
+    """Inverse-variance weighted means of ``f`` in bins of ``width_d`` days (bins with a
+    point), with their errors.
+
+    Examples
+    --------
+    >>> binned(np.array([0.0, 0.001, 0.02]), np.array([1.0, 3.0, 2.0]), np.ones(3), 0.01)
+    (array([0.0005, 0.02  ]), array([2., 2.]), array([0.70710678, 1.        ]))
+    """
+    k = np.floor((t - t.min()) / width_d).astype(int) if len(t) else np.zeros(0, int)
+    w = 1.0 / e**2
+    keys, inv = np.unique(k, return_inverse=True)
+    sw = np.bincount(inv, w)
+    return (
+        np.bincount(inv, w * t) / sw,
+        np.bincount(inv, w * f) / sw,
+        1.0 / np.sqrt(sw),
+    )
+
+
+def comparisons_figure(lc: pd.DataFrame, column: str = "mag_ens", n: int = 12):
+    """The ensemble's comparison stars (``comparison`` rows of the long table): the ``n``
+    with the smallest median errors, each one's relative flux in 10-minute bins, offset
+    for clarity and labelled with its id and rms; a star drifting or jumping here is one
+    to leave out (``lightcurves.comparison_ids`` chooses them by hand).
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"id": [1, 1, 2, 2], "bjd_tdb": [1.0, 1.1, 1.0, 1.1],
+    ...     "mag_ens": [10.0, 10.01, 11.0, 11.0], "mag_ens_err": 0.01, "comparison": True})
+    >>> len(comparisons_figure(lc).axes[0].lines) > 0
+    True
+    """
+    plt = _pyplot()
+    comp = lc[lc["comparison"].astype(bool)] if "comparison" in lc else lc.iloc[:0]
+    err_col = "mag_ens_err" if column != "mag" else "mag_err"
+    order = comp.groupby("id")[err_col].median().sort_values().index[:n]
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * max(len(order), 1)))
+    if not len(order):
+        ax.text(0.5, 0.5, "no comparison stars", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    x0 = np.floor(np.nanmin(comp["bjd_tdb"]))
+    for k, star in enumerate(order):
+        x, f, e = relative_flux(comp[comp["id"] == star], column)
+        if not len(x):
+            continue
+        bt, bf, be = binned(x, f, e, 10 / 1440)
+        offset = -0.02 * k
+        ax.errorbar(bt - x0, bf + offset, be, fmt=".-", ms=3, lw=0.6)
+        ax.annotate(
+            f"{star}  rms {1000 * np.std(f):.1f} ppt",
+            (bt[-1] - x0, bf[-1] + offset),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=7,
+            va="center",
+        )
+    ax.set_title(f"{len(order)} comparison stars, 10-minute bins (offset by 0.02)", fontsize=9)
+    ax.set_xlabel(f"BJD_TDB - {x0:.0f}")
+    ax.set_ylabel("relative flux")
+    fig.tight_layout()
+    return fig
+
+
+def target_fit(t: pd.DataFrame, target: dict, column: str = "mag_ens") -> dict | None:
+    """The transit fit (:func:`fieldphot.transit.fit`) of a target whose config gives an
+    ephemeris (``t0_bjd``, ``duration_h``, optional ``period_d``, ``limb_darkening``), at
+    its transit nearest the night; None without an ephemeris or with under 10 points."""
+    from . import transit
+
+    if target.get("t0_bjd") is None or not target.get("duration_h"):
+        return None
+    x, f, e = relative_flux(t, column)
+    if len(x) < 10:
+        return None
+    t0, period = float(target["t0_bjd"]), target.get("period_d")
+    if period:
+        t0 += np.round((np.median(x) - t0) / period) * period
+    u = target.get("limb_darkening") or transit.LIMB_DARKENING
+    return transit.fit(x, f, e, t0=t0, duration_d=target["duration_h"] / 24, period_d=period, u=u)
+
+
+def _flux_panel(ax, ax_res, t: pd.DataFrame, name: str, column: str, fit) -> None:
+    """Relative flux against BJD_TDB with 10-minute bins, and with a transit fit, its
+    model, depth and mid-time and the residuals below."""
+    x, f, e = relative_flux(t, column)
+    if not len(x):
+        ax.text(0.5, 0.5, f"{name}: no detection", ha="center", va="center")
+        return
+    x0 = np.floor(x.min())
+    ax.errorbar(x - x0, f, e, fmt=".", color="0.6", ms=3, lw=0.5, label="points")
+    bt, bf, be = binned(x, f, e, 10 / 1440)
+    ax.errorbar(bt - x0, bf, be, fmt="o", color="k", ms=4, label="10-min bins")
+    title = f"{name}: relative flux ({column})"
+    if fit is not None:
+        fine = np.linspace(x.min(), x.max(), 1000)
+        ax.plot(fine - x0, fit["model"](fine), "-", color="C3", label="transit fit")
+        title += (
+            f"; depth {100 * fit['depth']:.2f} ± {100 * fit['depth_err']:.2f} %, "
+            f"mid-time {fit['t0']:.5f} ± {fit['t0_err'] * 1440:.1f} min"
+        )
+        res = f - fit["model"](x)
+        ax_res.errorbar(x - x0, 1000 * res, 1000 * e, fmt=".", color="0.6", ms=3, lw=0.5)
+        rb = binned(x, res, e, 10 / 1440)
+        ax_res.errorbar(rb[0] - x0, 1000 * rb[1], 1000 * rb[2], fmt="o", color="k", ms=4)
+        ax_res.axhline(0, color="C3")
+        ax_res.set_ylabel("residual (ppt)", fontsize=8)
+    ax.set_title(title, fontsize=8)
+    ax.set_ylabel("relative flux")
+    ax.legend(fontsize=7)
+    (ax_res if fit is not None else ax).set_xlabel(f"BJD_TDB - {x0:.0f}")
+
+
+def targets_figure(lc: pd.DataFrame, column: str = "mag_ens", targets=()):
+    """One panel per forced target: its relative flux with 10-minute bins and, for a
+    target whose config gives an ephemeris, the transit fit with its depth and mid-time
+    and the residuals (:func:`target_fit`). Returns the figure and the fits by name."""
     plt = _pyplot()
     tg = lc[lc.get("target", pd.Series("", lc.index)).fillna("").astype(str) != ""]
     names = sorted(tg["target"].astype(str).unique()) if len(tg) else []
-    fig, axes = plt.subplots(max(len(names), 1), 1, figsize=(7, 2.6 * max(len(names), 1)))
-    axes = np.atleast_1d(axes)
+    config = {str(t.get("name")): t for t in targets}
+    fits = {
+        n: target_fit(tg[tg["target"].astype(str) == n], config.get(n, {}), column) for n in names
+    }
+    heights = [r for n in names for r in ((3, 1.2) if fits[n] is not None else (3, 0.001))]
+    fig, axes = plt.subplots(
+        max(2 * len(names), 1),
+        1,
+        figsize=(8, 1.2 + sum(heights) * 0.9),
+        gridspec_kw={"height_ratios": heights} if names else None,
+        squeeze=False,
+    )
+    axes = axes[:, 0]
     if not names:
         axes[0].text(0.5, 0.5, "no targets in the config", ha="center", va="center")
         axes[0].set_axis_off()
-    for ax, name in zip(axes, names, strict=False):
-        _target_panel(ax, tg[tg["target"].astype(str) == name], name, column)
+    for k, name in enumerate(names):
+        ax, ax_res = axes[2 * k], axes[2 * k + 1]
+        _flux_panel(ax, ax_res, tg[tg["target"].astype(str) == name], name, column, fits[name])
+        if fits[name] is None:
+            ax_res.set_axis_off()
     fig.tight_layout()
-    return fig
+    return fig, {n: f for n, f in fits.items() if f is not None}
+
+
+def night_summary(frames: pd.DataFrame) -> str:
+    """One paragraph of HTML: frames calibrated, measured without a zeropoint (no
+    catalog, too few catalog stars) and failed, and the measured frames' seeing, sky,
+    airmass and zeropoint ranges.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"status": ["ok", "ok", "no_wcs"], "fwhm": [2.5, 3.5, 4.0],
+    ...                   "sky": [100.0, 120.0, 300.0], "airmass": [1.1, 1.3, 1.5],
+    ...                   "zp": [24.5, 24.4, None]})
+    >>> print(night_summary(f))  # doctest: +NORMALIZE_WHITESPACE
+    <p>3 frames: 2 calibrated, 0 measured without a zeropoint, 1 failed. FWHM 2.50-3.50 px
+    (median 3.00);
+    sky 100-120 e-/px; airmass 1.10-1.30; zeropoint 24.40-24.50 mag.</p>
+    """
+    measured = frames["status"].isin(["ok", "few_stars"])  # few_stars: no zeropoint
+    ok = frames[measured]
+    n_zp = int((frames["status"] == "ok").sum())
+    parts = [
+        f"{len(frames)} frames: {n_zp} calibrated, {len(ok) - n_zp} measured without a "
+        f"zeropoint, {len(frames) - len(ok)} failed."
+    ]
+    ranges = []
+    for col, label, fmt, unit in (
+        ("fwhm", "FWHM", ".2f", " px"),
+        ("sky", "sky", ".0f", " e-/px"),
+        ("airmass", "airmass", ".2f", ""),
+        ("zp", "zeropoint", ".2f", " mag"),
+    ):
+        v = pd.to_numeric(ok.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
+        if len(v):
+            text = f"{label} {v.min():{fmt}}-{v.max():{fmt}}{unit}"
+            ranges.append(text + (f" (median {v.median():{fmt}})" if col == "fwhm" else ""))
+    return "<p>" + " ".join(parts + ["; ".join(ranges) + "."] if ranges else parts) + "</p>"
+
+
+def html_page(title: str, sections) -> str:
+    """A self-contained HTML page: ``sections`` are (heading, HTML) pairs; PNG files are
+    embedded with :func:`png_tag`."""
+    body = "".join(f"<h2>{html.escape(h)}</h2>\n{content}\n" for h, content in sections)
+    style = (
+        "body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}"
+        "img{max-width:100%}table{border-collapse:collapse;font-size:90%}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>"
+    )
+
+
+def png_tag(path) -> str:
+    """An ``<img>`` holding the PNG file's bytes (base64)."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"<img src='data:image/png;base64,{data}' alt='{html.escape(Path(path).name)}'>"
 
 
 def failed_nights(results, excluded=()) -> list[str]:

@@ -41,6 +41,7 @@ from . import (
     wcsmodel,
 )
 from . import calibration as cal
+from . import config as cfgmod
 from . import export as xport
 from . import extract as ext
 from . import manifest as mf
@@ -102,10 +103,7 @@ def load_profile(path) -> headers.Profile:
     """An instrument profile from a YAML file (the generic profile when ``path`` is empty)."""
     if not path:
         return headers.DEFAULT_PROFILE
-    import yaml
-
-    with open(path) as fh:
-        return headers.profile_from_dict(yaml.safe_load(fh), str(path))
+    return headers.profile_from_dict(cfgmod.read_file(path), str(path))
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -1077,20 +1075,105 @@ def frame_image(*, calibrated, sources, astrometry, photometry, out):
     io.save_figure(fig, out)
 
 
-def report_pages(results, nights, diagnostics, problems, targets, run_cmd: str, excluded=()):
-    """The report's pages (:mod:`fieldphot.report`) from the products under ``results``:
-    the per-frame diagnostics figure, the failed/flagged frames page (with ``run_cmd``, the
-    command that ran the night) and the targets' light curves."""
+def report_pages(results, nights, pages: dict, run_cmd: str, excluded=(), config_targets=()):
+    """The report's pages (:mod:`fieldphot.report`) from the products under ``results``,
+    written to ``pages`` (a path for each of :data:`REPORT_PAGES`): the per-frame
+    diagnostics, the failed/flagged frames (with ``run_cmd``, the command that ran the
+    night), the targets' relative flux (a transit fit for those of ``config_targets``,
+    the config's, that give an ephemeris), the comparison stars' light curves and the
+    field of the sharpest good frame with the comparison stars' and targets' apertures."""
     results = Path(results)
     frames, _ = io.read_table(results / layout.path("frames"))
-    io.save_figure(report.diagnostics_figure(frames), diagnostics)
+    io.save_figure(report.diagnostics_figure(frames), pages["diagnostics"])
     status = report.frame_status(results, excluded)
     cats = [
         str(results / layout.path("catalogs", night=n, frame=f))
         for n, f in zip(status["night"], status["frame"], strict=True)
     ]
-    io.write_text(problems, report.problems_html(status, cats, run_cmd))
+    io.write_text(pages["problems"], report.problems_html(status, cats, run_cmd))
     column = io.read_meta(nights[0]).get("magnitude", "mag_ens") if nights else "mag_ens"
     lc = io.read_tables(nights, filters=[("target", "!=", "")]) if nights else pd.DataFrame()
-    io.save_figure(report.targets_figure(lc, column), targets)
+    fig, fits = report.targets_figure(lc, column, config_targets)
+    io.save_figure(fig, pages["targets"])
+    for name, f in fits.items():
+        log.info(
+            "%s: transit depth %.5f +- %.5f, mid-time BJD_TDB %.5f +- %.5f "
+            "(chi2_red %.2f, %d points)",
+            name,
+            f["depth"],
+            f["depth_err"],
+            f["t0"],
+            f["t0_err"],
+            f["chi2_red"],
+            f["n"],
+        )
+    comp = (
+        io.read_tables(
+            nights,
+            ["id", "bjd_tdb", column, "mag_ens_err", "comparison"],
+            filters=[("comparison", "==", True)],
+        )
+        if nights
+        else pd.DataFrame()
+    )
+    io.save_figure(report.comparisons_figure(comp, column), pages["comparisons"])
+    io.save_figure(_field_figure(results, frames, nights), pages["field"])
     log.info("report pages: %d frames, %d failed or flagged", len(frames), len(status))
+
+
+#: The report's pages (``layout.path("report_" + name)``).
+REPORT_PAGES = ("diagnostics", "problems", "targets", "comparisons", "field")
+
+
+def standalone_report(results, out, run_cmd: str, excluded=(), config_targets=()) -> None:
+    """The report as one self-contained HTML page without Snakemake (``fieldphot
+    report``): the night's summary and diagnostics, the targets, the field, the
+    rms-magnitude diagram and the failed or flagged frames, from a finished run's
+    ``results`` (the report pages are drawn anew into ``results/report/``)."""
+    results = Path(results)
+    nights = sorted((results / "lightcurves" / "nights").glob("*.parquet"))
+    pages = {k: results / layout.path(f"report_{k}") for k in REPORT_PAGES}
+    report_pages(results, nights, pages, run_cmd, excluded, config_targets)
+    frames, _ = io.read_table(results / layout.path("frames"))
+    problems = Path(pages["problems"]).read_text()
+    sections = [
+        ("The night", report.night_summary(frames) + report.png_tag(pages["diagnostics"])),
+        ("Targets", report.png_tag(pages["targets"])),
+        ("Comparison stars", report.png_tag(pages["comparisons"])),
+        ("The field", report.png_tag(pages["field"])),
+        (
+            "Every star: rms against magnitude",
+            report.png_tag(results / "lightcurves" / "rms_mag.png"),
+        ),
+        (
+            "Failed and flagged frames",
+            problems[problems.find("<body>") + 6 : problems.rfind("</body>")],
+        ),
+    ]
+    io.write_text(out, report.html_page(f"fieldphot: {results.resolve()}", sections))
+
+
+def _field_figure(results: Path, frames: pd.DataFrame, nights):
+    """The sharpest measured frame (with or without a zeropoint) with its comparison
+    stars' and targets' apertures."""
+    measured = frames["status"].isin(["ok", "few_stars"]) & np.isfinite(
+        pd.to_numeric(frames["fwhm"], errors="coerce")
+    )
+    if not measured.any():
+        return report.field_figure(np.zeros((2, 2)), pd.DataFrame(), "no measured frame")
+    best = frames[measured].loc[pd.to_numeric(frames.loc[measured, "fwhm"]).idxmin()]
+    night, frame = str(best["night"]), str(best["frame"])
+    sci = io.read_calibrated(results / layout.path("calibrated", night=night, frame=frame))[0]
+    cat = io.read_table(
+        results / layout.path("catalogs", night=night, frame=frame),
+        columns=["id", "x", "y", "r_ap", "target"],
+    )[0]
+    stars = pd.DataFrame(
+        next((io.read_meta(p).get("stars", []) for p in nights if Path(p).stem == night), [])
+    )
+    comparison = set(stars.loc[stars["comparison"], "id"]) if len(stars) else set()
+    kind = np.where(cat["target"].astype(str) != "", "target", "")
+    kind = np.where(cat["id"].isin(comparison), "comparison", kind)
+    return report.field_figure(
+        sci, cat.assign(kind=kind)[kind != ""], f"{night}/{frame} (FWHM {best['fwhm']:.1f} px)"
+    )

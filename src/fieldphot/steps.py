@@ -191,6 +191,7 @@ READS = {
         "lightcurves",
         (
             "ensemble_order",
+            "comparison_ids",
             "comparison_min_snr",
             "variable_factor",
             "poor_frame_factor",

@@ -600,8 +600,16 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     config_path = root / "config.yaml"
     demo = demo_config(raw_dir, refcat_path)
     if cfg.targets:
+        # The transiting star with its ephemeris, as a transit observer gives it (and the
+        # simulated star's limb darkening: none).
+        ephemeris = {
+            "t0_bjd": t0_transit,
+            "duration_h": cfg.transit_duration_h,
+            "limb_darkening": [0.0, 0.0],
+        }
         demo["targets"] = [
             {"name": f"{r.kind}-{r.id}", "ra": float(r.ra), "dec": float(r.dec)}
+            | (ephemeris if r.kind == "transit" else {})
             for r in stars[stars["kind"].isin(["transit", "variable"])].itertuples()
         ]
     io.write_text(config_path, yaml.safe_dump(demo, sort_keys=False))

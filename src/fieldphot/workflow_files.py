@@ -24,3 +24,4 @@ ROOT = _SHIPPED if (_SHIPPED / "Snakefile").exists() else _PACKAGE.parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 SCHEMAS = ROOT / "workflow" / "schemas"
 INSTRUMENTS = ROOT / "config" / "instruments"
+PROFILES = ROOT / "profiles"

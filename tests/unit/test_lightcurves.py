@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from fieldphot import config, io, layout, stages, steps, synthetic, validation
+from fieldphot import config, io, layout, lightcurves, stages, steps, synthetic, validation
 from fieldphot.flags import Flag
 from fieldphot.runner import run_night
 
@@ -109,6 +110,27 @@ def test_transit_depth_within_5_percent_and_mid_time_within_2_minutes(transit_ni
     assert abs(t0 - p["t0_bjd"]) * 1440 < 2.0
 
 
+def test_the_reports_transit_fit_gives_depth_and_mid_time(transit_night):
+    """Issue 26: a target with an ephemeris gets a transit-model fit (batman) in the
+    report, with depth and mid-time and honest errors, started ten minutes off."""
+    from fieldphot import report
+
+    p = validation.Truth(transit_night).params["transit"]
+    target = yaml.safe_load((transit_night / "config.yaml").read_text())["targets"]
+    target = next(t for t in target if t.get("t0_bjd"))
+    lc = validation.light_curves(transit_night / "results")
+    t = lc[lc["target"].astype(str) == target["name"]]
+    fit = report.target_fit(t, {**target, "t0_bjd": target["t0_bjd"] + 10 / 1440})
+    assert abs(fit["depth"] / p["depth"] - 1) < 0.05, fit["depth"]
+    # the shape (impact parameter, a/R*) is free: its error is in the depth's (3.6 % here)
+    assert abs(fit["depth"] - p["depth"]) < 3 * fit["depth_err"]
+    assert fit["depth_err"] < 0.05 * p["depth"]
+    assert abs(fit["t0"] - p["t0_bjd"]) * 1440 < 2.0
+    assert abs(fit["t0"] - p["t0_bjd"]) < 3 * fit["t0_err"]
+    fig, fits = report.targets_figure(lc[lc["target"].astype(str) != ""], targets=[target])
+    assert list(fits) == [target["name"]] and len(fig.axes) == 4
+
+
 def test_variable_amplitude_and_period_recovered(processed):
     p = processed.params["variable"]
     t, f, e = validation.flux_curve(processed.results, p["id"])
@@ -126,6 +148,21 @@ def _night_cfg(lightcurves: dict) -> dict:
     """The night step's settings: ``lightcurves`` over the schema's defaults."""
     full = config.with_defaults({"raw_dir": ".", "lightcurves": lightcurves})
     return steps.reads("night_lightcurves", full)
+
+
+def test_comparison_stars_chosen_by_hand(processed, tmp_path):
+    """Issue 26: `lightcurves.comparison_ids` chooses the ensemble by hand; the transit
+    host among them is still left out (a target is never its own comparison), and so is
+    a chosen star the ensemble finds variable (its chi-square over 3 times the median)."""
+    s, _ = io.read_table(processed.results / "lightcurves" / "summary.parquet")
+    auto = s.loc[s["comparison"], "id"].tolist()
+    host = processed.params["transit"]["id"]
+    cats = sorted(processed.results.glob("catalogs/*/*.parquet"))
+    out = tmp_path / "n.parquet"
+    stages.night_light_curves(cats, out, _night_cfg({"comparison_ids": [*auto[:15], host]}))
+    stars = pd.DataFrame(io.read_meta(out)["stars"])
+    used = set(stars.loc[stars["comparison"], "id"])
+    assert used <= set(auto[:15]) and len(used) >= 12 and host not in used
 
 
 def test_protected_detrending_keeps_the_transit_depth(processed, tmp_path):
@@ -161,11 +198,12 @@ def test_a_targets_ephemeris_protects_its_transit_by_default(processed, tmp_path
     cfg = {"detrend": {"epd": ["airmass", "sky"], "tfa_templates": 8}}
     lc_of = {}
     for with_ephemeris in (False, True):
+        bare = [{k: t[k] for k in ("name", "ra", "dec")} for t in targets]
         tg = [
             {**t, "t0_bjd": p["t0_bjd"], "duration_h": p["duration_d"] * 24}
             if with_ephemeris
             else t
-            for t in targets
+            for t in bare
         ]
         out = tmp_path / f"{with_ephemeris}" / "n.parquet"
         stages.night_light_curves(cats, out, _night_cfg(cfg), tg)
@@ -261,3 +299,34 @@ def test_a_target_is_never_its_own_comparison(processed):
         d = np.hypot((stars["ra"] - t.ra) * np.cos(np.radians(t.dec)), stars["dec"] - t.dec)
         twins = stars[(d * 3600 < 1.0) & (stars["target"].astype(str) == "")]
         assert len(twins) == 1 and not twins["comparison"].any()
+
+
+def test_blends_are_named_and_ranked_last_as_variables():
+    """Issue 26: sorted by chi-square, blended constant stars came first with n_flagged
+    0. A blend scattering more than the true variable is named and left unranked."""
+    rng = np.random.default_rng(3)
+    n = 40
+    t = np.arange(n) / 100.0
+    star = {
+        1: (0.0, 0.0),  # constant
+        2: (0.03 * np.sin(2 * np.pi * t / 0.1), 0.0),  # variable
+        3: (rng.normal(0, 0.08, n), int(Flag.BLENDED)),  # blend: the widest scatter
+    }
+    lc = pd.concat(
+        pd.DataFrame(
+            {
+                "id": k,
+                "filter": "V",
+                "bjd_tdb": t,
+                "mag_ens": 12 + signal + rng.normal(0, 0.005, n),
+                "mag_ens_err": 0.005,
+                "flags": flag,
+            }
+        )
+        for k, (signal, flag) in star.items()
+    )
+    s = lightcurves.summarize(lc, periodograms=False).set_index("id")
+    assert s.loc[3, "blended"] and s.loc[3, "n_blended"] == n
+    assert not s.loc[[1, 2], "blended"].any()
+    assert s.loc[2, "variability_rank"] == 1 and s.loc[1, "variability_rank"] == 2
+    assert pd.isna(s.loc[3, "variability_rank"])

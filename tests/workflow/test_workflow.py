@@ -21,6 +21,7 @@ from astropy.table import Table
 from conftest import job_counts  # tests/ is on the path (its conftest)
 
 from fieldphot import io, synthetic, validation, workflow_files
+from fieldphot.cli import main as fieldphot_main
 from fieldphot.cli import snakemake_command
 
 SMALL_NIGHT = synthetic.SimConfig(
@@ -329,7 +330,12 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     wanted = {
         "Frames": ["results/report/diagnostics.png", "results/report/problems.html"],
         "Frame images": [str(images[0].relative_to(work))],
-        "Light curves": ["results/lightcurves/rms_mag.png", "results/report/targets.png"],
+        "Light curves": [
+            "results/lightcurves/rms_mag.png",
+            "results/report/targets.png",
+            "results/report/comparisons.png",
+            "results/report/field.png",
+        ],
     }
     page = report.read_text()
     probe = PROBE.replace("WANTED", json.dumps(wanted))
@@ -359,6 +365,12 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     lc = validation.light_curves(work / "results")
     targets = yaml.safe_load(night.config.read_text())["targets"]
     assert set(lc["target"]) - {""} == {t["name"] for t in targets}
+    # Without Snakemake: `fieldphot report`, one page with every figure in it.
+    page = tmp_path / "fieldphot.html"
+    argv = ["report", str(night.config), "--workdir", str(work), "--out", str(page)]
+    assert fieldphot_main(argv) == 0
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == 5 and "<td>broken</td><td>bad</td>" in text
 
 
 def test_a_raw_file_rewritten_with_its_old_time_is_measured_again(run):

@@ -18,7 +18,9 @@ RESULTS = config["results_dir"]
 RAW_FILES = raw_files(config["raw_dir"])
 #: The instrument profile (a file the manifest reads: editing it remakes the manifest).
 INSTRUMENT_PROFILE = config["instrument"] or str(workflow_files.INSTRUMENTS / "generic.yaml")
-SCRIPTS = os.path.join(workflow.basedir, "scripts")
+# Resolved: `-s ../Snakefile` and `-s /abs/Snakefile` give the same commands, so Snakemake
+# sees the same code however the night is invoked.
+SCRIPTS = os.path.join(os.path.realpath(workflow.basedir), "scripts")
 _CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 def _interpreter():
     """This Python, by one name whichever it was started as (``python`` or ``python3`` of
@@ -216,6 +218,10 @@ def refcat_input(wildcards):
 
 def all_catalogs(wildcards):
     return per_frame("catalogs")
+
+
+def all_calibrated(wildcards):
+    return per_frame("calibrated")
 
 
 def night_catalogs(wildcards):

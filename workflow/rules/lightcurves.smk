@@ -44,6 +44,7 @@ rule report_pages:
         manifest=out("manifest"),
         nights=all_nights,
         catalogs=all_catalogs,
+        calibrated=all_calibrated,
     output:
         diagnostics=report(
             out("report_diagnostics"), caption="../report/diagnostics.rst", category="Frames"
@@ -54,10 +55,15 @@ rule report_pages:
         targets=report(
             out("report_targets"), caption="../report/targets.rst", category="Light curves"
         ),
+        comparisons=report(
+            out("report_comparisons"), caption="../report/comparisons.rst", category="Light curves"
+        ),
+        field=report(out("report_field"), caption="../report/field.rst", category="Light curves"),
     params:
         results=lambda wildcards, input: os.path.dirname(input.manifest),
         run_cmd=RUN_COMMAND,
         excluded=config["exclude_frames"],
+        targets=config["targets"],
     conda:
         "../../envs/fieldphot.yaml"
     log:
