@@ -26,13 +26,16 @@ grep -q "frames calibrated; zeropoint" demo.log || { tail -40 demo.log; echo "ch
   && [ -s d/report.html ] || { tail -20 report.log; echo "check-wheel: no report"; exit 1; }
 "$work/v/bin/fieldphot" init d/night/raw --out i --catalog d/night/refcat.parquet > init.log 2>&1 \
   || { cat init.log; echo "check-wheel: fieldphot init failed"; exit 1; }
-"$work/v/bin/fieldphot" run i/config.yaml --workdir i --cores 2 > run.log 2>&1 \
+# The README's "your own night" steps as written: from the night's folder init wrote.
+(cd i && "$work/v/bin/fieldphot" run config.yaml --cores 2) > run.log 2>&1 \
   || { tail -40 run.log; echo "check-wheel: fieldphot run failed"; exit 1; }
 # status exits 1 when it lists flagged frames (a small simulated field may have some); 2 and
 # above, or a traceback, is a fault.
 rc=0
-"$work/v/bin/fieldphot" status i/config.yaml --workdir i > status.log 2>&1 || rc=$?
+(cd i && "$work/v/bin/fieldphot" status config.yaml) > status.log 2>&1 || rc=$?
 if [ "$rc" -gt 1 ] || grep -q Traceback status.log; then
   cat status.log; echo "check-wheel: fieldphot status failed"; exit 1
 fi
-echo "check-wheel: the installed wheel ran demo, init, run and status outside the checkout"
+(cd i && "$work/v/bin/fieldphot" report config.yaml) > freport.log 2>&1 && [ -s i/report.html ] \
+  || { tail -20 freport.log; echo "check-wheel: fieldphot report failed"; exit 1; }
+echo "check-wheel: the installed wheel ran demo, its report, init, run, status and report outside the checkout"
