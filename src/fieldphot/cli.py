@@ -8,6 +8,8 @@ Examples
 
 import argparse
 import difflib
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -225,6 +227,54 @@ def profile_paths(extra: list[str]) -> list[str]:
     return out
 
 
+def ask_slurm_nothing(extra: list[str], home: Path | None = None) -> bool:
+    """For a run that does not use SLURM, put an ``scontrol`` that answers at once first
+    on this process's ``PATH`` (Snakemake inherits it); True when it did. Every Snakemake
+    start (and its option parser, which :func:`unknown_options` reads) imports the SLURM
+    executor plugin when it is installed, and the plugin asks ``scontrol show config``
+    then, which waits 8-10 s where SLURM is installed but its controller is down. A local
+    run's jobs call no SLURM command.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ask_slurm_nothing(["--executor", "slurm"], Path(tempfile.mkdtemp()))
+    False
+    """
+    if _uses_slurm(extra) or shutil.which("scontrol") is None:
+        return False
+    shim = (home or Path.home() / ".cache" / "fieldphot") / "local-run"
+    if not (shim / "scontrol").exists():
+        from . import io
+
+        with io.atomic_path(shim / "scontrol") as tmp:  # executable before it is there
+            tmp.write_text("#!/bin/sh\n# fieldphot: a local run asks SLURM nothing\nexit 1\n")
+            tmp.chmod(0o755)
+    os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
+    return True
+
+
+def _uses_slurm(extra: list[str]) -> bool:
+    """Whether Snakemake's options (or ``$SNAKEMAKE_PROFILE``) choose the SLURM executor."""
+    import yaml
+
+    args = [a for arg in profile_paths(extra) for a in arg.split("=", 1)]
+    profiles = [os.environ.get("SNAKEMAKE_PROFILE", "")]
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("--executor", "-e") and args[i + 1] == "slurm":
+            return True
+        if arg == "--profile":
+            profiles.append(args[i + 1])
+    for profile in filter(None, profiles):
+        try:
+            conf = yaml.safe_load((Path(profile) / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if conf.get("executor") == "slurm":
+            return True
+    return False
+
+
 def run(config: Path, workdir: Path, cores: str, extra: list[str], verbose=False) -> int:
     """Run the workflow on ``config`` in ``workdir``: a progress bar per stage and a
     summary (Snakemake's output into ``logs/fieldphot/``), or, with ``verbose`` or an
@@ -241,7 +291,9 @@ def run(config: Path, workdir: Path, cores: str, extra: list[str], verbose=False
     if stale_lock(workdir):
         print(f"fieldphot run: removing the lock a killed run left in {workdir}", flush=True)
         subprocess.run(
-            snakemake_command(config, workdir, cores, "--unlock"), check=True, capture_output=True
+            snakemake_command(config, workdir, cores, "--unlock"),
+            check=True,
+            capture_output=True,
         )
     cmd = snakemake_command(config, workdir, cores, *profile_paths(extra))
     if verbose or SHOWN_AS_IS & {a.split("=", 1)[0] for a in extra}:
@@ -387,6 +439,8 @@ def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[s
 
 def main(argv=None) -> int:
     args, extra = parser().parse_known_args(argv)
+    if args.command in ("run", "demo"):
+        ask_slurm_nothing(extra)
     problem = unknown_options(args.command, extra)
     if problem:
         print(problem, file=sys.stderr)

@@ -109,10 +109,11 @@ class Progress:
         return "\n".join(lines)
 
 
-def follow(cmd: list[str], log_path: Path, out=sys.stdout, interval: float = 0.5) -> int:
-    """Run ``cmd`` (a Snakemake command line), its whole output into ``log_path``, and
-    show :class:`Progress` on ``out``: bars redrawn in place on a terminal, a line per
-    finished stage otherwise. Returns the command's exit code."""
+def follow(cmd: list[str], log_path: Path, out=sys.stdout, interval: float = 0.5, env=None) -> int:
+    """Run ``cmd`` (a Snakemake command line; ``env`` its environment, None for this
+    one's), its whole output into ``log_path``, and show :class:`Progress` on ``out``:
+    bars redrawn in place on a terminal, a line per tenth of the steps otherwise. Returns
+    the command's exit code."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     progress, tty = Progress(), out.isatty()
     shown, last, tail = 0, 0.0, deque(maxlen=15)

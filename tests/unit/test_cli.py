@@ -1,9 +1,17 @@
 """The command line as a new user meets it (issue 26): a mistyped option, a broken config
 file or a wrong folder is one line naming what to fix, never a traceback or silence."""
 
+import os
+
 import pytest
 
 from fieldphot import cli
+
+
+@pytest.fixture(autouse=True)
+def _path_restored(monkeypatch):
+    """`fieldphot run` puts a local-run `scontrol` on its PATH: undone after each test."""
+    monkeypatch.setenv("PATH", os.environ["PATH"])
 
 
 @pytest.mark.parametrize(
@@ -40,3 +48,21 @@ def test_status_in_the_wrong_folder_is_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert cli.main(["status", str(tmp_path / "missing.yaml")]) == 1
     assert "missing.yaml: cannot be read" in capsys.readouterr().err
+
+
+def test_a_local_run_asks_slurm_nothing(tmp_path, monkeypatch):
+    """Issue 26: with SLURM installed but stopped, every Snakemake start waited 8-10 s
+    (the executor plugin runs `scontrol show config` when imported). A local run gets an
+    `scontrol` that answers at once; a run on SLURM (its profile or --executor) does not."""
+    import shutil
+    import subprocess
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert not cli.ask_slurm_nothing(["--profile", "slurm"], tmp_path)  # fieldphot's own
+    assert not cli.ask_slurm_nothing(["--executor=slurm"], tmp_path)
+    assert os.environ["PATH"] == "/usr/bin:/bin"
+    assert cli.ask_slurm_nothing(["--dry-run"], tmp_path)
+    shim = os.environ["PATH"].split(":")[0]
+    assert subprocess.run([f"{shim}/scontrol", "show", "config"]).returncode == 1

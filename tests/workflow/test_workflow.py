@@ -373,6 +373,18 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     assert text.count("data:image/png;base64,") == 5 and "<td>broken</td><td>bad</td>" in text
 
 
+def test_a_relative_snakefile_path_is_the_same_code(run):
+    """Issue 26: the README's plain snakemake command with a relative `-s ../Snakefile`
+    reran every job ("code has changed"): the steps' commands name the resolved scripts
+    folder, so the same night is the same code however it is invoked."""
+    night, work, _, _ = run
+    cmd = snakemake_command(night.config, work, 2, "--dry-run")
+    cmd[cmd.index("-s") + 1] = os.path.relpath(workflow_files.SNAKEFILE, work)
+    cmd[cmd.index("--directory") + 1] = "."
+    dry = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-2000:]
+
+
 def test_a_raw_file_rewritten_with_its_old_time_is_measured_again(run):
     """A frame replaced by other bytes that keep the old modification time (``cp -p``,
     a restored backup) is found by its content digest: that frame is calibrated again,
