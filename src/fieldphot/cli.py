@@ -263,7 +263,7 @@ def _uses_slurm(extra: list[str]) -> bool:
     for i, arg in enumerate(args[:-1]):
         if arg in ("--executor", "-e") and args[i + 1] == "slurm":
             return True
-        if arg == "--profile":
+        if arg in ("--profile", "--workflow-profile"):
             profiles.append(args[i + 1])
     for profile in filter(None, profiles):
         try:

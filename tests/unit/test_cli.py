@@ -62,6 +62,9 @@ def test_a_local_run_asks_slurm_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert not cli.ask_slurm_nothing(["--profile", "slurm"], tmp_path)  # fieldphot's own
     assert not cli.ask_slurm_nothing(["--executor=slurm"], tmp_path)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "config.yaml").write_text("executor: slurm\n")
+    assert not cli.ask_slurm_nothing(["--workflow-profile", str(tmp_path / "p")], tmp_path)
     assert os.environ["PATH"] == "/usr/bin:/bin"
     assert cli.ask_slurm_nothing(["--dry-run"], tmp_path)
     shim = os.environ["PATH"].split(":")[0]
