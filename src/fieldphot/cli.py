@@ -283,7 +283,8 @@ def run(config: Path, workdir: Path, cores: str, extra: list[str], verbose=False
     from . import config as cfgmod
 
     try:  # what Snakemake would refuse, said here in one line naming the file and key
-        cfgmod.check(cfgmod.read_file(config), workdir)
+        given = cfgmod.read_file(config)
+        cfgmod.check(given, workdir)
     except ValueError as exc:
         print(f"fieldphot run: {exc}", file=sys.stderr)
         return 1
@@ -304,16 +305,10 @@ def run(config: Path, workdir: Path, cores: str, extra: list[str], verbose=False
     log = workdir / "logs" / "fieldphot" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     print(f"fieldphot run: {config} in {workdir.resolve()}", flush=True)
     code = progress.follow(cmd, log)
-    results = workdir / _results_dir(config)
+    results = workdir / cfgmod.with_defaults(given)["results_dir"]
     if code == 0 and (results / "lightcurves" / "summary.parquet").is_file():
         report(results)
     return code
-
-
-def _results_dir(config: Path) -> str:
-    from . import config as cfgmod
-
-    return cfgmod.with_defaults(cfgmod.read_file(config))["results_dir"]
 
 
 def report(results: Path) -> None:

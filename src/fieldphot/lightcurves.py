@@ -219,8 +219,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
         grid.flags |= np.where(fraction >= level, int(Flag.NONLINEAR), 0).astype(np.int32)
     u, v = _uv(grid)
     never_sat = ~((grid.flags & int(Flag.SATURATED)) != 0).any(axis=1)
-    clean = (grid.flags & ~int(Flag.NO_ZEROPOINT)) == 0
-    snr = ensemble.nanmedian(np.where(clean, grid.point["snr"], np.nan), axis=1)
+    snr = ensemble.nanmedian(np.where(_clean(grid.flags), grid.point["snr"], np.nan), axis=1)
     steady = ~near_targets(grid.star) & (np.nan_to_num(snr) >= cfg["comparison_min_snr"])
     candidates = steady & never_sat
     if cfg["comparison_ids"]:  # chosen by hand (a target is still never its own)
@@ -232,7 +231,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
         return ensemble.fit(
             grid.point["mag_inst"][:, cols],
             grid.point["mag_inst_err"][:, cols],
-            ((grid.flags[:, cols] & ~int(Flag.NO_ZEROPOINT)) == 0),
+            _clean(grid.flags[:, cols]),
             grid.star["color"].to_numpy(float),
             u[:, cols],
             v[:, cols],
@@ -245,8 +244,9 @@ def differential(grid: Grid, cfg: dict) -> dict:
         if cfg["ensemble_order"] != "auto":
             return ensemble_fit(cols, cfg["ensemble_order"]), cfg["ensemble_order"]
         fits = [ensemble_fit(cols, k) for k in ORDERS]
-        ok = (grid.flags[:, cols] & ~int(Flag.NO_ZEROPOINT)) == 0
-        k = ensemble.best_order(fits, grid.point["mag_inst_err"][:, cols], ok)
+        k = ensemble.best_order(
+            fits, grid.point["mag_inst_err"][:, cols], _clean(grid.flags[:, cols])
+        )
         return fits[k], ORDERS[k]
 
     # One ensemble per filter and field (pointing): a night that moved to another field
@@ -257,7 +257,7 @@ def differential(grid: Grid, cfg: dict) -> dict:
         fit, order = chosen_fit(cols)
         if level == "auto":
             pull = (fit["mag"] - fit["ref"][:, None]) / fit["err"]
-            points = steady[:, None] & ((grid.flags[:, cols] & ~int(Flag.NO_ZEROPOINT)) == 0)
+            points = steady[:, None] & _clean(grid.flags[:, cols])
             found = linearity.onset(fraction[:, cols][points], pull[points])
             if found is not None:
                 above = fraction[:, cols] >= found
@@ -288,6 +288,11 @@ def differential(grid: Grid, cfg: dict) -> dict:
                 det,
             )
     return res
+
+
+def _clean(flags) -> np.ndarray:
+    """Unflagged points (a frame without a zeropoint still has instrumental magnitudes)."""
+    return (flags & ~int(Flag.NO_ZEROPOINT)) == 0
 
 
 def _peak_fraction(grid: Grid) -> np.ndarray:

@@ -58,7 +58,7 @@ def diagnostics_figure(frames: pd.DataFrame):
     fig, axes = plt.subplots(len(DIAGNOSTICS), 1, figsize=(7, 13), sharex=True, dpi=100)
     t0 = np.nanmin(frames["mjd_utc_mid"]) if len(frames) else 0.0
     hours = (frames["mjd_utc_mid"] - t0) * 24.0
-    ok = frames["status"].isin(["ok", "few_stars"]).to_numpy()  # measured
+    ok = measured(frames).to_numpy()
     for ax, (col, label) in zip(axes, DIAGNOSTICS, strict=True):
         y = pd.to_numeric(frames.get(col, pd.Series(np.nan, frames.index)), errors="coerce")
         ax.plot(hours[ok], y[ok], ".", ms=5, color="C0", label="measured")
@@ -74,6 +74,12 @@ def diagnostics_figure(frames: pd.DataFrame):
     fig.suptitle(f"{len(frames)} frames, {int(ok.sum())} measured")
     fig.tight_layout()
     return fig
+
+
+def measured(frames: pd.DataFrame) -> pd.Series:
+    """Frames that were measured: calibrated, or without a zeropoint (``few_stars``: no
+    catalog, or too few catalog stars)."""
+    return frames["status"].isin(["ok", "few_stars"])
 
 
 def _transparency(frames: pd.DataFrame) -> pd.Series:
@@ -409,8 +415,7 @@ def night_summary(frames: pd.DataFrame) -> str:
     (median 3.00);
     sky 100-120 e-/px; airmass 1.10-1.30; zeropoint 24.40-24.50 mag.</p>
     """
-    measured = frames["status"].isin(["ok", "few_stars"])  # few_stars: no zeropoint
-    ok = frames[measured]
+    ok = frames[measured(frames)]
     n_zp = int((frames["status"] == "ok").sum())
     parts = [
         f"{len(frames)} frames: {n_zp} calibrated, {len(ok) - n_zp} measured without a "

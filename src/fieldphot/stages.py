@@ -1156,12 +1156,11 @@ def standalone_report(results, out, run_cmd: str, excluded=(), config_targets=()
 def _field_figure(results: Path, frames: pd.DataFrame, nights):
     """The sharpest measured frame (with or without a zeropoint) with its comparison
     stars' and targets' apertures."""
-    measured = frames["status"].isin(["ok", "few_stars"]) & np.isfinite(
-        pd.to_numeric(frames["fwhm"], errors="coerce")
-    )
-    if not measured.any():
+    fwhm = pd.to_numeric(frames["fwhm"], errors="coerce")
+    sharp = report.measured(frames) & np.isfinite(fwhm)
+    if not sharp.any():
         return report.field_figure(np.zeros((2, 2)), pd.DataFrame(), "no measured frame")
-    best = frames[measured].loc[pd.to_numeric(frames.loc[measured, "fwhm"]).idxmin()]
+    best = frames.loc[fwhm[sharp].idxmin()]
     night, frame = str(best["night"]), str(best["frame"])
     sci = io.read_calibrated(results / layout.path("calibrated", night=night, frame=frame))[0]
     cat = io.read_table(
