@@ -29,16 +29,18 @@ rule all:
     input:
         all_products,
         all_nights,
-        out("summary"),
-        out("frames"),
-        out("report_diagnostics"),
-        TARGET_FILES,
-        EXPORTS,
+        season_products,
         frame_images,
     default_target: True
 
 
-include: "workflow/rules/manifest.smk"
-include: "workflow/rules/masters.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/lightcurves.smk"
+
+
+# What crosses nights; a night's run (NIGHT) finds it made by the season run.
+if not NIGHT:
+
+    include: "workflow/rules/manifest.smk"
+    include: "workflow/rules/masters.smk"
+    include: "workflow/rules/season.smk"

@@ -6,4 +6,9 @@ from fieldphot import stages
 
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
-    stages.export(list(sm.input), Path(sm.output[0]).parent, sm.params.cfg, sm.params.targets)
+    stages.export(
+        stages.night_products(sm.input, "catalogs"),
+        Path(sm.output[0]).parent,
+        sm.params.cfg,
+        sm.params.targets,
+    )

@@ -7,5 +7,8 @@ from fieldphot import stages
 sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
     stages.light_curves(
-        list(sm.input), Path(sm.output.summary).parent, sm.params.cfg, sm.params.names
+        stages.night_products(sm.input, "night_lightcurves"),
+        Path(sm.output.summary).parent,
+        sm.params.cfg,
+        sm.params.names,
     )

@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821
 with stages.logged(sm.log[0]):
     stages.report_pages(
         sm.params.results,
-        list(sm.input.nights),
+        stages.night_products(sm.input.nights, "night_lightcurves"),
         {name: getattr(sm.output, name) for name in stages.REPORT_PAGES},
         sm.params.run_cmd,
         sm.params.excluded,

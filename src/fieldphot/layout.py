@@ -12,6 +12,8 @@ import re
 
 PATTERNS = {
     "manifest": "manifest.parquet",
+    "plan": "manifest/plan.json",
+    "night_slice": "manifest/nights/{night}.parquet",
     "refcat": "refcat.parquet",
     "master": "masters/{night}/{kind}_{setup}.fits",
     "calibrated": "calibrated/{night}/{frame}.fits",
@@ -21,6 +23,7 @@ PATTERNS = {
     "photometry": "photometry/{night}/{frame}.parquet",
     "catalogs": "catalogs/{night}/{frame}.parquet",
     "night_lightcurves": "lightcurves/nights/{night}.parquet",
+    "night_run": "lightcurves/nights/{night}.json",
     "summary": "lightcurves/summary.parquet",
     "frames": "lightcurves/frames.parquet",
     "rms_plot": "lightcurves/rms_mag.png",
@@ -82,6 +85,19 @@ def target_files(names) -> list[str]:
 def path(product: str, **wildcards) -> str:
     """The relative path of one product, with its wildcards filled in."""
     return PATTERNS[product].format(**wildcards)
+
+
+def field_wildcards(field: str) -> dict:
+    """The wildcards of a field's files (its star list): a field is named ``night/frame``
+    after its first frame.
+
+    Examples
+    --------
+    >>> path("starlist", **field_wildcards("20240314/f001"))
+    'starlist/20240314/f001.parquet'
+    """
+    night, frame = field.split("/")
+    return {"night": night, "frame": frame}
 
 
 def masters(row, results) -> list[str]:

@@ -19,13 +19,18 @@ Examples
 """
 
 import contextlib
+import json
 import logging
 import math
+import os
+import shlex
+import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from astropy.io import fits
 
 from . import (
@@ -37,6 +42,7 @@ from . import (
     lightcurves,
     measure,
     report,
+    season,
     steps,
     wcsmodel,
 )
@@ -973,6 +979,57 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
         "/".join(str(k) for k in np.unique(diff["ensemble_order"])) or "-",
         float(np.nanmedian(rms)) if np.isfinite(rms).any() else np.nan,
     )
+
+
+def night_run(night_slice, out, config: dict, snakefile, cores: int, nested_log) -> None:
+    """A season's night job: the per-frame workflow of one night (``config["night"]``,
+    :func:`fieldphot.season.night_config`) as a nested Snakemake run of ``snakefile`` in
+    this folder, its output in ``nested_log``; then the night's record ``out`` (JSON: the
+    night's light curves, catalogs and calibrated frames, as the workflow names them),
+    which the season's cross-night steps read. A nested run that fails (a frame's job
+    killed) fails the job, naming its log: a rerun redoes only what it left missing."""
+    night = config["night"]
+    results = config["results_dir"]
+    frames = io.read_table(night_slice, ["frame"])[0]["frame"].tolist()
+    cfg_path = Path(nested_log).with_suffix(".config.yaml")
+    io.write_text(cfg_path, yaml.safe_dump(config, sort_keys=False))
+    command = season.night_command(snakefile, cfg_path, os.getcwd(), cores)
+    log.info("night %s: %d frames: %s", night, len(frames), shlex.join(command))
+    with open(nested_log, "w") as fh:
+        code = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"night {night}: its run failed (exit {code}); see {nested_log}")
+
+    def paths(product):
+        return [os.path.join(results, layout.path(product, night=night, frame=f)) for f in frames]
+
+    record = {
+        "night": night,
+        "night_lightcurves": os.path.join(results, layout.path("night_lightcurves", night=night)),
+        "catalogs": paths("catalogs"),
+        "calibrated": paths("calibrated"),
+    }
+    io.write_text(out, json.dumps(record, indent=1))
+
+
+def night_products(paths, product: str) -> list[str]:
+    """``paths`` with each night record (:func:`night_run`, ``.json``) replaced by its
+    ``product`` files: the season's cross-night steps take the records of its night jobs,
+    a one-night run the files themselves.
+
+    Examples
+    --------
+    >>> night_products(["lightcurves/nights/20240101.parquet"], "night_lightcurves")
+    ['lightcurves/nights/20240101.parquet']
+    """
+    out = []
+    for p in map(str, paths):
+        if p.endswith(".json"):
+            record = json.loads(Path(p).read_text())
+            out.extend([record[product]] if isinstance(record[product], str) else record[product])
+        else:
+            out.append(p)
+    return out
 
 
 def light_curves(nights, outdir, cfg: dict, names=()) -> None:

@@ -246,7 +246,7 @@ def frame_inputs(name: str, row, results, products=None) -> dict[str, str]:
         return os.path.join(products, layout.path(product, night=night, frame=of))
 
     anchor = row.get("anchor") or frame
-    field_night, field_frame = (row.get("field") or f"{night}/{frame}").split("/")
+    field = layout.field_wildcards(row.get("field") or f"{night}/{frame}")
     bias, dark, flat = layout.masters(row, results) if "bias_master" in row else ("", "", "")
     found = {
         "raw": str(row.get("path", "")),
@@ -255,9 +255,7 @@ def frame_inputs(name: str, row, results, products=None) -> dict[str, str]:
         "flat": flat,
         "refcat": os.path.join(results, layout.path("refcat")),
         "neighbour": own("astrometry", anchor) if anchor != frame else "",
-        "starlist": os.path.join(
-            results, layout.path("starlist", night=field_night, frame=field_frame)
-        ),
+        "starlist": os.path.join(results, layout.path("starlist", **field)),
         **{p: own(p) for p in ("calibrated", "sources", "astrometry", "photometry")},
     }
     return {k: found[k] for k in STEPS[name].inputs if found[k]}
@@ -313,6 +311,36 @@ def starlist_params(config: dict) -> dict:
         "cfg": reads("starlist", config),
         "frame_params": {n: frame_params(n, config) for n in ("calibrate", "extract", "solve")},
         "targets": target_positions(config),
+    }
+
+
+def plan_params(config: dict) -> dict:
+    """What the season's plan (:func:`fieldphot.season.plan`) reads of the config: the
+    frames excluded and the wiring (the frames of one pointing, a field's reference
+    frames), in the config's own shape.
+
+    Examples
+    --------
+    >>> from fieldphot import config
+    >>> plan_params(config.with_defaults({"raw_dir": "raw"}))["starlist"]
+    {'frames': 5}
+    """
+    return {
+        "exclude_frames": config["exclude_frames"],
+        "solve": {"same_pointing_arcmin": config["solve"]["same_pointing_arcmin"]},
+        "starlist": {"frames": config["starlist"]["frames"]},
+    }
+
+
+def night_params(config: dict) -> dict:
+    """What a season's night job runs with: the params of every per-frame step (and of
+    the frame images, with ``debug``) and of the night's light curves. A change of any
+    reruns every night's job, and inside each only the steps it changed."""
+    names = [*FRAME, *(["frame_image"] if config["debug"] else [])]
+    return {
+        "steps": {n: frame_params(n, config) for n in names},
+        "night_lightcurves": reads("night_lightcurves", config),
+        "targets": config["targets"],
     }
 
 

@@ -1,4 +1,4 @@
-# Shared helpers: output paths, the manifest (a checkpoint) and input functions.
+# Shared helpers: output paths, the season's plan (a checkpoint) and input functions.
 import json
 import math
 import os
@@ -9,13 +9,17 @@ from functools import lru_cache
 import pandas as pd
 from snakemake.settings.types import DeploymentMethod
 
-from fieldphot import layout, steps, worker, workflow_files
+from fieldphot import io, layout, season, steps, worker, workflow_files
 from fieldphot import manifest as mf
 from fieldphot.runner import raw_files
 
 RESULTS = config["results_dir"]
-#: The raw folder's frames, walked once per Snakemake start (the manifest's inputs and state).
-RAW_FILES = raw_files(config["raw_dir"])
+#: The night of a season's night job (its nested run): the per-frame workflow of that night
+#: alone, from its slice of the manifest; None for a run of the folder.
+NIGHT = config["night"]
+#: The raw folder's frames, walked once per Snakemake start (the manifest's inputs and state;
+#: a night's run reads its slice of the manifest instead).
+RAW_FILES = [] if NIGHT else raw_files(config["raw_dir"])
 #: The instrument profile (a file the manifest reads: editing it remakes the manifest).
 INSTRUMENT_PROFILE = config["instrument"] or str(workflow_files.INSTRUMENTS / "generic.yaml")
 # Resolved: `-s ../Snakefile` and `-s /abs/Snakefile` give the same commands, so Snakemake
@@ -96,19 +100,36 @@ EXPORTS = [
 
 
 @lru_cache(maxsize=4)
-def _read_manifest(path, mtime):
-    return pd.read_parquet(path)
+def _read_plan(path, mtime):
+    return season.read_plan(path)
 
 
-def manifest():
-    """The manifest table, once the manifest checkpoint has run."""
-    return _read_manifest(*_manifest_version())
+def plan():
+    """The season's plan (fieldphot.season): once its checkpoint has run, or, in a night's
+    run, as the season run wrote it."""
+    path = out("plan") if NIGHT else checkpoints.plan.get().output[0]
+    return _read_plan(path, os.path.getmtime(path))
 
 
-def _manifest_version():
-    """The manifest checkpoint's path and mtime: the key of every table cached from it."""
-    path = checkpoints.manifest.get().output[0]
-    return path, os.path.getmtime(path)
+def season_level():
+    """True when this run's jobs are nights (season.level; auto: when there are several)."""
+    level = config["season"]["level"]
+    return not NIGHT and (level == "nights" or (level == "auto" and len(plan()["nights"]) > 1))
+
+
+def nights():
+    """The nights this run covers (season.nights restricts them)."""
+    if NIGHT:
+        return [NIGHT]
+    chosen = config["season"]["nights"]
+    return [n for n in plan()["nights"] if not chosen or n in chosen]
+
+
+def _slices():
+    """The slices of the manifest this run reads, with their mtimes: the key of every table
+    cached from them."""
+    paths = [out("night_slice", night=n) for n in nights()]
+    return tuple((p, os.path.getmtime(p)) for p in paths)
 
 
 def named_inputs(wildcards, input):
@@ -116,32 +137,29 @@ def named_inputs(wildcards, input):
     return json.dumps(dict(input.items()))
 
 
-def _plain(row):
-    """A manifest row as a dict of plain values (NaN -> None) for params."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-
-
 @lru_cache(maxsize=4)
-def _science_table(path, mtime):
-    """The science frames, each with its anchor, field and reference flag
-    (fieldphot.steps.science_table)."""
-    return steps.science_table(_read_manifest(path, mtime), config)
+def _science_table(slices):
+    """The science frames of this run's nights, each with its anchor, field and reference
+    flag (fieldphot.steps.science_table, in the plan's slices)."""
+    if not slices:
+        return pd.DataFrame(columns=["night", "frame", *steps.WIRING_COLUMNS])
+    return pd.concat([io.read_table(p)[0] for p, _ in slices], ignore_index=True)
 
 
 def science_frames():
-    return _science_table(*_manifest_version())
+    return _science_table(_slices())
 
 
 @lru_cache(maxsize=4)
-def _frame_rows(path, mtime):
+def _frame_rows(slices):
     """Each science frame's row as plain values, by (night, frame): one lookup per job."""
-    sci = _science_table(path, mtime)
-    return {(r["night"], r["frame"]): _plain(r) for r in sci.to_dict("records")}
+    sci = _science_table(slices)
+    return {(r["night"], r["frame"]): season.plain(r) for r in sci.to_dict("records")}
 
 
 def frame_row(wildcards):
     """The frame's manifest row (with its anchor and field), as plain values."""
-    row = _frame_rows(*_manifest_version()).get((wildcards.night, wildcards.frame))
+    row = _frame_rows(_slices()).get((wildcards.night, wildcards.frame))
     if row is None:
         raise ValueError(f"no science frame {wildcards.night}/{wildcards.frame} in the manifest")
     return row
@@ -160,20 +178,9 @@ def step_params(name):
     return lambda wildcards: json.dumps(steps.frame_params(name, config, frame_row(wildcards)))
 
 
-@lru_cache(maxsize=4)
-def _references(path, mtime):
-    """Each field's reference frames, as plain manifest rows in time order."""
-    sci = _science_table(path, mtime).sort_values("mjd_utc_mid", kind="stable")
-    sci = sci[sci["reference"]]
-    return {
-        field: [_plain(r) for r in rows.drop(columns=list(steps.WIRING_COLUMNS)).to_dict("records")]
-        for field, rows in sci.groupby("field")
-    }
-
-
 def starlist_rows(wildcards):
     """The manifest rows of the field's reference frames, in time order."""
-    return _references(*_manifest_version()).get(f"{wildcards.night}/{wildcards.frame}", [])
+    return plan()["fields"].get(f"{wildcards.night}/{wildcards.frame}", [])
 
 
 def starlist_inputs(wildcards):
@@ -188,12 +195,11 @@ def starlist_inputs(wildcards):
 
 
 def master_info(wildcards):
-    t = mf.masters_table(manifest())
-    sel = t[(t["night"] == wildcards.night) & (t["kind"] == wildcards.kind)
-            & (t["setup"] == wildcards.setup)]
-    if sel.empty:
+    """The plan's entry of a master: its input frames (and their rows) and masters."""
+    info = plan()["masters"].get(mf.master_path(wildcards.night, wildcards.kind, wildcards.setup))
+    if info is None:
         raise ValueError(f"no raw {wildcards.kind} frames for {wildcards.night}/{wildcards.setup}")
-    return sel.iloc[0]
+    return info
 
 
 def master_inputs(wildcards):
@@ -206,9 +212,7 @@ def master_inputs(wildcards):
 
 
 def master_rows(wildcards):
-    m = manifest()
-    rows = m[m["path"].isin(master_info(wildcards)["inputs"])]
-    return [_plain(r) for r in rows.to_dict("records")]
+    return master_info(wildcards)["rows"]
 
 
 def refcat_input(wildcards):
@@ -217,11 +221,35 @@ def refcat_input(wildcards):
 
 
 def all_catalogs(wildcards):
-    return per_frame("catalogs")
+    """Every catalog: at the season level, the night jobs' records naming them."""
+    return night_runs() if season_level() else per_frame("catalogs")
 
 
 def all_calibrated(wildcards):
-    return per_frame("calibrated")
+    return night_runs() if season_level() else per_frame("calibrated")
+
+
+def night_runs():
+    """The season's night jobs (their records)."""
+    return [out("night_run", night=n) for n in nights()]
+
+
+def night_inputs(wildcards):
+    """What a night's run reads from the season: its slice of the manifest, the masters
+    and star lists its frames use, and the reference catalog."""
+    info = plan()["nights"][wildcards.night]
+    return {
+        "slice": out("night_slice", night=wildcards.night),
+        "masters": [os.path.join(RESULTS, m) for m in info["masters"]],
+        "starlists": [out("starlist", **layout.field_wildcards(f)) for f in info["fields"]],
+        "refcat": out("refcat"),
+    }
+
+
+def night_runtime(wildcards):
+    """Minutes of wall time a night job asks for: season.minutes_per_frame per frame."""
+    frames = plan()["nights"][wildcards.night]["frames"]
+    return 10 + math.ceil(config["season"]["minutes_per_frame"] * frames)
 
 
 def night_catalogs(wildcards):
@@ -232,9 +260,19 @@ def night_catalogs(wildcards):
 
 
 def all_nights(wildcards):
-    """Every night's part of the long light-curve table."""
-    nights = sorted(science_frames()["night"].astype(str).unique())
-    return [out("night_lightcurves", night=n) for n in nights]
+    """Every night's part of the long light-curve table (at the season level, the night
+    jobs' records naming it)."""
+    if season_level():
+        return night_runs()
+    return [out("night_lightcurves", night=n) for n in nights()]
+
+
+def season_products(wildcards):
+    """What crosses nights (summary, frames table, report pages, targets, exports): not
+    made by a night's run, nor by a run restricted to some nights (season.nights)."""
+    if NIGHT or config["season"]["nights"]:
+        return []
+    return [out("summary"), out("frames"), out("report_diagnostics"), *TARGET_FILES, *EXPORTS]
 
 
 #: The forced targets' light-curve files (ECSV time series, plot, AAVSO report).
@@ -250,10 +288,11 @@ def per_frame(*products):
 
 
 def frame_images(wildcards):
-    """Every frame's diagnostic image, with ``debug: true``."""
-    return per_frame("frame_image") if config["debug"] else []
+    """Every frame's diagnostic image, with ``debug: true`` (a night job draws its own)."""
+    return per_frame("frame_image") if config["debug"] and not season_level() else []
 
 
 def all_products(wildcards):
-    """Every data product: a deleted one is rebuilt, with exactly what depends on it."""
-    return per_frame(*layout.PER_FRAME)
+    """Every data product: a deleted one is rebuilt, with exactly what depends on it (at
+    the season level, by its night's job when the night is rechecked)."""
+    return [] if season_level() else per_frame(*layout.PER_FRAME)

@@ -23,25 +23,6 @@ for _name in steps.FRAME:
             step_command()
 
 
-# Per field: the master star list, from a stack of its reference frames (calibrated,
-# extracted and solved inside the job by the same steps, so it never waits for another
-# frame's jobs).
-rule starlist:
-    input:
-        unpack(starlist_inputs),
-    output:
-        out("starlist"),
-    params:
-        rows=starlist_rows,
-        step=steps.starlist_params(config),
-    conda:
-        "../../envs/fieldphot.yaml"
-    log:
-        "logs/starlist/{night}/{frame}.log",
-    script:
-        os.path.join(SCRIPTS, "starlist.py")
-
-
 # With `debug: true`: each frame drawn with its detected, matched and target sources.
 rule frame_image:
     input:

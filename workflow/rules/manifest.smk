@@ -1,5 +1,5 @@
-# Classify every raw frame from its header (a checkpoint: the frames are known after it).
-checkpoint manifest:
+# Classify every raw frame from its header.
+rule manifest:
     input:
         raw=RAW_FILES,
         profile=INSTRUMENT_PROFILE,
@@ -16,6 +16,24 @@ checkpoint manifest:
         "logs/manifest/manifest.log",
     script:
         os.path.join(SCRIPTS, "manifest.py")
+
+
+# The season's plan (a checkpoint: the nights and frames are known after it): each night's
+# slice of the science frames with their pointing and field, each field's reference frames,
+# each master's inputs (fieldphot.season).
+checkpoint plan:
+    input:
+        out("manifest"),
+    output:
+        out("plan"),
+    params:
+        cfg=steps.plan_params(config),
+    conda:
+        "../../envs/fieldphot.yaml"
+    log:
+        "logs/manifest/plan.log",
+    script:
+        os.path.join(SCRIPTS, "plan.py")
 
 
 # The reference catalog: the local file standardized, or VizieR through the cache.
