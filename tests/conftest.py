@@ -99,3 +99,21 @@ def job_counts(output: str) -> dict:
         for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)
         if m.group(1) != "total"
     }
+
+
+def simulate_season(root: Path, days, **sim) -> Path:
+    """A season folder: the same simulated field on each of ``days`` (YYYY-MM-DD), the
+    later nights' raw frames in subfolders of the first's; returns the first night's config
+    (its raw folder holds them all)."""
+    import shutil
+
+    first = None
+    for i, day in enumerate(days):
+        night = synthetic.simulate_night(
+            root / f"n{i}", synthetic.SimConfig(**sim, start=f"{day}T03:00:00")
+        )
+        if first is None:
+            first = night
+        else:
+            shutil.copytree(night.raw_dir, first.raw_dir / f"night{i}")
+    return first.config

@@ -8,6 +8,7 @@ Examples
 
 import argparse
 import difflib
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +44,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--workdir", type=Path, default=Path("."), help="where results/ goes")
     r.add_argument("--cores", default="all", help="CPU cores to use (default: all)")
     r.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    r.add_argument(
+        "--nights",
+        nargs="+",
+        metavar="NIGHT",
+        help="run only these nights (YYYYMMDD) of a season; the cross-night summary, export "
+        "and report wait for a run of every night",
+    )
+    r.add_argument(
+        "--recheck",
+        action="store_true",
+        help="look again inside every night of a season (a night job reruns only when its "
+        "inputs or settings change: a per-frame file deleted by hand is seen only so)",
+    )
     d = sub.add_parser("demo", help="simulate a night and run the whole workflow on it, offline")
     d.add_argument(
         "outdir", type=Path, nargs="?", default=Path("demo"), help="where it all goes (demo)"
@@ -311,6 +325,20 @@ def run(config: Path, workdir: Path, cores: str, extra: list[str], verbose=False
     return code
 
 
+def season_options(nights, recheck: bool) -> list[str]:
+    """The Snakemake options of ``fieldphot run --nights ... --recheck``: the season's
+    ``nights`` only (config ``season.nights``), and every night job run again (each does
+    only what its night lacks).
+
+    Examples
+    --------
+    >>> season_options([20240315], True)
+    ['--config=season={"nights": ["20240315"]}', '--forcerun=night']
+    """
+    opts = [f"--config=season={json.dumps({'nights': [str(n) for n in nights]})}"] if nights else []
+    return opts + ["--forcerun=night"] * recheck
+
+
 def report(results: Path) -> None:
     """Print where the products are and a few numbers from them."""
     from . import io
@@ -361,11 +389,28 @@ def status(config: Path, workdir: Path) -> int:
     for night in report.failed_nights(results, cfg["exclude_frames"]):
         print(f"night {night}: no frame succeeded (its light curves are empty)")
     run_cmd = f"fieldphot run {config} --workdir {workdir}"
+    by_night = _nights_are_jobs(results, cfg)
     missing = table[table["status"] == "missing"]
     if len(missing):
-        print(f"\nrerun the {len(missing)} missing frame(s) (nothing else reruns):\n  {run_cmd}")
+        night_cmd = f"{run_cmd} --nights {' '.join(sorted(set(missing['night'])))} --recheck"
+        print(
+            f"\nrerun the {len(missing)} missing frame(s) (nothing else reruns):\n  "
+            + (night_cmd if by_night else run_cmd)
+        )
     science = table[~table["status"].isin(["missing", "bad"])]
-    if len(science):
+    if len(science) and by_night:
+        calibrated = " ".join(
+            str(results / layout.path("calibrated", night=n, frame=f))
+            for n, f in zip(science["night"], science["frame"], strict=True)
+        )
+        nights = " ".join(sorted(set(science["night"])))
+        print(
+            f"\n{len(science)} frame(s) ran and were flagged; after changing the settings, "
+            f"`{run_cmd}` reruns the stages whose settings changed; to redo these frames "
+            f"from calibration, remove their calibrated frames and recheck their nights:\n"
+            f"  rm {calibrated}\n  {run_cmd} --nights {nights} --recheck"
+        )
+    elif len(science):
         targets = " ".join(
             str(cfg["results_dir"] + "/" + layout.path("catalogs", night=n, frame=f))
             for n, f in zip(science["night"], science["frame"], strict=True)
@@ -378,6 +423,15 @@ def status(config: Path, workdir: Path) -> int:
     if (table["status"] == "bad").any():
         print("\nunreadable raw files are listed with their reason; fix or remove them.")
     return 1
+
+
+def _nights_are_jobs(results: Path, cfg: dict) -> bool:
+    """Whether the run in ``results`` ran its nights as jobs (its plan's night count)."""
+    from . import layout, season
+
+    plan = results / layout.path("plan")
+    n_nights = len(season.read_plan(plan)["nights"]) if plan.is_file() else 1
+    return season.nights_are_jobs(cfg["season"]["level"], n_nights)
 
 
 def init_night(raw_dir, out, catalog: str = "", instrument: str = "") -> tuple[str, list[str]]:
@@ -469,6 +523,7 @@ def main(argv=None) -> int:
     if args.command == "report":
         return write_report(args.config, args.workdir, args.out)
     if args.command == "run":
+        extra = [*season_options(args.nights, args.recheck), *extra]
         return run(args.config, args.workdir, args.cores, extra, args.verbose)
     config = args.outdir / "night" / "config.yaml"
     if config.is_file():  # a demo run again: its night and finished products are kept

@@ -31,6 +31,17 @@ from . import io, layout, steps
 from . import manifest as mf
 
 
+def nights_are_jobs(level: str, n_nights: int) -> bool:
+    """Whether a run's jobs are nights (config ``season.level``; auto: several nights).
+
+    Examples
+    --------
+    >>> nights_are_jobs("auto", 1), nights_are_jobs("auto", 3), nights_are_jobs("frames", 3)
+    (False, True, False)
+    """
+    return level == "nights" or (level == "auto" and n_nights > 1)
+
+
 def plain(row: dict) -> dict:
     """A table row as plain values (NaN -> None), as params and JSON carry them.
 

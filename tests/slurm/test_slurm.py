@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
-from conftest import job_counts  # tests/ is on the path (its conftest)
+from conftest import job_counts, simulate_season  # tests/ is on the path (its conftest)
 
 from fieldphot import io, synthetic
 from fieldphot.cli import snakemake_command
@@ -183,3 +184,46 @@ def test_a_failing_frame_leaves_the_others_to_finish(night, tmp_path):
         for rule in ("all", "calibrate", "extract", "solve", "photometer", "zeropoint")
         + ("night_lightcurves", "lightcurves", "export", "report_pages")
     }
+
+
+def test_a_season_runs_each_night_in_one_allocation(tmp_path):
+    """Three nights through `profiles/season`: each night is one SLURM job (two CPUs) that
+    runs its frames inside it; no frame is a job of its own; the products equal the
+    single-DAG run's on the same frames."""
+    config = simulate_season(
+        tmp_path,
+        ("2024-03-15", "2024-03-16", "2024-03-17"),
+        nx=256,
+        ny=256,
+        n_science=3,
+        n_bias=3,
+        n_dark=3,
+        n_flat=3,
+        seed=41,
+    )
+    flat_cfg = yaml.safe_load(config.read_text())
+    flat_cfg["season"] = {"level": "frames"}
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(yaml.safe_dump(flat_cfg, sort_keys=False))
+    local = subprocess.run(snakemake_command(flat, tmp_path / "flat", 2), capture_output=True)
+    assert local.returncode == 0, local.stderr[-3000:]
+    work = tmp_path / "work"
+    cmd = snakemake_command(config, work, 2, "--profile", str(REPO / "profiles" / "season"), *FAST)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    by_rule = {
+        p.name.removeprefix("rule_"): p for p in (work / ".snakemake" / "slurm_logs").iterdir()
+    }
+    assert not {"calibrate", "extract", "solve", "photometer", "zeropoint"} & by_rule.keys()
+    nights = sorted(p.name for p in by_rule["night"].iterdir())
+    assert len(nights) == 3, nights
+    jobs = {j["id"]: j for j in _sacct(work)}
+    night_jobs = [p.stem for p in by_rule["night"].rglob("*.log")]
+    assert len(night_jobs) == 3 and all(jobs[j]["cpus"] == 2 for j in night_jobs), jobs
+    assert all(j["state"] == "COMPLETED" for j in jobs.values()), jobs
+    for log in (work / "logs" / "night").glob("*.snakemake.log"):
+        assert "calibrate" in log.read_text()  # the night's frames ran in its allocation
+    ours, theirs = (sorted((w / "results").rglob("*.parquet")) for w in (work, tmp_path / "flat"))
+    assert [p.relative_to(work) for p in ours] == [p.relative_to(tmp_path / "flat") for p in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        pd.testing.assert_frame_equal(io.read_table(a)[0], io.read_table(b)[0], obj=str(a))

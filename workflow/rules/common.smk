@@ -16,7 +16,7 @@ from fieldphot.runner import raw_files
 RESULTS = config["results_dir"]
 #: The night of a season's night job (its nested run): the per-frame workflow of that night
 #: alone, from its slice of the manifest; None for a run of the folder.
-NIGHT = config["night"]
+NIGHT = None if config["night"] is None else str(config["night"])
 #: The raw folder's frames, walked once per Snakemake start (the manifest's inputs and state;
 #: a night's run reads its slice of the manifest instead).
 RAW_FILES = [] if NIGHT else raw_files(config["raw_dir"])
@@ -113,15 +113,14 @@ def plan():
 
 def season_level():
     """True when this run's jobs are nights (season.level; auto: when there are several)."""
-    level = config["season"]["level"]
-    return not NIGHT and (level == "nights" or (level == "auto" and len(plan()["nights"]) > 1))
+    return not NIGHT and season.nights_are_jobs(config["season"]["level"], len(plan()["nights"]))
 
 
 def nights():
     """The nights this run covers (season.nights restricts them)."""
     if NIGHT:
         return [NIGHT]
-    chosen = config["season"]["nights"]
+    chosen = {str(n) for n in config["season"]["nights"]}
     return [n for n in plan()["nights"] if not chosen or n in chosen]
 
 
