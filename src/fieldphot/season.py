@@ -13,8 +13,9 @@ Examples
 >>> from fieldphot import config
 >>> m = pd.DataFrame({"path": ["a.fits", "b.fits"], "frame": ["a", "b"],
 ...     "night": ["20240101", "20240102"], "kind": "science", "status": "ok", "reason": "",
-...     "binning": "1x1", "readout": "8x8", "mjd_utc_mid": [1.0, 2.0], "ra": 10.0,
-...     "dec": 5.0, "object": "", "bias_master": "", "dark_master": "", "flat_master": ""})
+...     "binning": "1x1", "setup": "1x1", "readout": "8x8", "mjd_utc_mid": [1.0, 2.0],
+...     "ra": 10.0, "dec": 5.0, "object": "", "bias_master": "", "dark_master": "",
+...     "flat_master": ""})
 >>> p, slices = plan(m, config.with_defaults({"raw_dir": "raw"}))
 >>> sorted(p["nights"]), p["nights"]["20240102"]["fields"]
 (['20240101', '20240102'], ['20240101/a'])
@@ -117,7 +118,7 @@ def write_plan(manifest_path, out, config: dict) -> dict:
     >>> import tempfile, pathlib
     >>> from fieldphot import config
     >>> m = pd.DataFrame({"path": ["a.fits"], "frame": ["a"], "night": ["20240101"],
-    ...     "kind": "science", "status": "ok", "reason": "", "binning": "1x1",
+    ...     "kind": "science", "status": "ok", "reason": "", "binning": "1x1", "setup": "1x1",
     ...     "readout": "8x8", "mjd_utc_mid": [1.0], "ra": 10.0, "dec": 5.0, "object": "",
     ...     "bias_master": "", "dark_master": "", "flat_master": ""})
     >>> d = pathlib.Path(tempfile.mkdtemp())

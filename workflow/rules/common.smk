@@ -17,9 +17,13 @@ RESULTS = config["results_dir"]
 #: The night of a season's night job (its nested run): the per-frame workflow of that night
 #: alone, from its slice of the manifest; None for a run of the folder.
 NIGHT = None if config["night"] is None else str(config["night"])
-#: The raw folder's frames, walked once per Snakemake start (the manifest's inputs and state;
-#: a night's run reads its slice of the manifest instead).
-RAW_FILES = [] if NIGHT else raw_files(config["raw_dir"])
+
+
+def raw_state(wildcards):
+    """The raw folder's fingerprint (fieldphot.manifest.raw_state of its frames): a frame
+    added, removed or rewritten remakes the manifest. Walked by a Snakemake process that
+    plans the manifest only: not by a night's run, nor by a cluster job of another step."""
+    return mf.raw_state(raw_files(config["raw_dir"]))
 #: The instrument profile (a file the manifest reads: editing it remakes the manifest).
 INSTRUMENT_PROFILE = config["instrument"] or str(workflow_files.INSTRUMENTS / "generic.yaml")
 # Resolved: `-s ../Snakefile` and `-s /abs/Snakefile` give the same commands, so Snakemake

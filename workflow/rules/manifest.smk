@@ -1,15 +1,16 @@
-# Classify every raw frame from its header.
+# Classify every raw frame from its header. Its input is the raw folder: a frame added,
+# removed or rewritten changes raw_state (each file's size, times and inode), which remakes
+# it; Snakemake is not handed every raw file (100,000 of them cost the season's plan 10 s).
 rule manifest:
     input:
-        raw=RAW_FILES,
+        raw=config["raw_dir"],
         profile=INSTRUMENT_PROFILE,
     output:
         out("manifest"),
     params:
         observatory=config["observatory"],
         sky_dark_min_frames=config["calibration"]["sky_dark_min_frames"],
-        raw_dir=config["raw_dir"],
-        raw_state=mf.raw_state(RAW_FILES),
+        raw_state=raw_state,
     conda:
         "../../envs/fieldphot.yaml"
     log:
