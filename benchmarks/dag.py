@@ -102,7 +102,6 @@ def season(frames: int, per_night: int) -> None:
 
     from fieldphot import io
     from fieldphot import manifest as mf
-    from fieldphot import season as seasonmod
 
     root = Path(tempfile.mkdtemp(prefix="fieldphot-season-"))
     night = synthetic.simulate_night(
@@ -145,7 +144,7 @@ def season(frames: int, per_night: int) -> None:
     t_plan, mem_plan, _ = _measured(
         snakemake_command(night.config, work, 1, f"{cfg['results_dir']}/{layout.path('plan')}")
     )
-    plan = seasonmod.read_plan(results / layout.path("plan"))
+    plan = io.read_json(results / layout.path("plan"))
     nights = sorted(plan["nights"])
     t_season, mem_season, out = _measured(snakemake_command(night.config, work, 2, "--dry-run"))
     jobs = out.split("Job stats:")[-1]

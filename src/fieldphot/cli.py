@@ -427,10 +427,10 @@ def status(config: Path, workdir: Path) -> int:
 
 def _nights_are_jobs(results: Path, cfg: dict) -> bool:
     """Whether the run in ``results`` ran its nights as jobs (its plan's night count)."""
-    from . import layout, season
+    from . import io, layout, season
 
     plan = results / layout.path("plan")
-    n_nights = len(season.read_plan(plan)["nights"]) if plan.is_file() else 1
+    n_nights = len(io.read_json(plan)["nights"]) if plan.is_file() else 1
     return season.nights_are_jobs(cfg["season"]["level"], n_nights)
 
 

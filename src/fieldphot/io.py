@@ -422,6 +422,11 @@ def write_xylist(path, x, y, flux) -> None:
     ).write(path, overwrite=True)
 
 
+def read_json(path):
+    """A JSON file's content."""
+    return json.loads(Path(path).read_text())
+
+
 def write_text(path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:

@@ -22,14 +22,13 @@ Examples
 """
 
 import hashlib
-import json
 import math
-import os
+import sys
 
 import pandas as pd
 
-from . import io, layout, steps
 from . import manifest as mf
+from . import steps
 
 
 def nights_are_jobs(level: str, n_nights: int) -> bool:
@@ -103,48 +102,18 @@ def plan(manifest: pd.DataFrame, config: dict) -> tuple[dict, dict[str, pd.DataF
     return {"nights": nights, "fields": fields, "masters": masters}, slices
 
 
-def _digest(df: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy()
-    return hashlib.sha256(hashed).hexdigest()
-
-
-def write_plan(manifest_path, out, config: dict) -> dict:
-    """Write the season's plan (JSON) and each night's slice beside it
-    (``manifest/nights/<night>.parquet``). A slice whose rows did not change is not
-    rewritten: its time stamp tells the season which nights to run again.
+def slice_digest(rows: pd.DataFrame) -> str:
+    """A digest of a night's slice: the same rows give the same digest, so a slice is
+    rewritten only when they change.
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from fieldphot import config
-    >>> m = pd.DataFrame({"path": ["a.fits"], "frame": ["a"], "night": ["20240101"],
-    ...     "kind": "science", "status": "ok", "reason": "", "binning": "1x1", "setup": "1x1",
-    ...     "readout": "8x8", "mjd_utc_mid": [1.0], "ra": 10.0, "dec": 5.0, "object": "",
-    ...     "bias_master": "", "dark_master": "", "flat_master": ""})
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> io.write_table(d / "manifest.parquet", m, {})
-    >>> p = write_plan(d / "manifest.parquet", d / "plan.json",
-    ...                config.with_defaults({"raw_dir": "raw"}))
-    >>> sorted(q.name for q in (d / "manifest" / "nights").iterdir())
-    ['20240101.parquet']
+    >>> a = pd.DataFrame({"frame": ["a", "b"]})
+    >>> slice_digest(a) == slice_digest(a.copy()), slice_digest(a) == slice_digest(a[:1])
+    (True, False)
     """
-    manifest, _ = io.read_table(manifest_path)
-    the_plan, slices = plan(manifest, config)
-    results = os.path.dirname(os.fspath(manifest_path))
-    for night, rows in slices.items():
-        path = os.path.join(results, layout.path("night_slice", night=night))
-        digest = _digest(rows)
-        if os.path.exists(path) and io.read_meta(path).get("digest") == digest:
-            continue
-        io.write_table(path, rows, {"night": night, "digest": digest})
-    io.write_text(out, json.dumps(the_plan, default=lambda v: v.item()))
-    return the_plan
-
-
-def read_plan(path) -> dict:
-    """A plan written by :func:`write_plan`."""
-    with open(path) as fh:
-        return json.load(fh)
+    hashed = pd.util.hash_pandas_object(rows.astype(str), index=False).to_numpy()
+    return hashlib.sha256(hashed).hexdigest()
 
 
 def night_config(config: dict, night: str) -> dict:
@@ -169,8 +138,6 @@ def night_command(snakefile, config_path, workdir, cores: int) -> list[str]:
     >>> night_command("Snakefile", "n.yaml", "w", 2)[3:7]
     ['-s', 'Snakefile', '--directory', 'w']
     """
-    import sys
-
     return [
         sys.executable,
         "-m",

@@ -981,6 +981,30 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     )
 
 
+def plan(manifest_path, out, cfg: dict) -> dict:
+    """Write the season's plan (:func:`fieldphot.season.plan`, JSON) and each night's slice
+    of the science frames beside the manifest (``manifest/nights/<night>.parquet``). A slice
+    whose rows did not change is not rewritten: its time stamp tells the season which
+    nights to run again. ``cfg``: :func:`fieldphot.steps.plan_params`."""
+    manifest_table, _ = io.read_table(manifest_path)
+    the_plan, slices = season.plan(manifest_table, cfg)
+    results = Path(manifest_path).parent
+    for night, rows in slices.items():
+        path = results / layout.path("night_slice", night=night)
+        digest = season.slice_digest(rows)
+        if path.exists() and io.read_meta(path).get("digest") == digest:
+            continue
+        io.write_table(path, rows, {"night": night, "digest": digest})
+    io.write_text(out, json.dumps(the_plan, default=lambda v: v.item()))
+    log.info(
+        "plan: %d nights, %d fields, %d masters",
+        len(the_plan["nights"]),
+        len(the_plan["fields"]),
+        len(the_plan["masters"]),
+    )
+    return the_plan
+
+
 def night_run(night_slice, out, config: dict, snakefile, cores: int, nested_log) -> None:
     """A season's night job: the per-frame workflow of one night (``config["night"]``,
     :func:`fieldphot.season.night_config`) as a nested Snakemake run of ``snakefile`` in
@@ -1025,7 +1049,7 @@ def night_products(paths, product: str) -> list[str]:
     out = []
     for p in map(str, paths):
         if p.endswith(".json"):
-            record = json.loads(Path(p).read_text())
+            record = io.read_json(p)
             out.extend([record[product]] if isinstance(record[product], str) else record[product])
         else:
             out.append(p)

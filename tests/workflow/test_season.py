@@ -21,7 +21,7 @@ import pytest
 import yaml
 from conftest import job_counts, simulate_season  # tests/ is on the path (its conftest)
 
-from fieldphot import cli, io, layout, season
+from fieldphot import cli, io, layout
 from fieldphot.cli import snakemake_command
 
 SMALL = dict(nx=256, ny=256, n_science=3, n_bias=3, n_dark=3, n_flat=3, seed=41)
@@ -88,7 +88,7 @@ def season_run(tmp_path_factory):
 def test_a_killed_season_reruns_to_the_single_dag_products(season_run):
     config, flat, work, killed_records = season_run
     assert 1 <= len(killed_records) < 3  # killed with a night done and nights to go
-    plan = season.read_plan(work / "results" / layout.path("plan"))
+    plan = io.read_json(work / "results" / layout.path("plan"))
     assert len(plan["nights"]) == 3 and all(n["frames"] == 3 for n in plan["nights"].values())
     ours, theirs = _tables(work / "results"), _tables(flat / "results")
     assert ours.keys() == theirs.keys() and any(k.startswith("catalogs/") for k in ours)

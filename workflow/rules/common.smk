@@ -105,7 +105,7 @@ EXPORTS = [
 
 @lru_cache(maxsize=4)
 def _read_plan(path, mtime):
-    return season.read_plan(path)
+    return io.read_json(path)
 
 
 def plan():
