@@ -25,6 +25,10 @@ except ValueError as exc:
 include: "workflow/rules/common.smk"
 
 
+# snakemake --report opens on the night's summary once the report pages are written.
+report: landing_page()
+
+
 rule all:
     input:
         all_products,

@@ -34,6 +34,7 @@ PATTERNS = {
     "report_targets": "report/targets.png",
     "report_comparisons": "report/comparisons.png",
     "report_field": "report/field.png",
+    "report_landing": "report/landing.rst",
     "frame_image": "debug/{night}/{frame}.png",
 }
 

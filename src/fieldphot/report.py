@@ -435,6 +435,48 @@ def night_summary(frames: pd.DataFrame) -> str:
     return "<p>" + " ".join(parts + ["; ".join(ranges) + "."] if ranges else parts) + "</p>"
 
 
+def landing_rst(summary: str, images=()) -> str:
+    """The front page of Snakemake's report (its global description, reStructuredText):
+    the night's summary (:func:`night_summary`), ``images`` (``<img>`` tags, e.g. from
+    :func:`png_tag`) and links to the report's categories of pages.
+
+    Examples
+    --------
+    >>> page = landing_rst("<p>3 frames: 2 calibrated</p>", ["<img src='a.png'>"])
+    >>> print(page.splitlines()[0])
+    The night
+    >>> "   <p>3 frames: 2 calibrated</p>" in page.splitlines() and "Frames_" in page
+    True
+    """
+    # Snakemake shows the description in a 32rem column beside the rule graph, centred
+    # vertically (a tall page's top out of reach): widened so that the diagnostics are
+    # readable, and from the top (the style lives only while the front page is shown).
+    style = ".prose.max-w-lg{max-width:60rem}.h-screen.items-center{align-items:flex-start}"
+    body = [f"<style>{style}</style>", summary, *images]
+    return "\n".join(
+        [
+            "The night",
+            "=========",
+            "",
+            ".. raw:: html",
+            "",
+            # docutils refuses lines over 10,000 characters; browsers drop the line
+            # breaks inside a data: URL.
+            *(
+                f"   {line[i : i + 1000]}"
+                for part in body
+                for line in part.splitlines()
+                for i in range(0, max(len(line), 1), 1000)
+            ),
+            "",
+            "Frames_: the per-frame diagnostics and the failed or flagged frames with what to "
+            "do. `Light curves`_: the targets (transit fits), the comparison stars, the field "
+            "and every star's rms against magnitude. Statistics_: the run's jobs.",
+            "",
+        ]
+    )
+
+
 def html_page(title: str, sections) -> str:
     """A self-contained HTML page: ``sections`` are (heading, HTML) pairs; PNG files are
     embedded with :func:`png_tag`."""

@@ -1162,7 +1162,8 @@ def report_pages(results, nights, pages: dict, run_cmd: str, excluded=(), config
     diagnostics, the failed/flagged frames (with ``run_cmd``, the command that ran the
     night), the targets' relative flux (a transit fit for those of ``config_targets``,
     the config's, that give an ephemeris), the comparison stars' light curves and the
-    field of the sharpest good frame with the comparison stars' and targets' apertures."""
+    field of the sharpest good frame with the comparison stars' and targets' apertures,
+    and the front page of Snakemake's report (the night's summary and diagnostics)."""
     results = Path(results)
     frames, _ = io.read_table(results / layout.path("frames"))
     io.save_figure(report.diagnostics_figure(frames), pages["diagnostics"])
@@ -1199,11 +1200,15 @@ def report_pages(results, nights, pages: dict, run_cmd: str, excluded=(), config
     )
     io.save_figure(report.comparisons_figure(comp, column), pages["comparisons"])
     io.save_figure(_field_figure(results, frames, nights), pages["field"])
+    io.write_text(
+        pages["landing"],
+        report.landing_rst(report.night_summary(frames), [report.png_tag(pages["diagnostics"])]),
+    )
     log.info("report pages: %d frames, %d failed or flagged", len(frames), len(status))
 
 
 #: The report's pages (``layout.path("report_" + name)``).
-REPORT_PAGES = ("diagnostics", "problems", "targets", "comparisons", "field")
+REPORT_PAGES = ("diagnostics", "problems", "targets", "comparisons", "field", "landing")
 
 
 def standalone_report(results, out, run_cmd: str, excluded=(), config_targets=()) -> None:

@@ -284,8 +284,9 @@ def test_a_run_killed_midway_and_rerun_gives_the_same_results(run, tmp_path):
             pd.testing.assert_frame_equal(read(a), read(b))
 
 
-#: Clicks through a Snakemake report: each category, each file's first button; records what
-#: the page then shows (decoded PNG sizes, iframes) in the body's data-probe attribute.
+#: Reads a Snakemake report's front page, then clicks through each category and each
+#: file's first button; records what the page then shows (its text, decoded PNG sizes,
+#: iframes) in the body's data-probe attribute.
 PROBE = """<script>
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const byText = t => [...document.querySelectorAll("a,button,li,span,div,td,p")].find(
@@ -293,6 +294,12 @@ const byText = t => [...document.querySelectorAll("a,button,li,span,div,td,p")].
 (async () => {
   await sleep(1500);
   const seen = {};
+  const front = [...document.querySelectorAll("h1")].find(
+    h => h.textContent.trim() === "The night");
+  seen["front page"] = front ? {
+    text: front.parentElement.textContent,
+    png: [...front.parentElement.querySelectorAll("img")].map(i => i.naturalWidth),
+  } : "not shown";
   for (const [cat, files] of Object.entries(WANTED)) {
     byText("Results")?.click(); await sleep(300);
     if (!byText(cat)) { seen[cat] = "no category"; continue; }
@@ -352,6 +359,11 @@ def test_the_report_renders_every_section_in_chromium(run, tmp_path):
     found = re.search(r'data-probe="([^"]*)"', dom)
     assert found, "the report's page never finished rendering"
     seen = json.loads(html.unescape(found.group(1)))
+    # The report opens on the night's summary and its diagnostics (issue 26).
+    front = seen["front page"]
+    assert isinstance(front, dict), front
+    assert re.search(r"\d+ frames: \d+ calibrated, .* FWHM", front["text"]), front["text"]
+    assert front["png"] and max(front["png"]) > 300, front
     for files in wanted.values():
         for f in files:
             assert isinstance(seen.get(f), dict), f"{f}: {seen}"

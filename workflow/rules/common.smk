@@ -275,7 +275,21 @@ def season_products(wildcards):
     made by a night's run, nor by a run restricted to some nights (season.nights)."""
     if NIGHT or config["season"]["nights"]:
         return []
-    return [out("summary"), out("frames"), out("report_diagnostics"), *TARGET_FILES, *EXPORTS]
+    return [
+        out("summary"),
+        out("frames"),
+        out("report_diagnostics"),
+        out("report_landing"),
+        *TARGET_FILES,
+        *EXPORTS,
+    ]
+
+
+def landing_page():
+    """The front page of ``snakemake --report``: the night's summary the report pages
+    wrote, or, before they exist, a page saying so."""
+    page = os.path.abspath(out("report_landing"))
+    return page if os.path.exists(page) else "workflow/report/landing.rst"
 
 
 #: The forced targets' light-curve files (ECSV time series, plot, AAVSO report).

@@ -64,6 +64,7 @@ rule report_pages:
             out("report_comparisons"), caption="../report/comparisons.rst", category="Light curves"
         ),
         field=report(out("report_field"), caption="../report/field.rst", category="Light curves"),
+        landing=out("report_landing"),
     params:
         results=lambda wildcards, input: os.path.dirname(input.manifest),
         run_cmd=RUN_COMMAND,
