@@ -87,25 +87,29 @@ def fwhm_moffat(sub: np.ndarray, x, y, peak, half: int = 8) -> np.ndarray:
     """
     ny, nx = sub.shape
     yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+    jac = partial(_moffat_jacobian, xx=xx, yy=yy)
+    bounds = ([0, -2, -2, 0.3, 1.2], [np.inf, 2, 2, 2.0 * half, 20.0])
     out = np.full(len(x), np.nan)
     for i, (xi, yi, p) in enumerate(zip(x, y, peak, strict=True)):
         xc, yc = int(round(xi)), int(round(yi))
         if xc - half < 0 or yc - half < 0 or xc + half >= nx or yc + half >= ny or p <= 0:
             continue
-        cut = sub[yc - half : yc + half + 1, xc - half : xc + half + 1] / p
+        cut = (sub[yc - half : yc + half + 1, xc - half : xc + half + 1] / p).ravel()
 
         def resid(q, cut=cut):
             amp, dx, dy, alpha, beta = q
-            r2 = ((xx - dx) ** 2 + (yy - dy) ** 2) / alpha**2
-            return (amp * (1.0 + r2) ** -beta - cut).ravel()
+            return (
+                amp * ((1.0 + ((xx - dx) ** 2 + (yy - dy) ** 2) / alpha**2) ** -beta).ravel() - cut
+            )
 
         start = [1.0, xi - xc, yi - yc, 2.0, 3.0]
-        fit = optimize.least_squares(
-            resid,
-            start,
-            jac=partial(_moffat_jacobian, xx=xx, yy=yy),
-            bounds=([0, -2, -2, 0.3, 1.2], [np.inf, 2, 2, 2.0 * half, 20.0]),
-        )
+        # Levenberg-Marquardt (MINPACK) without bounds is some 2x faster than the bounded
+        # trust-region fit and reaches the same minimum when that lies inside the bounds;
+        # the bounded fit is run only where it does not.
+        fit = optimize.least_squares(resid, start, jac=jac, method="lm")
+        inside = np.all((fit.x >= bounds[0]) & (fit.x <= bounds[1]))
+        if not (fit.success and inside):
+            fit = optimize.least_squares(resid, start, jac=jac, bounds=bounds)
         if fit.success:
             alpha, beta = fit.x[3], fit.x[4]
             out[i] = alpha / moffat_alpha(1.0, beta)  # alpha is linear in the FWHM
