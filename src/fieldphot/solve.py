@@ -103,17 +103,26 @@ def _empty() -> pd.DataFrame:
 
 
 def _candidates(sources, ref, wcs: WCS, shape, c: dict, margin_px: float):
-    """Bright clean detections, and catalog stars projected within ``margin_px`` of the frame."""
+    """Bright clean detections, and the brightest catalog stars projected within
+    ``margin_px`` of the frame, as many more as there are saturated detections: the
+    detections leave out the saturated stars, so the catalog's list reaches as much
+    fainter (on a camera lens's wide field the brightest hundreds can all be saturated)."""
     ny, nx = shape
+    flags = sources["flags"].to_numpy()
+    saturated = int(any_set(flags, Flag.SATURATED).sum())
     det = sources[
-        ~any_set(sources["flags"].to_numpy(), Flag.SATURATED | Flag.EDGE)
-        & (sources["snr"].to_numpy() >= c["min_snr"])
+        ~any_set(flags, Flag.SATURATED | Flag.EDGE) & (sources["snr"].to_numpy() >= c["min_snr"])
     ].nlargest(int(c["n_bright"]), "flux")
+    # The catalog about the frame first, by the WCS's linear part (defined everywhere: a
+    # wide field's SIP polynomial diverges far outside the frame).
+    m = margin_px + 0.2 * max(nx, ny)
+    xl, yl = wcs.wcs_world2pix(ref["ra"].to_numpy(), ref["dec"].to_numpy(), 0)
+    ref = ref[(xl > -m) & (xl < nx + m) & (yl > -m) & (yl < ny + m)]
     xr, yr = wcs.world_to_pixel_values(ref["ra"].to_numpy(), ref["dec"].to_numpy())
     m = margin_px
     inside = (xr > -m) & (xr < nx + m) & (yr > -m) & (yr < ny + m)
     refin = ref[inside].assign(xp=xr[inside], yp=yr[inside])
-    return det, refin.nsmallest(int(c["n_bright"]) * 3 // 2, "mag")
+    return det, refin.nsmallest(int(c["n_bright"]) * 3 // 2 + saturated, "mag")
 
 
 def _matched_table(det, refin, idet, iref, xf, yf, keep) -> pd.DataFrame:
@@ -226,7 +235,8 @@ def refine(
     c = {**DEFAULTS, **cfg}
     ny, nx = shape
     info = dict(EMPTY_INFO)
-    radius = c["search_radius_arcsec"] / pixel_scale_arcsec(guess)
+    # How far the guess may be off: on a wide field's large pixels, at least a few pixels.
+    radius = max(c["search_radius_arcsec"] / pixel_scale_arcsec(guess), c["min_search_px"])
     det, refin = _candidates(sources, ref, guess, shape, c, radius)
     if len(det) < c["min_matches"] or len(refin) < c["min_matches"]:
         info["reason"] = f"too few stars: {len(det)} detected, {len(refin)} in the catalog"
@@ -238,28 +248,51 @@ def refine(
         return None, _empty(), info
     crpix = ((nx - 1) / 2, (ny - 1) / 2)
     crval = guess.wcs_pix2world([crpix], 0)[0]
-    wcs = None
     xr, yr = refin["xp"].to_numpy() + dx, refin["yp"].to_numpy() + dy
     for tol in (8.0, 4.0, c["match_radius_px"] * 1.5, c["match_radius_px"]):
         idet, iref = match_nearest(xd, yd, xr, yr, tol)
         if len(idet) < c["min_matches"]:
             info["reason"] = f"only {len(idet)} matches within {tol:.1f} px"
             return None, _empty(), info
-        sip = c["sip_degree"] if len(idet) >= c["sip_min_matches"] and c["sip_degree"] else None
-        ra, dec = refin["ra"].to_numpy()[iref], refin["dec"].to_numpy()[iref]
-        keep = np.ones(len(idet), bool)
-        for _ in range(5):
-            wcs = fit_tan_sip(
-                xd[idet][keep], yd[idet][keep], ra[keep], dec[keep], crval, crpix, sip
-            )
-            xf, yf = wcs.world_to_pixel_values(ra, dec)
-            res = np.hypot(xf - xd[idet], yf - yd[idet])
-            rms = np.sqrt(np.mean(res[keep] ** 2))
-            new = res < max(c["clip_sigma"] * rms, 0.05)
-            if (new == keep).all() or new.sum() < c["min_matches"]:
-                break
-            keep = new
+        wcs, xf, yf, rms, keep, sip = _clipped_fit(det, refin, idet, iref, crval, crpix, c)
         xr, yr = wcs.world_to_pixel_values(refin["ra"].to_numpy(), refin["dec"].to_numpy())
+    # By chance alone, this many catalog stars would land within the final tolerance
+    # of a detection; a real solution matches many times more.
+    chance = len(det) * len(refin) * np.pi * c["match_radius_px"] ** 2 / (nx * ny)
+    n_bright = int(keep.sum())
+    # Last, every clean detection against every catalog star on the frame, until the
+    # matches stop growing: the brightest few hundred leave a wide field's distortion
+    # unmeasured over most of it, and each fit reaches further into its corners.
+    # A higher SIP order (the lowest above the one fitted) is taken when it lowers the rms
+    # by 10 % or more: radial distortion needs odd orders.
+    every = {**c, "n_bright": len(sources)}
+    for _ in range(6):
+        det_all, ref_all = _candidates(sources, ref, wcs, shape, every, 0.0)
+        idet_all, iref_all = match_nearest(
+            det_all["x"].to_numpy(),
+            det_all["y"].to_numpy(),
+            ref_all["xp"].to_numpy(),
+            ref_all["yp"].to_numpy(),
+            c["match_radius_px"],
+        )
+        grew = len(idet_all) > 1.02 * len(idet)
+        if grew:
+            det, refin, idet, iref = det_all, ref_all, idet_all, iref_all
+            wcs, xf, yf, rms, keep, sip = _clipped_fit(
+                det, refin, idet, iref, crval, crpix, {**c, "sip_degree": sip or 0}
+            )
+        higher = None
+        for order in range((sip or c["sip_max_degree"]) + 1, c["sip_max_degree"] + 1):
+            if keep.sum() < 10 * (order + 1) * (order + 2):
+                break
+            trial = _clipped_fit(det, refin, idet, iref, crval, crpix, {**c, "sip_degree": order})
+            if trial[3] <= 0.9 * rms:
+                higher = trial
+                break
+        if higher is not None:
+            wcs, xf, yf, rms, keep, sip = higher
+        elif not grew:
+            break
     matched = _matched_table(det, refin, idet, iref, xf, yf, keep)
     scale = pixel_scale_arcsec(wcs)
     info.update(
@@ -269,20 +302,40 @@ def refine(
         pixel_scale=scale,
         sip_degree=int(sip or 0),
     )
-    # By chance alone, this many catalog stars would land within the final tolerance
-    # of a detection; a real solution matches many times more.
-    chance = len(det) * len(refin) * np.pi * c["match_radius_px"] ** 2 / (nx * ny)
     scale_change = scale / pixel_scale_arcsec(guess) - 1.0
-    if info["rms_arcsec"] > c["max_rms_arcsec"]:
-        info["reason"] = f"fit rms {info['rms_arcsec']:.2f} arcsec > {c['max_rms_arcsec']}"
+    if info["rms_arcsec"] > max(c["max_rms_arcsec"], c["max_rms_px"] * scale):
+        info["reason"] = (
+            f"fit rms {info['rms_arcsec']:.2f} arcsec ({rms:.2f} px) > {c['max_rms_arcsec']} "
+            f"arcsec and {c['max_rms_px']} px"
+        )
     elif abs(scale_change) > max(c["scale_error"], 0.02):
         info["reason"] = f"fitted pixel scale {100 * scale_change:+.0f} % from the guess"
-    elif info["n_match"] < 5 * chance + 3:
-        info["reason"] = f"{info['n_match']} matches, {chance:.1f} expected by chance"
+    elif n_bright < 5 * chance + 3:
+        info["reason"] = f"{n_bright} matches, {chance:.1f} expected by chance"
     else:
         info["status"] = "ok"
         return wcs, matched, info
     return None, matched, info
+
+
+def _clipped_fit(det, refin, idet, iref, crval, crpix, c):
+    """TAN(-SIP) fit of the matched pairs ``idet, iref`` with ``clip_sigma`` rejection:
+    the WCS, its positions of the pairs' catalog stars, its rms (px) over the kept pairs,
+    which are kept, and the SIP order used."""
+    xd, yd = det["x"].to_numpy()[idet], det["y"].to_numpy()[idet]
+    ra, dec = refin["ra"].to_numpy()[iref], refin["dec"].to_numpy()[iref]
+    sip = c["sip_degree"] if len(idet) >= c["sip_min_matches"] and c["sip_degree"] else None
+    keep = np.ones(len(idet), bool)
+    for _ in range(5):
+        wcs = fit_tan_sip(xd[keep], yd[keep], ra[keep], dec[keep], crval, crpix, sip)
+        xf, yf = wcs.world_to_pixel_values(ra, dec)
+        res = np.hypot(xf - xd, yf - yd)
+        rms = float(np.sqrt(np.mean(res[keep] ** 2)))
+        new = res < max(c["clip_sigma"] * rms, 0.05)
+        if (new == keep).all() or new.sum() < c["min_matches"]:
+            break
+        keep = new
+    return wcs, xf, yf, rms, keep, sip
 
 
 def _from_pointing(sources, ref, shape, ra, dec, scale, c):

@@ -113,9 +113,13 @@ def fit_tan_sip(x, y, ra, dec, crval, crpix, sip_degree: int | None = None) -> W
         base.wcs.cd = np.eye(2)
         xi, eta = base.wcs_world2pix(ra, dec, 0)  # intermediate world coordinates, degrees
         u, v = np.asarray(x) - crpix[0], np.asarray(y) - crpix[1]
-        design, terms = _design(u, v, order)
-        cxi, *_ = np.linalg.lstsq(design, xi, rcond=None)
-        ceta, *_ = np.linalg.lstsq(design, eta, rcond=None)
+        # Offsets scaled to about 1 in the design: u**5 of a wide frame's corner would
+        # otherwise be 1e13 times u, past what double precision solves.
+        s = max(float(np.max(np.abs(np.concatenate([u, v])), initial=0.0)), 1.0)
+        design, terms = _design(u / s, v / s, order)
+        powers = s ** np.array([p + q for p, q in terms], float)
+        cxi = np.linalg.lstsq(design, xi, rcond=None)[0] / powers
+        ceta = np.linalg.lstsq(design, eta, rcond=None)[0] / powers
         w = WCS(naxis=2)
         w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
         w.wcs.crval = crval
