@@ -125,6 +125,20 @@ def _candidates(sources, ref, wcs: WCS, shape, c: dict, margin_px: float):
     return det, refin.nsmallest(int(c["n_bright"]) * 3 // 2 + saturated, "mag")
 
 
+def _matched_on_frame(sources, ref, wcs: WCS, shape, c: dict):
+    """:func:`_candidates` on the frame as ``wcs`` places them, paired by
+    :func:`match_nearest` within ``match_radius_px``: (det, refin, idet, iref)."""
+    det, refin = _candidates(sources, ref, wcs, shape, c, 0.0)
+    idet, iref = match_nearest(
+        det["x"].to_numpy(),
+        det["y"].to_numpy(),
+        refin["xp"].to_numpy(),
+        refin["yp"].to_numpy(),
+        c["match_radius_px"],
+    )
+    return det, refin, idet, iref
+
+
 def _matched_table(det, refin, idet, iref, xf, yf, keep) -> pd.DataFrame:
     xd, yd = det["x"].to_numpy()[idet], det["y"].to_numpy()[idet]
     return pd.DataFrame(
@@ -174,14 +188,7 @@ def verify(
     """
     c = {**DEFAULTS, **cfg}
     info = dict(EMPTY_INFO)
-    det, refin = _candidates(sources, ref, wcs, shape, c, 0.0)
-    idet, iref = match_nearest(
-        det["x"].to_numpy(),
-        det["y"].to_numpy(),
-        refin["xp"].to_numpy(),
-        refin["yp"].to_numpy(),
-        c["match_radius_px"],
-    )
+    det, refin, idet, iref = _matched_on_frame(sources, ref, wcs, shape, c)
     if len(idet) < c["min_matches"]:
         info["reason"] = f"only {len(idet)} catalog stars within {c['match_radius_px']} px"
         return _empty(), info
@@ -267,17 +274,10 @@ def refine(
     # by 10 % or more: radial distortion needs odd orders.
     every = {**c, "n_bright": len(sources)}
     for _ in range(6):
-        det_all, ref_all = _candidates(sources, ref, wcs, shape, every, 0.0)
-        idet_all, iref_all = match_nearest(
-            det_all["x"].to_numpy(),
-            det_all["y"].to_numpy(),
-            ref_all["xp"].to_numpy(),
-            ref_all["yp"].to_numpy(),
-            c["match_radius_px"],
-        )
-        grew = len(idet_all) > 1.02 * len(idet)
+        every_match = _matched_on_frame(sources, ref, wcs, shape, every)
+        grew = len(every_match[2]) > 1.02 * len(idet)
         if grew:
-            det, refin, idet, iref = det_all, ref_all, idet_all, iref_all
+            det, refin, idet, iref = every_match
             wcs, xf, yf, rms, keep, sip = _clipped_fit(
                 det, refin, idet, iref, crval, crpix, {**c, "sip_degree": sip or 0}
             )
