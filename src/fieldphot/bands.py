@@ -140,17 +140,24 @@ def to_system(mag, band: str, system: str):
     return np.asarray(mag, float) + sign * AB_MINUS_VEGA[band]
 
 
+#: The standard band each channel of a colour sensor is calibrated against (the AAVSO
+#: DSLR photometry guide's choice: its blue, green and red as Johnson B, V and Cousins R,
+#: with a colour term).
+CHANNEL_BANDS = {"R": "R", "G1": "V", "G2": "V", "G": "V", "B": "B"}
+
+
 def reference_band(name) -> str:
-    """The catalog band a frame taken through FILTER ``name`` is calibrated against: the
-    standard band it names, else Gaia G, the broad band nearest an unfiltered CCD (clear,
-    open, luminance, and filters no table knows, such as Lowell's VR).
+    """The catalog band a frame taken through FILTER ``name`` is calibrated against: a
+    colour sensor's channel's (:data:`CHANNEL_BANDS`), the standard band it names, else
+    Gaia G, the broad band nearest an unfiltered CCD (clear, open, luminance, and filters
+    no table knows, such as Lowell's VR).
 
     Examples
     --------
-    >>> [reference_band(f) for f in ("Rc", "Clear", "Open", "VR")]
-    ['R', 'G', 'G', 'G']
+    >>> [reference_band(f) for f in ("Rc", "Clear", "Open", "VR", "G1", "B")]
+    ['R', 'G', 'G', 'G', 'V', 'B']
     """
-    return from_filter(name) or "G"
+    return CHANNEL_BANDS.get(str(name)) or from_filter(name) or "G"
 
 
 def from_filter(name) -> str | None:

@@ -35,6 +35,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=1024, help="frame width and height (px)")
     s.add_argument("--frames", type=int, default=30, help="number of science frames")
     s.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
+    s.add_argument(
+        "--bayer",
+        choices=["RGGB", "BGGR", "GRBG", "GBRG"],
+        default="",
+        help="a one-shot-colour camera with this Bayer pattern (default: monochrome)",
+    )
     r = sub.add_parser(
         "run",
         help="run the workflow on a night (further options go to snakemake: --dry-run, "
@@ -119,10 +125,12 @@ def _run_results(command: str, config: Path, workdir: Path, needs: str):
     return cfg, results
 
 
-def simulate(outdir: Path, size: int, frames: int, seed: int):
+def simulate(outdir: Path, size: int, frames: int, seed: int, bayer: str = ""):
     from . import synthetic
 
-    cfg = synthetic.SimConfig(nx=size, ny=size, n_science=frames, seed=seed, targets=True)
+    cfg = synthetic.SimConfig(
+        nx=size, ny=size, n_science=frames, seed=seed, targets=True, bayer=bayer
+    )
     night = synthetic.simulate_night(outdir, cfg)
     print(f"simulated night: {night.raw_dir} ({len(list(night.raw_dir.iterdir()))} raw frames)")
     print(f"reference catalog: {night.refcat}\ntruth: {night.root / 'truth'}")
@@ -352,12 +360,15 @@ def report(results: Path) -> None:
         f"{ok['zp'].median():.3f} (min {ok['zp'].min():.3f}, max {ok['zp'].max():.3f}); "
         f"median limiting magnitude {ok['maglim'].median():.2f}"
     )
-    best = summary[summary["n_points"] >= 0.8 * len(ok)].nsmallest(5, "rms")
+    # stars on most of their filter's frames (a colour night: each channel's)
+    frames_in = summary["filter"].map(ok.groupby("filter").size()).fillna(len(ok))
+    best = summary[summary["n_points"] >= 0.8 * frames_in].nsmallest(5, "rms")
+    several = summary["filter"].nunique() > 1
     print(
-        f"{len(summary)} stars with light curves; best rms: "
+        f"{summary['id'].nunique()} stars with light curves; best rms: "
         + ", ".join(
-            f"{m:.2f} mag: {r * 1000:.1f} mmag"
-            for m, r in zip(best["mean_mag"], best["rms"], strict=True)
+            f"{m:.2f} mag{f' ({f})' if several else ''}: {r * 1000:.1f} mmag"
+            for m, f, r in zip(best["mean_mag"], best["filter"], best["rms"], strict=True)
         )
     )
     print(f"\nlight curves (star x frame): {lc / 'nights'}/<night>.parquet")
@@ -495,7 +506,7 @@ def main(argv=None) -> int:
         print(problem, file=sys.stderr)
         return 2
     if args.command == "simulate":
-        simulate(args.outdir, args.size, args.frames, args.seed)
+        simulate(args.outdir, args.size, args.frames, args.seed, args.bayer)
         return 0
     if args.command == "init":
         try:

@@ -160,6 +160,7 @@ AAVSO_FILTERS = {
     **{"g'": "SG", "r'": "SR", "i'": "SI", "z'": "SZ", "sdss_g": "SG", "sdss_r": "SR"},
     "CV": "CV",
     "CR": "CR",
+    **{g: "TG" for g in ("G1", "G2", "G")},  # a colour camera's greens: AAVSO's tricolour G
 }
 #: Names cameras give to no filter (any case): AAVSO's CV (clear, V zeropoint).
 UNFILTERED = {"clear", "c", "open", "none", "l", "lum", "luminance", "unfiltered", "empty"}

@@ -24,6 +24,7 @@ import yaml
 from astropy.coordinates import Angle
 from astropy.time import Time
 
+from . import bayer
 from .workflow_files import INSTRUMENTS, SCHEMAS
 
 PROFILE_DIR = INSTRUMENTS
@@ -43,6 +44,7 @@ class Profile:
     utc_offset_hours: float = 0.0
     longitude_sign: int = 0
     amplifiers: tuple = ()
+    bayer: str | None = None
 
 
 SCHEMA = SCHEMAS / "instrument.schema.yaml"
@@ -71,6 +73,7 @@ def profile_from_dict(d: dict, source: str = "profile") -> Profile:
         utc_offset_hours=float(d.get("utc_offset_hours", 0.0)),
         longitude_sign=int(d.get("longitude_sign", 0)),
         amplifiers=tuple(d.get("amplifiers", ())),
+        bayer=d.get("bayer"),
     )
 
 
@@ -427,6 +430,7 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
             ),
         ),
     }
+    meta["bayer"] = _bayer(header, profile)
     meta["date_obs"], meta["notes"] = parse_start(header, profile)
     meta["amplifiers"], amp_missing = amplifier_layout(header, profile)
     missing += amp_missing
@@ -465,6 +469,29 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
     if meta["filter"] is None and frame_type in ("flat", "science"):
         missing.append(f"filter (tried {'/'.join(kw['filter'])})")
     return meta, missing
+
+
+def _bayer(header, profile: Profile) -> str:
+    """The Bayer pattern of the stored array (:func:`fieldphot.bayer.stored_pattern`),
+    the profile's when it gives one, ``""`` for a monochrome sensor.
+
+    Examples
+    --------
+    >>> _bayer({"BAYERPAT": "RGGB", "ROWORDER": "BOTTOM-UP", "NAXIS2": 10}, DEFAULT_PROFILE)
+    'GBRG'
+    """
+    if profile.bayer:
+        return "" if profile.bayer == "none" else profile.bayer
+    kw = profile.keywords
+    get = lambda name: first(header, kw.get(name, []))  # noqa: E731
+    pattern = bayer.stored_pattern(
+        get("bayer"),
+        to_float(get("bayer_xoffset")) or 0,
+        to_float(get("bayer_yoffset")) or 0,
+        get("row_order"),
+        int(to_float(header.get("NAXIS2")) or 0),
+    )
+    return pattern or ""
 
 
 def _join(*notes) -> str:

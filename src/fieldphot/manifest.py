@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import headers, io, timeutil
+from . import bayer, headers, io, timeutil
 
 RAW_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
@@ -152,7 +152,9 @@ def science_frames(df: pd.DataFrame, exclude=()) -> pd.DataFrame:
     ['a']
     """
     sel = (df["kind"] == "science") & (df["status"] == "ok")
-    return df[sel & ~df["frame"].isin(excluded_frames(exclude))]
+    names = excluded_frames(exclude)
+    exposure = df["exposure"] if "exposure" in df else df["frame"]
+    return df[sel & ~df["frame"].isin(names) & ~exposure.isin(names)]
 
 
 def _setup(kind: str, filt: str, binning: str, readout: str) -> str:
@@ -254,6 +256,7 @@ def build_manifest(
     ]
     _plan_calibration(df)
     _plan_sky_darks(df, sky_dark_min_frames)
+    df = split_channels(df)
     df.attrs["notes"] = notes + sorted(set(df.loc[df["notes"] != "", "notes"]))
     return df
 
@@ -292,6 +295,7 @@ _COLUMNS = {
     "digest": "",
     "naxis1": 0,
     "naxis2": 0,
+    "bayer": "",
 }
 
 
@@ -452,10 +456,40 @@ def _plan_sky_darks(df: pd.DataFrame, min_frames: int) -> None:
     if min_frames <= 0:
         return
     sci = (df["status"] == "ok") & (df["kind"] == "science") & (df["dark_master"] == "")
+    sci &= df["bayer"] == ""  # a colour sky is no constant times the flat
     for (night, binning, readout), g in df[sci].groupby(["night", "binning", "readout"]):
         if len(g) >= min_frames:
             setup = _setup("dark", "", binning, readout)
             df.loc[g.index, "dark_master"] = master_path(night, "skydark", setup)
+
+
+def split_channels(df: pd.DataFrame) -> pd.DataFrame:
+    """Each usable colour science frame (a ``bayer`` pattern) as four rows, one per
+    channel plane (:mod:`fieldphot.bayer`): frame ``<exposure>_<channel>``, ``filter``
+    the channel, ``pixel_scale`` doubled (a plane pixel spans two of the mosaic's). Every
+    row gets ``exposure`` (the raw frame's name) and ``channel`` (``""``: monochrome).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"frame": ["a", "b"], "kind": "science", "status": "ok",
+    ...                   "bayer": ["RGGB", ""], "filter": "L", "pixel_scale": 1.5})
+    >>> split_channels(m)[["frame", "filter", "pixel_scale", "exposure"]].values.tolist()[::2]
+    [['a_R', 'R', 3.0, 'a'], ['a_G2', 'G2', 3.0, 'a'], ['b', 'L', 1.5, 'b']]
+    """
+    df = df.assign(exposure=df["frame"], channel="")
+    colour = (df["kind"] == "science") & (df["status"] == "ok") & (df["bayer"] != "")
+    parts = []
+    for i, row in df.iterrows():
+        if not colour[i]:
+            parts.append(df.loc[[i]])
+            continue
+        rows = pd.DataFrame([row] * len(bayer.CHANNELS), index=[i] * len(bayer.CHANNELS))
+        rows["channel"] = rows["filter"] = list(bayer.CHANNELS)
+        rows["frame"] = [f"{row['frame']}_{c}" for c in bayer.CHANNELS]
+        rows["pixel_scale"] = 2.0 * float(row["pixel_scale"])
+        parts.append(rows)
+    out = pd.concat(parts, ignore_index=True) if parts else df
+    return out.astype({c: t for c, t in df.dtypes.items() if c in out})
 
 
 def pointing_anchors(df: pd.DataFrame, tolerance_arcmin: float = 5.0) -> pd.Series:
@@ -523,6 +557,7 @@ def masters_table(df: pd.DataFrame) -> pd.DataFrame:
                 "bias_master": g["bias_master"].iloc[0],
                 "dark_master": g["dark_master"].iloc[0],
                 "flat_master": "",
+                "bayer": g["bayer"].iloc[0],
             }
         )
     sky = (df["status"] == "ok") & df["dark_master"].str.contains("/skydark_", regex=False)
@@ -537,6 +572,7 @@ def masters_table(df: pd.DataFrame) -> pd.DataFrame:
                 "bias_master": g["bias_master"].iloc[0],
                 "dark_master": "",
                 "flat_master": g["flat_master"].iloc[0],
+                "bayer": "",
             }
         )
     return pd.DataFrame(
@@ -550,5 +586,6 @@ def masters_table(df: pd.DataFrame) -> pd.DataFrame:
             "bias_master",
             "dark_master",
             "flat_master",
+            "bayer",
         ],
     )

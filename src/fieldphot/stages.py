@@ -35,6 +35,7 @@ from astropy.io import fits
 
 from . import (
     bands,
+    bayer,
     catalog_query,
     headers,
     io,
@@ -77,6 +78,8 @@ FRAME_CARDS = {
     "pixel_scale": "FP_SCALE",
     "site_elev": "FP_ELEV",
     "cal_flags": "FP_CALFL",
+    "exposure": "FP_EXPO",
+    "channel": "FP_CHAN",
 }
 
 
@@ -417,7 +420,9 @@ def master(
         mask[cal.hot_pixels(data, cfg["hot_pixel_nsigma"])] |= Flag.BAD_PIXEL
     elif kind == "flat":
         noise = noise / np.nanmedian(data)
-        data = data / np.nanmedian(data)
+        # a colour flat: each channel to its own median (its throughput is its zeropoint's)
+        colour = any(r.get("bayer") for r in used)
+        data = bayer.normalize_channels(data) if colour else data / np.nanmedian(data)
         mask[cal.bad_flat_pixels(data)] |= Flag.BAD_PIXEL
     header["BUNIT"] = {
         "bias": "electron",
@@ -491,7 +496,12 @@ def calibrate(*, raw, out, row: dict, cfg: dict, bias="", dark="", flat=""):
         data[rows], err[rows], mask[rows] = cal.calibrate_frame(
             data[rows], float(row["exptime"]), rn, saturated[rows], bias, dark, flat, bad, errors
         )
-    sci = data
+    sci, step = data, 1
+    if row.get("channel"):  # a colour frame: its channel's plane, every other pixel
+        pattern = bayer.shifted(row["bayer"], offset[1] % 2, offset[0] % 2)  # trimmed
+        r0, c0 = bayer.offsets(pattern)[row["channel"]]
+        sci, err, mask = (bayer.plane(a, pattern, row["channel"]).copy() for a in (sci, err, mask))
+        offset, step = (offset[0] + c0, offset[1] + r0), 2
     sat_e = (
         float(row["saturate"]) * float(row["gain"])
         if cal.is_number(row.get("saturate"))
@@ -520,7 +530,7 @@ def calibrate(*, raw, out, row: dict, cfg: dict, bias="", dark="", flat=""):
             sigclip=cr["sigclip"],
             objlim=cr["objlim"],
         )
-    header = wcsmodel.calibrated_header(raw_header, offset)
+    header = wcsmodel.calibrated_header(raw_header, offset, step)
     meta = {
         **{k: row.get(k) for k in FRAME_CARDS},
         "saturation_e": sat_e,
@@ -919,6 +929,14 @@ def _frame_row(meta: dict) -> dict:
     }
 
 
+def _points(catalog) -> pd.DataFrame:
+    """A catalog's columns of a light-curve grid (:data:`fieldphot.lightcurves.CATALOG_COLUMNS`;
+    one from an older fieldphot may lack a point column)."""
+    present = set(io.column_names(catalog))
+    columns = [c for c in lightcurves.CATALOG_COLUMNS if c in present]
+    return io.read_table(catalog, columns=columns)[0]
+
+
 def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
     """One night's part of the long light-curve table: every star of the master list on
     every frame (a gap flagged ``NO_DATA`` where it has no measurement), with ensemble
@@ -937,16 +955,19 @@ def night_light_curves(catalogs, out, cfg: dict, targets=()) -> None:
             ids.append(t["id"])
         else:
             log.warning("%s has no points: %s %s", path, meta.get("status"), meta.get("reason", ""))
-    frames = pd.DataFrame(rows).sort_values("bjd_tdb", kind="stable", ignore_index=True)
+    frames = pd.DataFrame(rows)
+    # A colour night: its two green planes summed star by star, as channel G
+    frames = pd.concat([frames, bayer.green_frames(frames)], ignore_index=True)
+    frames = frames.sort_values("bjd_tdb", kind="stable", ignore_index=True)
     star_ids = pd.unique(pd.concat(ids, ignore_index=True)) if ids else np.array([], np.int64)
     grid = lightcurves.Grid(np.sort(star_ids), frames)
     # Second pass (the ids above size the grid): each catalog's columns into the matrices.
     for f, r in enumerate(frames.itertuples()):
         progress(f, len(frames), "catalogs gathered")
-        if r.measured:  # a catalog from an older fieldphot may lack a point column
-            present = set(io.column_names(r.catalog))
-            columns = [c for c in lightcurves.CATALOG_COLUMNS if c in present]
-            grid.add(f, io.read_table(r.catalog, columns=columns)[0])
+        if r.measured:
+            pair = r.catalog if isinstance(r.catalog, tuple) else (r.catalog,)
+            tables = [_points(p) for p in pair]
+            grid.add(f, bayer.combine_green(*tables) if len(tables) == 2 else tables[0])
     diff = lightcurves.differential(grid, cfg)
     rms = diff["ensemble_rms"]
     frames["ensemble_rms"], frames["ensemble_n"] = rms, diff["ensemble_n"]

@@ -44,11 +44,19 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from . import calibration, io, photometry, timeutil
+from . import bayer, calibration, io, photometry, timeutil
 from .photometry import moffat_alpha
 from .wcsmodel import pixel_scale_arcsec
 
 ADC_MAX = 65535
+#: A colour sensor's R, G and B pixels: zeropoint offset from ``zp0`` (mag), colour term
+#: (the channel's band is V - term * (B - V)), extinction (mag/airmass), sky
+#: (mag/arcsec^2) and the flat lamp's level in it (fraction of ``flat_level``).
+CHANNEL_MODEL = {
+    "R": (-0.25, 0.45, 0.10, 20.3, 0.85),
+    "G": (0.0, -0.05, 0.16, 20.8, 1.0),
+    "B": (-0.55, -0.75, 0.27, 21.5, 0.55),
+}
 PIXEL_UM = 9.0  #: the simulated camera's pixel size (XPIXSZ)
 
 
@@ -117,6 +125,20 @@ class SimConfig:
     site_lon: float = -111.5967
     site_elev: float = 2096.0
     targets: bool = False  #: list the transiting and the variable star as the config's targets
+    #: A colour sensor's Bayer pattern of the raw array as stored (``RGGB``...; "": mono):
+    #: each channel with its own throughput, colour term, extinction and sky
+    #: (:data:`CHANNEL_MODEL`), the truth per channel plane (frame ``<frame>_<channel>``).
+    bayer: str = ""
+    row_order: str = "TOP-DOWN"  #: the ROWORDER written beside BAYERPAT
+
+
+#: A one-shot-colour night (the tests' and ``benchmarks/colour.py``'s): RGGB, a 1 %
+#: transit, 50 frames of 60 s every 2 minutes; star images of 5-7 px FWHM on the mosaic,
+#: so 2.5-3.5 px on each channel plane.
+COLOUR_NIGHT = SimConfig(
+    nx=768, ny=768, n_science=50, cadence=120.0, seed=13, bayer="RGGB",
+    fwhm_min=5.0, fwhm_max=7.0, transit_depth=0.01, targets=True,
+)  # fmt: skip
 
 
 @dataclass
@@ -260,6 +282,76 @@ def _illumination(cfg: SimConfig, rng) -> np.ndarray:
     return illum / np.median(illum)
 
 
+class _Colours:
+    """A colour sensor's channels (:data:`CHANNEL_MODEL`) over the trimmed frame."""
+
+    letters = ("R", "G", "B")
+
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        # the pattern of the imaging pixels: the raw array's, past the prescan columns
+        self.pattern = bayer.shifted(cfg.bayer, 0, cfg.prescan % 2)
+        tile = np.array(list(self.pattern)).reshape(2, 2)
+        self.colour = np.tile(tile, (cfg.ny // 2 + 1, cfg.nx // 2 + 1))[: cfg.ny, : cfg.nx]
+        self.lamp = self.of(lambda c: CHANNEL_MODEL[c][4])
+
+    def of(self, value) -> np.ndarray:
+        """A frame-sized map of ``value(colour)`` for each pixel's colour."""
+        out = np.empty(self.colour.shape)
+        for c in self.letters:
+            out[self.colour == c] = value(c)
+        return out
+
+    def zeropoints(self, airmass: float, transparency: float) -> dict:
+        cfg = self.cfg
+        return {
+            c: cfg.zp0 + CHANNEL_MODEL[c][0] - CHANNEL_MODEL[c][2] * airmass - transparency
+            for c in self.letters
+        }
+
+    def rate(self, c: str, color, zp: float):
+        """A star's e-/s in channel ``c`` over its rate in V above the atmosphere."""
+        return 10 ** (0.4 * (CHANNEL_MODEL[c][1] * color + zp - self.cfg.zp0))
+
+    def tile(self, x0: int, y0: int, shape, flux: dict) -> np.ndarray:
+        """Electrons per unit of a stamp at (x0, y0): 4 x the channel's flux on its
+        pixels, so that each channel plane holds the channel's flux."""
+        rows = (y0 + np.arange(shape[0])) % 2
+        cols = (x0 + np.arange(shape[1])) % 2
+        t = np.array([4.0 * flux[c] for c in self.pattern]).reshape(2, 2)
+        return t[rows[:, None], cols[None, :]]
+
+    def sky(self, exptime: float, zp: dict) -> np.ndarray:
+        scale = self.cfg.pixel_scale**2
+        return self.of(lambda c: 10 ** (-0.4 * (CHANNEL_MODEL[c][3] - zp[c])) * scale * exptime)
+
+    def truth(self, stem, x, y, flux: dict, zp: dict, color, saturated) -> list[pd.DataFrame]:
+        """Each channel plane's truth (positions in plane pixels)."""
+        out = []
+        nx, ny = self.cfg.nx // 2, self.cfg.ny // 2
+        for ch, (r0, c0) in bayer.offsets(self.pattern).items():
+            c = ch[0]
+            xp, yp = (x - c0) / 2.0, (y - r0) / 2.0
+            out.append(
+                pd.DataFrame(
+                    {
+                        "frame": f"{stem}_{ch}",
+                        "channel": ch,
+                        "id": np.arange(1, len(x) + 1),  # as _draw_stars numbers them
+                        "x": xp,
+                        "y": yp,
+                        "flux_e": flux[c],
+                        "mag_true": -2.5 * np.log10(flux[c] / self.cfg.exptime)
+                        + zp[c]
+                        + CHANNEL_MODEL[c][1] * color,
+                        "in_frame": (xp >= 0) & (xp <= nx - 1) & (yp >= 0) & (yp <= ny - 1),
+                        "saturated": saturated,
+                    }
+                )
+            )
+        return out
+
+
 class _Camera:
     """Fixed properties of the detector, and the readout of an electron image to ADU."""
 
@@ -341,6 +433,13 @@ def _header(cfg: SimConfig, imagetyp: str, start: Time, exptime: float) -> fits.
     h["SITELAT"] = cfg.site_lat
     h["SITELONG"] = (cfg.site_lon, "deg, east positive")
     h["SITEELEV"] = cfg.site_elev
+    if cfg.bayer:  # the pattern as the capture program writes it, in its row order
+        h["BAYERPAT"] = next(
+            p
+            for p in bayer.PATTERNS
+            if bayer.stored_pattern(p, 0, 0, cfg.row_order, cfg.ny) == cfg.bayer
+        )
+        h["XBAYROFF"], h["YBAYROFF"], h["ROWORDER"] = 0, 0, cfg.row_order
     h["INSTRUME"] = "fieldphot-sim"
     h["TELESCOP"] = "Simulated 0.6m"
     return h
@@ -394,6 +493,7 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     )
     date = cfg.start[:10].replace("-", "")
     t_start = Time(cfg.start, scale="utc")
+    colours = _Colours(cfg) if cfg.bayer else None
 
     seq = iter(range(1, 10_000))
 
@@ -454,7 +554,8 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     for i in range(cfg.n_flat):
         rng = next(frame_rng)
         level = cfg.flat_level * (1.0 + 0.15 * (i - cfg.n_flat / 2) / cfg.n_flat)
-        e = rng.poisson(level * camera.illum + camera.dark_rate * cfg.flat_exptime).astype(float)
+        lamp = level * camera.illum * (colours.lamp if colours else 1.0)
+        e = rng.poisson(lamp + camera.dark_rate * cfg.flat_exptime).astype(float)
         h = _header(cfg, "Flat Field", t_cal + (1800 + 30 * i) * u.s, cfg.flat_exptime)
         h["FILTER"] = cfg.filter
         write(camera.read_out(e, rng), h)
@@ -512,12 +613,24 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         x, y = _distort(cfg, x_nom + jitter[k, 0], y_nom + jitter[k, 1])
         alpha = moffat_alpha(fwhm[k], cfg.moffat_beta)
         beta = cfg.moffat_beta
+        if colours:  # each channel's electrons: its own band, zeropoint and extinction
+            zp_c = colours.zeropoints(x_air[k], transparency[k])
+            flux_c = {
+                c: base_rate * factor * colours.rate(c, color, zp_c[c]) * cfg.exptime
+                for c in colours.letters
+            }
         stars_img = np.zeros((cfg.ny, cfg.nx))
         for i in np.flatnonzero((x > -30) & (x < cfg.nx + 30) & (y > -30) & (y < cfg.ny + 30)):
             half = int(np.ceil(alpha * (25 if flux_e[i] > 3e6 else 8)))
             x0, y0, st = _stamp(x[i], y[i], alpha, beta, half)
-            _add(stars_img, x0, y0, flux_e[i] * st)
+            if colours:
+                st = st * colours.tile(x0, y0, st.shape, {c: f[i] for c, f in flux_c.items()})
+            else:
+                st = flux_e[i] * st
+            _add(stars_img, x0, y0, st)
         sky_e = sky_rate * cfg.exptime * atm
+        if colours:
+            sky_e = colours.sky(cfg.exptime, zp_c)
         expected = (stars_img + sky_e) * camera.illum + camera.dark_rate * cfg.exptime
         e = rng.poisson(expected).astype(float)
         camera.cosmic_rays(e, cfg.exptime, rng)
@@ -539,6 +652,25 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             h.update(wcs_h)
         path, sat_map = write(camera.read_out(e, rng), h)
         saturated = _saturated_within(sat_map, x, y, 2.0 * fwhm[k])
+        if colours:
+            stem = path.name.split(".fits")[0]
+            truth = colours.truth(stem, x, y, flux_c, zp_c, color, saturated)
+            flux_rows += truth
+            for t in truth:
+                frame_rows.append(
+                    {
+                        "frame": t["frame"].iloc[0],
+                        "exposure": stem,
+                        "channel": t["channel"].iloc[0],
+                        "mjd_utc_mid": mjd_mid[k],
+                        "bjd_tdb": bjd[k],
+                        "airmass": x_air[k],
+                        "zp": zp_c[t["channel"].iloc[0][0]],
+                        "fwhm": fwhm[k] / 2.0,
+                        "exptime": cfg.exptime,
+                    }
+                )
+            continue
         frame_rows.append(
             {
                 "frame": path.name.split(".fits")[0],
@@ -599,6 +731,8 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     io.write_table(refcat_path, refcat, {"source": "fieldphot.synthetic", "seed": cfg.seed})
     config_path = root / "config.yaml"
     demo = demo_config(raw_dir, refcat_path)
+    if cfg.bayer:  # each channel's band differs from V by a colour term: fitted per frame
+        demo["zeropoint"] = {"color_term": "fit"}
     if cfg.targets:
         # The transiting star with its ephemeris, as a transit observer gives it (and the
         # simulated star's limb darkening: none).

@@ -262,12 +262,17 @@ def star_pulls(lc: pd.DataFrame, min_frames: int = 8) -> pd.DataFrame:
     return st[st["n"] >= min_frames]
 
 
-def constant_star_noise(results, truth: Truth, min_snr: float = 50.0) -> pd.DataFrame:
+def constant_star_noise(
+    results, truth: Truth, min_snr: float = 50.0, filter_name=None
+) -> pd.DataFrame:
     """Constant, never-saturated stars with S/N > ``min_snr`` on at least 80 % of the frames:
     the light-curve summary's rms and noise model (``expected``: median error of the
-    ensemble magnitudes) and the CCD equation's prediction (median ``mag_inst_err``)."""
-    lc = light_curves(results, ["id", "frame", "snr", "mag_inst_err", "flags"])
+    ensemble magnitudes) and the CCD equation's prediction (median ``mag_inst_err``); of
+    filter (a colour frame's channel) ``filter_name`` alone when given."""
+    lc = light_curves(results, ["id", "frame", "filter", "snr", "mag_inst_err", "flags"])
     s, _ = io.read_table(Path(results) / "lightcurves" / "summary.parquet")
+    if filter_name is not None:
+        lc, s = lc[lc["filter"] == filter_name], s[s["filter"] == filter_name]
     ever_sat = truth.fluxes.groupby("id")["saturated"].any()
     n = lc["frame"].nunique()
     snr = lc[lc["flags"] == 0].groupby("id")["snr"].median()
@@ -282,10 +287,12 @@ def constant_star_noise(results, truth: Truth, min_snr: float = 50.0) -> pd.Data
     return s[["id", "mean_mag", "n_points", "rms", "predicted", "expected"]]
 
 
-def flux_curve(results, star_id: int, column: str = "mag_ens"):
-    """Time (BJD_TDB), relative flux and its error of one star's unflagged points."""
-    lc = light_curves(results, ["id", "bjd_tdb", column, "mag_ens_err", "flags"])
+def flux_curve(results, star_id: int, column: str = "mag_ens", filter_name=None):
+    """Time (BJD_TDB), relative flux and its error of one star's unflagged points (in
+    filter, or a colour frame's channel, ``filter_name`` alone when given)."""
+    lc = light_curves(results, ["id", "bjd_tdb", "filter", column, "mag_ens_err", "flags"])
     s = lc[(lc["id"] == star_id) & (lc["flags"] == 0) & np.isfinite(lc[column])]
+    s = s if filter_name is None else s[s["filter"] == filter_name]
     flux = 10 ** (-0.4 * (s[column].to_numpy() - s[column].median()))
     return s["bjd_tdb"].to_numpy(), flux, flux * s["mag_ens_err"].to_numpy() / 1.0857
 

@@ -152,10 +152,11 @@ def nominal_wcs(ra: float, dec: float, scale_arcsec: float, shape) -> WCS:
     return w
 
 
-def calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
+def calibrated_header(raw_header: fits.Header, offset, step: int = 1) -> fits.Header:
     """The raw header without its structure cards, its WCS (read by :func:`header_wcs`,
     numbers fixed) shifted by ``offset`` (x, y), where the trimmed array starts in raw
-    pixels: the calibrated frame's header.
+    pixels, and with ``step`` raw pixels to one pixel (a colour frame's channel plane
+    takes every other pixel: 2; its SIP terms are dropped): the calibrated frame's header.
 
     Examples
     --------
@@ -165,6 +166,9 @@ def calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
     >>> out = calibrated_header(h, (8, 0))
     >>> out["CRPIX1"], out["OBJECT"], "NAXIS" in out
     (42.0, 'M1', False)
+    >>> out = calibrated_header(h, (1, 0), 2)
+    >>> out["CRPIX1"], out["CDELT1"]
+    (25.0, -0.0002)
     """
     h = fits.Header()
     skip = {
@@ -190,6 +194,13 @@ def calibrated_header(raw_header: fits.Header, offset) -> fits.Header:
     for key in [k for k in h if is_wcs_key(k)]:
         del h[key]
     if wcs is not None:
-        wcs.wcs.crpix = wcs.wcs.crpix - np.asarray(offset, float)
+        wcs.wcs.crpix = (wcs.wcs.crpix - 1.0 - np.asarray(offset, float)) / step + 1.0
+        if step != 1:
+            if wcs.wcs.has_cd():
+                wcs.wcs.cd = wcs.wcs.cd * step
+            else:
+                wcs.wcs.cdelt = wcs.wcs.cdelt * step
+            wcs.sip = None
+            wcs.wcs.ctype = [c.removesuffix("-SIP") for c in wcs.wcs.ctype]
         h.update(wcs.to_header(relax=True))
     return h
