@@ -45,6 +45,7 @@ class Profile:
     longitude_sign: int = 0
     amplifiers: tuple = ()
     bayer: str | None = None
+    gain_per_iso: dict | None = None
 
 
 SCHEMA = SCHEMAS / "instrument.schema.yaml"
@@ -74,6 +75,7 @@ def profile_from_dict(d: dict, source: str = "profile") -> Profile:
         longitude_sign=int(d.get("longitude_sign", 0)),
         amplifiers=tuple(d.get("amplifiers", ())),
         bayer=d.get("bayer"),
+        gain_per_iso={float(k): float(v) for k, v in d.get("gain_per_iso", {}).items()},
     )
 
 
@@ -431,14 +433,19 @@ def normalize(header, profile: Profile = DEFAULT_PROFILE) -> tuple[dict, list[st
         ),
     }
     meta["bayer"] = _bayer(header, profile)
+    meta["iso"] = to_float(get("iso"))
+    if _positive(get("gain")) is None and meta["iso"] in (profile.gain_per_iso or {}):
+        meta["gain"] = profile.gain_per_iso[meta["iso"]]
     meta["date_obs"], meta["notes"] = parse_start(header, profile)
     meta["amplifiers"], amp_missing = amplifier_layout(header, profile)
     missing += amp_missing
+    from_table = meta["iso"] in (profile.gain_per_iso or {})
     meta["guessed"] = ",".join(
         q
         for q in ("gain", "read_noise", "saturate")
         if (to_float(get(q)) is None or (q == "gain" and not _positive(get(q))))
         and profile.defaults.get(q) is not None
+        and not (q == "gain" and from_table)
     )
     if to_float(get("gain")) is not None and not _positive(get("gain")):
         meta["notes"] = _join(meta["notes"], f"GAIN = {get('gain')} is no gain: not used")

@@ -146,8 +146,13 @@ def read_header(path) -> fits.Header:
     """Header of a raw frame: the primary header merged with the first image extension's.
 
     Raises :class:`FrameError` naming the file for anything unreadable, and for a file
-    shorter than its headers say (a truncated copy), found without reading the data.
+    shorter than its headers say (a truncated copy), found without reading the data. A
+    camera raw file's header is made from its metadata (:mod:`fieldphot.camera_raw`).
     """
+    from . import camera_raw
+
+    if camera_raw.is_camera_raw(path):
+        return camera_raw.read_header(path)
     try:
         with open(path, "rb") as fh:  # gzip, bzip2, zip: astropy finds their truncation
             compressed = fh.read(2) in (b"\x1f\x8b", b"BZ", b"PK")
@@ -200,7 +205,13 @@ except ImportError:  # pragma: no cover - astropy moved it
 
 def read_amplifiers(path) -> tuple[list[tuple[np.ndarray, fits.Header]], fits.Header]:
     """Every 2-D image in a raw file (one per amplifier for multi-extension frames), each
-    with its own header, and the merged header of the frame; the file is read once."""
+    with its own header, and the merged header of the frame; the file is read once. A
+    camera raw file is one image (:func:`fieldphot.camera_raw.read`)."""
+    from . import camera_raw
+
+    if camera_raw.is_camera_raw(path):
+        data, header = camera_raw.read(path)
+        return [(data, header)], header
     try:
         verify_compressed(path)
         with warnings.catch_warnings(record=True) as caught:

@@ -23,15 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import bayer, headers, io, timeutil
+from . import bayer, camera_raw, headers, io, timeutil
 
 RAW_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
 
 def is_raw_name(name: str) -> bool:
-    """Whether a file name looks like a FITS frame (plain, gzip or fpack)."""
+    """Whether a file name looks like a frame: FITS (plain, gzip or fpack) or a camera
+    raw file (:data:`fieldphot.camera_raw.SUFFIXES`)."""
     n = name.lower()
-    return n.endswith(RAW_SUFFIXES) and not n.startswith(".")
+    return n.endswith(RAW_SUFFIXES + camera_raw.SUFFIXES) and not n.startswith(".")
 
 
 def scan_raw(raw_dir) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -125,7 +126,7 @@ def safe_name(text: str) -> str:
 def frame_name(path: str) -> str:
     """Frame identifier: the file name without its FITS/compression suffix, made safe."""
     name = Path(path).name
-    for suf in sorted(RAW_SUFFIXES, key=len, reverse=True):
+    for suf in sorted(RAW_SUFFIXES + camera_raw.SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suf):
             name = name[: -len(suf)]
             break
@@ -237,6 +238,8 @@ def build_manifest(
             df[col] = default
         elif isinstance(default, str):  # a bad file's row has none of its header's text
             df[col] = df[col].fillna(default)
+        elif default is None:  # absent is None (a column of absent values is no NaN column)
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
     df = df[list(_COLUMNS)].copy()
     if observatory:
         for key, col in (("lat", "site_lat"), ("lon", "site_lon"), ("elev", "site_elev")):
@@ -296,13 +299,15 @@ _COLUMNS = {
     "naxis1": 0,
     "naxis2": 0,
     "bayer": "",
+    "iso": np.nan,
 }
 
 
 def _readouts(df: pd.DataFrame) -> list[str]:
-    """Each frame's readout: its raw shape, and its TRIMSEC where that differs from the
-    one most frames of that shape have (a subframe read out inside the same raw shape
-    must never be calibrated with, or combined into, the full frame's masters)."""
+    """Each frame's readout: its raw shape, its ISO where the header gives one (a DSLR's
+    gain setting), and its TRIMSEC where that differs from the one most frames of that
+    shape have (a subframe read out inside the same raw shape must never be calibrated
+    with, or combined into, the full frame's masters)."""
     shape = [f"{a}x{b}" for a, b in zip(df["naxis1"], df["naxis2"], strict=True)]
     trim = pd.Series(
         [t.replace(" ", "") if isinstance(t, str) else "" for t in df["trimsec"]], df.index
@@ -315,7 +320,8 @@ def _readouts(df: pd.DataFrame) -> list[str]:
         usual = usual.iloc[0] if len(usual) else ""
         for i in np.flatnonzero(same & (trim != usual).to_numpy()):
             out[i] = f"{s}_{safe_name(trim.iloc[i]) if trim.iloc[i] else 'untrimmed'}"
-    return out
+    iso = pd.to_numeric(df["iso"], errors="coerce").to_numpy(float)
+    return [f"{r}_iso{v:g}" if np.isfinite(v) else r for r, v in zip(out, iso, strict=True)]
 
 
 def _dedupe_frames(df: pd.DataFrame) -> None:
@@ -478,18 +484,16 @@ def split_channels(df: pd.DataFrame) -> pd.DataFrame:
     """
     df = df.assign(exposure=df["frame"], channel="")
     colour = (df["kind"] == "science") & (df["status"] == "ok") & (df["bayer"] != "")
-    parts = []
-    for i, row in df.iterrows():
-        if not colour[i]:
-            parts.append(df.loc[[i]])
-            continue
-        rows = pd.DataFrame([row] * len(bayer.CHANNELS), index=[i] * len(bayer.CHANNELS))
-        rows["channel"] = rows["filter"] = list(bayer.CHANNELS)
-        rows["frame"] = [f"{row['frame']}_{c}" for c in bayer.CHANNELS]
-        rows["pixel_scale"] = 2.0 * float(row["pixel_scale"])
-        parts.append(rows)
-    out = pd.concat(parts, ignore_index=True) if parts else df
-    return out.astype({c: t for c, t in df.dtypes.items() if c in out})
+    n = len(bayer.CHANNELS)
+    out = df.loc[df.index.repeat(np.where(colour, n, 1))]  # each colour row n times, in place
+    split = colour[out.index].to_numpy()
+    channel = np.array(bayer.CHANNELS)[out.groupby(level=0).cumcount().to_numpy() % n][split]
+    out = out.reset_index(drop=True)
+    out.loc[split, "channel"] = out.loc[split, "filter"] = channel
+    out.loc[split, "frame"] = out.loc[split, "frame"] + "_" + channel
+    scale = pd.to_numeric(out.loc[split, "pixel_scale"], errors="coerce")
+    out.loc[split, "pixel_scale"] = 2.0 * scale
+    return out
 
 
 def pointing_anchors(df: pd.DataFrame, tolerance_arcmin: float = 5.0) -> pd.Series:

@@ -180,6 +180,10 @@ def in_band(ref: pd.DataFrame, meta: dict, band: str | None) -> tuple[pd.DataFra
     return ref, {"band": band, **per_band[band]}
 
 
+class NoPointing(ValueError):
+    """No frame says where it points (a camera raw file, a header without RA/DEC)."""
+
+
 def fields(science: pd.DataFrame, radius_deg=None, margin: float = 1.1) -> list[tuple]:
     """(ra, dec, radius) circles covering the science frames' pointings.
 
@@ -198,7 +202,7 @@ def fields(science: pd.DataFrame, radius_deg=None, margin: float = 1.1) -> list[
         np.isfinite(science["ra"].astype(float)) & np.isfinite(science["dec"].astype(float))
     ]
     if len(sci) == 0:
-        raise ValueError("no science frame has RA/Dec in its header: a catalog query needs them")
+        raise NoPointing("no science frame has RA/Dec in its header: a catalog query needs them")
     half = 0.5 * np.hypot(sci["naxis1"].astype(float), sci["naxis2"].astype(float))
     r_frame = (half * sci["pixel_scale"].astype(float) / 3600.0 * margin).to_numpy()
     r_frame = np.where(np.isfinite(r_frame), r_frame, 0.5)

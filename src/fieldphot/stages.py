@@ -36,6 +36,7 @@ from astropy.io import fits
 from . import (
     bands,
     bayer,
+    camera_raw,
     catalog_query,
     headers,
     io,
@@ -177,6 +178,7 @@ def measure_camera(df: pd.DataFrame, n_pairs: int = 4) -> None:
         setup = f"({binning}, {readout})"
         wants = set(",".join(guessed[group & todo]).split(","))
         sci = df[group & (df["kind"] == "science")].sort_values("mjd_utc_mid")
+        sci = sci.drop_duplicates("path")  # a colour frame's channels share its file
         pairs = _consecutive_pairs(sci, n_pairs)
         flats = df[group & (df["kind"] == "flat")].sort_values("mjd_utc_mid")
         flat_pairs = _consecutive_pairs(flats, n_pairs)  # uniform and bright: the better
@@ -280,12 +282,14 @@ def reference_catalog(manifest_path, out, cfg: dict, transport: dict):
         m, _ = io.read_table(manifest_path)
         sci = m[(m["kind"] == "science") & (m["status"] == "ok")]
         band = cfg["band"] or _bands(sci["filter"])
-        fields = rcat.fields(sci, cfg["radius_deg"])
         try:
             table, meta = catalog_query.field_reference(
-                fields, {**cfg, **transport}, band, transport["cache_dir"]
+                rcat.fields(sci, cfg["radius_deg"]),
+                {**cfg, **transport},
+                band,
+                transport["cache_dir"],
             )
-        except catalog_query.CatalogError as exc:
+        except (catalog_query.CatalogError, rcat.NoPointing) as exc:
             reason = (
                 f"{exc}; the night runs without a catalog (no zeropoints): set "
                 "reference_catalog.path to a local catalog file for calibrated magnitudes"
@@ -471,7 +475,8 @@ def calibrate(*, raw, out, row: dict, cfg: dict, bias="", dark="", flat=""):
             log.info("%s: read noise %.2f e- measured from %d bias frames", raw_path, rn, n)
     pedestal = 0.0
     real_dark = dark_path and "/skydark_" not in str(dark_path)  # a raw dark holds the offset
-    if not bias_path and not real_dark and not row.get("biassec") and not row.get("amplifiers"):
+    offset_known = row.get("biassec") or row.get("amplifiers") or camera_raw.is_camera_raw(raw_path)
+    if not bias_path and not real_dark and not offset_known:  # (a raw file's black level)
         # No bias, no overscan: the camera's offset would stay in the data and in the
         # Poisson term of the errors (2-4 x too large on a real night).
         pedestal, how = cal.pedestal(data, rn)
