@@ -12,4 +12,5 @@ with stages.logged(sm.log[0]):
         sm.params.sky_dark_min_frames,
         sm.input.raw,
         sm.params.raw_state,
+        sm.params.pointing,
     )

@@ -170,6 +170,7 @@ def build_manifest(
     observatory: dict | None = None,
     sky_dark_min_frames: int = 5,
     digests: dict | None = None,
+    pointing: dict | None = None,
 ) -> pd.DataFrame:
     """Classify frames and plan their calibration.
 
@@ -188,6 +189,8 @@ def build_manifest(
     digests : dict, optional
         Each file's content digest by path (:func:`content_digests`): column ``digest``,
         in each frame's row, so a step reruns when its file's bytes change.
+    pointing : dict, optional
+        ``ra``, ``dec`` (deg): the field centre of frames whose headers give none.
 
     Returns
     -------
@@ -245,6 +248,9 @@ def build_manifest(
         for key, col in (("lat", "site_lat"), ("lon", "site_lon"), ("elev", "site_elev")):
             if observatory.get(key) is not None:
                 df[col] = float(observatory[key])
+    for key in ("ra", "dec"):
+        if (pointing or {}).get(key) is not None:
+            df[key] = pd.to_numeric(df[key], errors="coerce").fillna(float(pointing[key]))
     df["digest"] = [(digests or {}).get(p, "") for p in df["path"]]
     _dedupe_frames(df)
     _add_times(df, profile, notes, check_site=not (observatory or {}).get("lon"))

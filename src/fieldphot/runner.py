@@ -58,6 +58,7 @@ def prepare(cfg: dict, results) -> pd.DataFrame:
         cfg["observatory"] or None,
         cfg["calibration"]["sky_dark_min_frames"],
         cfg["raw_dir"],
+        pointing=cfg["pointing"],
     )
     stages.reference_catalog(
         r / layout.path("manifest"),

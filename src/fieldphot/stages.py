@@ -125,12 +125,14 @@ def manifest(
     sky_dark_min_frames: int = 5,
     raw_dir=None,
     raw_state: str = "",
+    pointing: dict | None = None,
 ):
     """Read every raw header once and write the manifest table; returns it. With
     ``raw_dir``, what in it could not be looked at (:func:`fieldphot.manifest.scan_raw`)
     is listed too, as ``bad`` rows with the cause. Each file's content digest is a column
     (``digest``); ``raw_state`` (:func:`fieldphot.manifest.raw_state`, what made the
-    workflow remake the manifest) is recorded with it."""
+    workflow remake the manifest) is recorded with it; ``pointing`` (``ra``, ``dec``) is the
+    field centre of frames whose headers give none."""
     items = (
         [(p, io.FrameError(f"{p}: {why}")) for p, why in mf.scan_raw(raw_dir)[1]] if raw_dir else []
     )
@@ -141,7 +143,7 @@ def manifest(
             items.append((str(p), exc))
     digests = mf.content_digests(raw_paths, Path(out).parent / ".raw_digests.json")
     df = mf.build_manifest(
-        items, load_profile(profile_path), observatory, sky_dark_min_frames, digests
+        items, load_profile(profile_path), observatory, sky_dark_min_frames, digests, pointing
     )
     measure_camera(df)
     for reason in df.loc[df["status"] != "ok", "reason"]:

@@ -123,3 +123,17 @@ def test_a_night_that_gives_no_pointing_runs_without_a_catalog(tmp_path):
     )
     table, meta = io.read_table(results / "refcat.parquet")
     assert table.empty and "RA/Dec" in meta["reason"] and "reference_catalog.path" in meta["reason"]
+
+
+def test_the_configs_pointing_gives_raw_frames_their_bjd(tmp_path):
+    path = synthetic.write_dng(tmp_path / "light_1.dng", _mosaic("RGGB") + 600)
+    items = [(str(path), io.read_header(path))]
+    site = {"lat": 31.96, "lon": -111.6, "elev": 2096.0}
+    m = manifest.build_manifest(items, observatory=site, pointing={"ra": 83.8, "dec": -5.4})
+    sci = manifest.science_frames(m)
+    assert (sci["ra"] == 83.8).all() and np.isfinite(sci["bjd_tdb"]).all()
+    # mid-exposure (30 s) of 2024-03-15 03:00:00 UTC: light time to the barycentre (up to
+    # 8.3 min) and TDB - UTC (69 s) apart
+    jd_utc = 2460384.625 + 15 / 86400
+    assert 0 < abs(sci["bjd_tdb"].iloc[0] - jd_utc) * 1440 < 9.6
+    assert manifest.science_frames(manifest.build_manifest(items))["bjd_tdb"].isna().all()

@@ -9,6 +9,7 @@ rule manifest:
         out("manifest"),
     params:
         observatory=config["observatory"],
+        pointing=config["pointing"],
         sky_dark_min_frames=config["calibration"]["sky_dark_min_frames"],
         raw_state=raw_state,
     conda:
