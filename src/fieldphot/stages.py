@@ -197,7 +197,10 @@ def measure_camera(df: pd.DataFrame, n_pairs: int = 4) -> None:
         if "gain" in wants:
             bias = df[group & (df["kind"] == "bias")]["path"][:2]
             gain, err, how = _measure_gain(
-                flat_pairs or pairs, images, [_single_image(p, trim[p]) for p in bias]
+                flat_pairs or pairs,
+                images,
+                [_single_image(p, trim[p]) for p in bias],
+                colour=(df.loc[group, "bayer"] != "").any(),
             )
             if np.isfinite(gain):
                 where = group & guessed.str.contains("gain")
@@ -245,15 +248,19 @@ def _single_image(path, trimsec=None):
     return amps[0][0][cal.parse_section(trimsec)] if trimsec else amps[0][0]
 
 
-def _measure_gain(pairs, images: dict, biases: list) -> tuple[float, float, str]:
+def _measure_gain(pairs, images: dict, biases: list, colour=False) -> tuple[float, float, str]:
     """Gain and error from frame pairs; the bias level and read noise from two bias frames
-    (images) when there are, else from the spread of the pairs' levels."""
+    (images) when there are, else from the spread of the pairs' levels. A ``colour``
+    sensor's pairs are measured channel by channel (each pixel parity of its 2 x 2 tile:
+    the channels' levels differ, and the noise of their mixture is no one level's)."""
     known = len(biases) == 2 and all(b is not None for b in biases)
     level, read_var = cal.pair_noise(*biases) if known else (0.0, None)
+    parts = [(slice(r, None, 2), slice(c, None, 2)) for r in (0, 1) for c in (0, 1)]
     stats = [
-        cal.pair_noise(images[a], images[b], level)
+        cal.pair_noise(images[a][part], images[b][part], level)
         for a, b in pairs
         if images[a] is not None and images[b] is not None
+        for part in (parts if colour else [(slice(None), slice(None))])
     ]
     if not stats:
         return float("nan"), float("nan"), ""
@@ -672,6 +679,8 @@ def solve(*, calibrated, sources, refcat, out, cfg: dict, neighbour=None):
     (None for that frame itself); its solution is this frame's hint.
     """
     header = io.read_header(calibrated)
+    if header.get("FP_CHAN") and cfg["pixel_scale"]:  # a colour plane: two sensor pixels
+        cfg = {**cfg, "pixel_scale": 2.0 * cfg["pixel_scale"]}
     src, meta = io.read_table(sources)
     ref, _ = io.read_table(refcat)
     ref = rcat.at_epoch(ref, header.get("FP_MJD"))

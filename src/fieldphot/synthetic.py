@@ -968,7 +968,12 @@ def write_dng(
 
     data = np.ascontiguousarray(mosaic, dtype="<u2")
     h, w = data.shape
-    num, den = (int(round(exptime * 1000)), 1000) if exptime >= 1 else (1, int(round(1 / exptime)))
+    if exptime <= 0:  # a bias
+        num, den = 0, 1
+    elif exptime >= 1:
+        num, den = int(round(exptime * 1000)), 1000
+    else:  # as cameras write short exposures: 1/30 s
+        num, den = 1, int(round(1 / exptime))
     cfa = [{"R": 0, "G": 1, "B": 2}[c] for c in pattern]
     text = lambda s: s.encode() + b"\0"  # noqa: E731
     # (tag, TIFF type, count, packed value): 1 BYTE, 2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL,

@@ -1,10 +1,14 @@
 """Camera raw files (issue 23): read through rawpy with the right colour pattern, black and
 white levels, exposure, ISO and time; a damaged one is one line and the night goes on."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
-from fieldphot import bayer, camera_raw, headers, io, manifest, stages, steps, synthetic
+from fieldphot import bayer, camera_raw, headers, io, manifest, stages, steps, synthetic, validation
+from fieldphot.runner import run_night
 
 CHANNELS = ("R", "G1", "G2", "B")
 
@@ -137,3 +141,54 @@ def test_the_configs_pointing_gives_raw_frames_their_bjd(tmp_path):
     jd_utc = 2460384.625 + 15 / 86400
     assert 0 < abs(sci["bjd_tdb"].iloc[0] - jd_utc) * 1440 < 9.6
     assert manifest.science_frames(manifest.build_manifest(items))["bjd_tdb"].isna().all()
+
+
+def _as_dng(night: synthetic.Night, cfg: synthetic.SimConfig, folder: Path) -> None:
+    """A simulated colour night's raw frames as a DSLR writes them: DNG files of the
+    imaging pixels (no overscan), named by their type, with no gain, read noise, site or
+    pointing."""
+    folder.mkdir()
+    names = {"bias": "bias", "dark": "dark", "flat": "flat", "science": "light"}
+    for path in sorted(night.raw_dir.glob("*.fits")):
+        amps, h = io.read_amplifiers(path)
+        kind = headers.classify(h["IMAGETYP"], headers.DEFAULT_PROFILE.frame_types)
+        synthetic.write_dng(
+            folder / f"{names[kind]}_{path.stem}.dng",
+            amps[0][0][:, cfg.prescan : cfg.prescan + cfg.nx],
+            cfg.bayer,
+            black=0,
+            white=int(cfg.saturate_adu),
+            exptime=h["EXPTIME"],
+            start=h["DATE-OBS"][:19].replace("-", ":").replace("T", " "),
+        )
+
+
+def test_a_dslr_night_of_raw_files_is_measured_per_channel(tmp_path):
+    """A colour night shot as DNG files: typed by name, the gain measured from its flats,
+    the read noise from its bias frames, the site and pointing from the config; every
+    channel plane solved and calibrated to the truth."""
+    cfg = synthetic.SimConfig(
+        nx=512, ny=512, n_science=3, n_bias=3, n_dark=3, n_flat=4, seed=8, bayer="BGGR",
+        fwhm_min=5.0, fwhm_max=6.0,
+    )  # fmt: skip
+    night = synthetic.simulate_night(tmp_path / "sim", cfg)
+    _as_dng(night, cfg, tmp_path / "dng")
+    config = yaml.safe_load(night.config.read_text())
+    config.update(
+        raw_dir=str(tmp_path / "dng"),
+        observatory={"lat": cfg.site_lat, "lon": cfg.site_lon, "elev": cfg.site_elev},
+        pointing={"ra": cfg.ra, "dec": cfg.dec},
+        solve={"pixel_scale": cfg.pixel_scale},
+    )
+    run_night(config, tmp_path / "results", processes=2)
+    m, meta = io.read_table(tmp_path / "results" / "manifest.parquet")
+    assert (m["status"] == "ok").all(), m.loc[m["status"] != "ok", "reason"].tolist()
+    assert m["gain"].to_numpy() == pytest.approx(cfg.gain, rel=0.05)
+    truth = validation.Truth(tmp_path / "sim")
+    frames, _ = io.read_table(tmp_path / "results" / "lightcurves" / "frames.parquet")
+    planes = frames[frames["filter"] != "G"]
+    assert len(planes) == 4 * cfg.n_science and (planes["status"] == "ok").all()
+    true_zp = truth.frames.loc[planes["frame"].str.removeprefix("light_"), "zp"].to_numpy()
+    assert np.abs(planes["zp"].to_numpy() - true_zp).max() < 0.1
+    true_bjd = truth.frames.loc[planes["frame"].str.removeprefix("light_"), "bjd_tdb"]
+    assert np.abs(planes["bjd_tdb"].to_numpy() - true_bjd.to_numpy()).max() * 86400 < 0.01
