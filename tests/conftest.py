@@ -45,13 +45,18 @@ class Processed:
         return list(self.truth_frames.index)
 
 
+def simulated_night(root: Path, cfg: synthetic.SimConfig) -> synthetic.Night:
+    """A night simulated into ``root`` and processed into ``root / "results"`` by the
+    plain loop."""
+    night = synthetic.simulate_night(root, cfg)
+    run_night(yaml.safe_load(night.config.read_text()), root / "results", processes=2)
+    return night
+
+
 @pytest.fixture(scope="session")
 def processed(tmp_path_factory) -> Processed:
     root = tmp_path_factory.mktemp("unit_night")
-    night = synthetic.simulate_night(root, UNIT_NIGHT)
-    cfg = yaml.safe_load(night.config.read_text())
-    run_night(cfg, root / "results", processes=2)
-    return Processed(night, root / "results")
+    return Processed(simulated_night(root, UNIT_NIGHT), root / "results")
 
 
 def offline_vizier(monkeypatch) -> list:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
+from conftest import simulated_night  # tests/ is on the path (its conftest)
 
 from fieldphot import bayer, headers, io, manifest, synthetic, validation
 from fieldphot.cli import parser
@@ -83,8 +84,7 @@ def test_simulate_takes_a_bayer_pattern():
 @pytest.fixture(scope="module")
 def colour_night(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("colour_night")
-    night = synthetic.simulate_night(root, COLOUR_NIGHT)
-    run_night(yaml.safe_load(night.config.read_text()), root / "results", processes=2)
+    simulated_night(root, COLOUR_NIGHT)
     return root
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import simulated_night  # tests/ is on the path (its conftest)
 
 from fieldphot import config, io, layout, lightcurves, stages, steps, synthetic, validation
 from fieldphot.flags import Flag
-from fieldphot.runner import run_night
 
 #: A transit night as exoplanet follow-up observes it: a 30 mmag, 1.5 h transit of the
 #: night's forced target at 75 s cadence (about 57 points in transit), with 45 minutes of
@@ -95,8 +95,7 @@ def test_transit_depth_and_mid_time_recovered(processed):
 @pytest.fixture(scope="module")
 def transit_night(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("transit_night")
-    night = synthetic.simulate_night(root, TRANSIT_NIGHT)
-    run_night(yaml.safe_load(night.config.read_text()), root / "results", processes=2)
+    simulated_night(root, TRANSIT_NIGHT)
     return root
 
 
