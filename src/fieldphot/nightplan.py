@@ -16,9 +16,26 @@ Examples
 import pandas as pd
 
 
+def exposures(m: pd.DataFrame) -> pd.DataFrame:
+    """The manifest with a colour frame's channel planes as its one raw file, its filter
+    ``colour <pattern>``.
+
+    >>> m = pd.DataFrame({"path": ["a.fits"] * 2 + ["b.fits"], "channel": ["R", "G1", ""],
+    ...                   "bayer": ["RGGB", "RGGB", ""], "filter": ["R", "G1", "V"]})
+    >>> exposures(m)["filter"].tolist()
+    ['colour RGGB', 'V']
+    """
+    if "channel" not in m:
+        return m
+    colour = m["channel"].fillna("") != ""
+    one = m[colour].drop_duplicates("path")
+    one = one.assign(filter="colour " + one["bayer"].astype(str))
+    return pd.concat([m[~colour], one]).sort_index()
+
+
 def inventory(m: pd.DataFrame) -> pd.DataFrame:
     """Counts of usable frames by night, type, filter, exposure time and binning."""
-    ok = m[m["status"] == "ok"].copy()
+    ok = exposures(m[m["status"] == "ok"]).copy()
     ok["filter"] = ok["filter"].where(ok["kind"].isin(["flat", "science"]), "-")
     return (
         ok.groupby(["night", "kind", "filter", "exptime", "binning"])
@@ -30,12 +47,21 @@ def inventory(m: pd.DataFrame) -> pd.DataFrame:
 
 def problems(m: pd.DataFrame) -> list[str]:
     """One line per thing missing or doubtful, in the order a user should fix them."""
-    ok = m[m["status"] == "ok"]
+    ok = exposures(m[m["status"] == "ok"])
     out = []
     for night, g in ok[ok["kind"] == "science"].groupby("night", sort=True):
-        for (flt, binning), _ in g.groupby(["filter", "binning"], sort=False):
+        for (flt, binning), rows in g.groupby(["filter", "binning"], sort=False):
             flats = ok[(ok["kind"] == "flat") & (ok["filter"] == flt) & (ok["binning"] == binning)]
-            if flats.empty:
+            if flt.startswith("colour "):  # flat through the camera's own filter: planned
+                masters = rows["flat_master"]
+                if (masters == "").any():
+                    out.append(
+                        f"{night}: no flats for the {flt} frames ({binning}): they will not "
+                        "be flat-fielded"
+                    )
+                elif not masters.str.startswith(f"masters/{night}/").all():
+                    out.append(f"{night}: no flats for the {flt} frames ({binning}) this night")
+            elif flats.empty:
                 out.append(
                     f"{night}: no flats in {flt} ({binning}): science frames will not "
                     "be flat-fielded"

@@ -11,7 +11,7 @@ import yaml
 from astropy.io import fits
 from conftest import simulated_night  # tests/ is on the path (its conftest)
 
-from fieldphot import bayer, headers, io, manifest, synthetic, validation
+from fieldphot import bayer, headers, io, manifest, nightplan, synthetic, validation
 from fieldphot.cli import parser
 from fieldphot.runner import run_night
 
@@ -75,6 +75,12 @@ def test_a_colour_frame_becomes_four_channel_frames(tmp_path):
     ).all()
     # one exposure left out by its file name leaves out its four channels
     assert manifest.science_frames(m, ["raw/light1.fits"]).empty
+    # `fieldphot init` counts the exposure once, and its flat as its own
+    listed = nightplan.inventory(m).set_index("kind")
+    assert (listed.loc["science", "filter"], listed.loc["science", "frames"]) == ("colour RGGB", 1)
+    assert not any("flats" in p for p in nightplan.problems(m))
+    alone = manifest.build_manifest([("raw/light1.fits", header("Light"))])
+    assert any("no flats for the colour RGGB frames" in p for p in nightplan.problems(alone))
 
 
 def test_simulate_takes_a_bayer_pattern():
