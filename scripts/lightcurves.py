@@ -11,4 +11,5 @@ with stages.logged(sm.log[0]):
         Path(sm.output.summary).parent,
         sm.params.cfg,
         sm.params.names,
+        sm.params.moving,
     )

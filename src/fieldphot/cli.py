@@ -41,6 +41,11 @@ def parser() -> argparse.ArgumentParser:
         default="",
         help="a one-shot-colour camera with this Bayer pattern (default: monochrome)",
     )
+    s.add_argument(
+        "--asteroid",
+        action="store_true",
+        help="an asteroid crosses the field (its ephemeris file and truth beside the raw folder)",
+    )
     r = sub.add_parser(
         "run",
         help="run the workflow on a night (further options go to snakemake: --dry-run, "
@@ -125,11 +130,11 @@ def _run_results(command: str, config: Path, workdir: Path, needs: str):
     return cfg, results
 
 
-def simulate(outdir: Path, size: int, frames: int, seed: int, bayer: str = ""):
+def simulate(outdir: Path, size: int, frames: int, seed: int, bayer: str = "", asteroid=False):
     from . import synthetic
 
     cfg = synthetic.SimConfig(
-        nx=size, ny=size, n_science=frames, seed=seed, targets=True, bayer=bayer
+        nx=size, ny=size, n_science=frames, seed=seed, targets=True, bayer=bayer, asteroid=asteroid
     )
     night = synthetic.simulate_night(outdir, cfg)
     print(f"simulated night: {night.raw_dir} ({len(list(night.raw_dir.iterdir()))} raw frames)")
@@ -506,7 +511,7 @@ def main(argv=None) -> int:
         print(problem, file=sys.stderr)
         return 2
     if args.command == "simulate":
-        simulate(args.outdir, args.size, args.frames, args.seed, args.bayer)
+        simulate(args.outdir, args.size, args.frames, args.seed, args.bayer, args.asteroid)
         return 0
     if args.command == "init":
         try:

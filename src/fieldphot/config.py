@@ -163,6 +163,8 @@ def _rows(schema: dict, prefix: str = ""):
         else:
             default = sub.get("default", "(required)" if key in schema.get("required", []) else "")
             yield name, default, sub.get("description", "")
+            if "properties" in sub.get("items", {}):  # a list of objects: each one's keys
+                yield from _rows(sub["items"], name + "[].")
 
 
 def markdown() -> str:

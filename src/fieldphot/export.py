@@ -38,12 +38,16 @@ UNITS = {
     ),
     **dict.fromkeys(["mag_ens", "mag_ens_err", "mag_detrended"], "mag"),
     **dict.fromkeys(["zp", "zp_err", "color"], "mag"),
+    **dict.fromkeys(["ra_eph", "dec_eph", "phase_deg"], "deg"),
+    **dict.fromkeys(["jd_utc", "jd_ltc"], "d"),
+    **dict.fromkeys(["r_au", "delta_au"], "AU"),
+    "mag_reduced": "mag",
     "exptime": "s",
     **dict.fromkeys(["mjd_utc_mid", "bjd_tdb"], "d"),
 }
 
 #: Frame metadata copied into an export's header.
-HEADER_KEYS = ("band", "magnitude_system", "fieldphot_version")
+HEADER_KEYS = ("band", "magnitude_system", "fieldphot_version", "target", "rotation")
 
 
 def catalog_table(df: pd.DataFrame, meta: dict) -> Table:
@@ -220,23 +224,33 @@ def aavso_extended(rows: pd.DataFrame, name: str, obscode: str, software: str, n
     return "\n".join(head + lines) + "\n"
 
 
-def target_products(nights, outdir, names, column, cfg, summary) -> None:
-    """Per forced target: ``targets/<name>.ecsv`` (TimeSeries), ``.png`` and ``_aavso.txt``."""
+def target_products(nights, outdir, names, column, cfg, summary, moving=(), site=None) -> None:
+    """Per forced target: ``targets/<name>.ecsv`` (TimeSeries), ``.png`` and ``_aavso.txt``;
+    per moving target (``moving``: :func:`fieldphot.steps.moving_targets`) also its
+    ephemeris columns in the ECSV, its rotation period, ``_phased.png`` and
+    ``_alcdef.txt`` (:func:`moving_products`, seen from ``site``: ``lat``, ``lon``,
+    ``elev``)."""
     from . import __version__
 
     if not names:
         return
     rows = io.read_tables(nights, filters=[("target", "in", list(names))])
     n_comp = int(summary["comparison"].sum()) if "comparison" in summary else 0
+    movers = {m["name"]: m for m in moving}
     for name in names:
         t = rows[rows["target"].astype(str) == name].sort_values("bjd_tdb")
         t = t.drop(columns=["target", "comparison"]).reset_index(drop=True)
         t = t.assign(**{c: t[c].astype(str) for c in ("night", "frame", "filter")})
+        suffixes = layout.TARGET_SUFFIXES + (layout.MOVING_SUFFIXES if name in movers else ())
         path = {
             s: outdir.parent / layout.path("target_curve", name=layout.safe_name(name), suffix=s)
-            for s in layout.TARGET_SUFFIXES
+            for s in suffixes
         }
-        io.write_export(path[".ecsv"], time_series(t, {"target": name}), "ecsv")
+        meta = {"target": name}
+        if name in movers:
+            t, fit = moving_products(t, movers[name], column, cfg, path, site or {})
+            meta["rotation"] = {k: v for k, v in fit.items() if k not in ("phase", "model")}
+        io.write_export(path[".ecsv"], time_series(t, meta), "ecsv")
         io.save_figure(report.target_figure(t.assign(target=name), column), path[".png"])
         aavso = t.assign(mag=t[column], mag_err=t["mag_ens_err"])
         software = f"fieldphot {__version__}"
@@ -244,3 +258,88 @@ def target_products(nights, outdir, names, column, cfg, summary) -> None:
             path["_aavso.txt"],
             aavso_extended(aavso, name, cfg["aavso_obscode"], software, n_comp),
         )
+
+
+def moving_products(t: pd.DataFrame, target: dict, column: str, cfg: dict, path: dict, site: dict):
+    """A moving target's light curve with its ephemeris at each frame (``jd_utc``,
+    ``jd_ltc``: light-time corrected, ``ra_eph``, ``dec_eph``, ``r_au``, ``delta_au``,
+    ``phase_deg``, ``mag_reduced``), its rotation period
+    (:func:`fieldphot.asteroid.rotation_period` on the points with no bad or
+    ``STAR_CROSSING`` flag), the folded curve (``path["_phased.png"]``) and the ALCDEF
+    file (``path["_alcdef.txt"]``, one session per night). Returns the table and the fit."""
+    from . import asteroid, ephemeris, lightcurves
+    from .flags import Flag
+
+    jd = t["mjd_utc_mid"].to_numpy(float) + 2400000.5
+    eph = ephemeris.at(target, jd, target.get("cache_dir"), site, target.get("server", ""))
+    ltc = asteroid.light_time(eph["delta"].to_numpy(float))
+    t = t.assign(
+        jd_utc=jd,
+        jd_ltc=jd - ltc,
+        ra_eph=eph["ra"].to_numpy(),
+        dec_eph=eph["dec"].to_numpy(),
+        r_au=eph["r"].to_numpy(),
+        delta_au=eph["delta"].to_numpy(),
+        phase_deg=eph["phase"].to_numpy(),
+        mag_reduced=asteroid.reduced_mag(t[column], eph["r"], eph["delta"]),
+    )
+    err = t[f"{column}_err"] if f"{column}_err" in t else t["mag_ens_err"]
+    flagged = (t["flags"].to_numpy() & int(Flag.STAR_CROSSING)) != 0
+    good = ((t["flags"].to_numpy() & int(lightcurves.BAD_FOR_SUMMARY)) == 0) & ~flagged
+    good &= np.isfinite(t[column].to_numpy(float))
+    times = np.where(np.isfinite(t["jd_ltc"]), t["jd_ltc"], t["jd_utc"])
+    fit = asteroid.rotation_period(
+        times[good], t[column][good], err[good], cfg["rotation_period_h"], cfg["fourier_order"]
+    )
+    shown = good | (flagged & np.isfinite(t[column].to_numpy(float)))
+    io.save_figure(
+        asteroid.phased_figure(times[shown], t[column][shown], err[shown], flagged[shown], fit,
+                               target["name"]),
+        path["_phased.png"],
+    )  # fmt: skip
+    calibrated = bool(np.isfinite(t["mag"]).any()) if "mag" in t else False
+    sessions = [
+        pd.DataFrame(
+            {
+                "jd": times[sel],
+                "mag": t[column][sel],
+                "mag_err": err[sel],
+                "airmass": t["airmass"][sel] if "airmass" in t else np.nan,
+                "ra": t["ra_eph"][sel],
+                "dec": t["dec_eph"][sel],
+                "phase": t["phase_deg"][sel],
+                "ltc": ltc[sel],
+                "pab_lon": eph["pab_lon"][sel],
+                "pab_lat": eph["pab_lat"][sel],
+            }
+        )  # fmt: skip
+        for night in pd.unique(t["night"])
+        if (sel := good & (t["night"] == night).to_numpy()).any()
+    ]
+    band = str(_first(t, "filter") or "C")
+    io.write_text(
+        path["_alcdef.txt"],
+        asteroid.alcdef(
+            sessions,
+            {
+                "name": target["name"],
+                "number": target.get("number"),
+                "observers": cfg["observer"],
+                "lon": site.get("lon"),
+                "lat": site.get("lat"),
+                "filter": "C" if aavso_filter(band) == "CV" else band,
+                "band": "V" if aavso_filter(band) == "CV" else band,
+                "differential": not calibrated,
+                "standard": "INTERNAL" if calibrated else "NONE",
+            },
+        ),
+    )
+    return t, fit
+
+
+def _first(t: pd.DataFrame, column: str):
+    """The first finite value of a column, or None."""
+    if column not in t:
+        return None
+    v = t[column].dropna()
+    return v.iloc[0] if len(v) else None

@@ -202,7 +202,7 @@ def _measure(sub, err, mask, x, y, objs, radius) -> pd.DataFrame:
     flux, ferr, fflag = sep.sum_circle(sub, x, y, r, err=native(err), subpix=5)
     sat = sep.sum_circle(any_set(mask, Flag.SATURATED), x, y, r, subpix=1)[0] > 0
     flags = np.where(sat, int(Flag.SATURATED), 0) | np.where(fflag != 0, int(Flag.EDGE), 0)
-    snr = np.where(ferr > 0, flux / ferr, 0.0)
+    snr = np.divide(flux, ferr, out=np.zeros_like(flux), where=ferr > 0)
     src = pd.DataFrame(
         {
             "x": x,

@@ -36,6 +36,7 @@ class Flag(IntFlag):
     MASKED = 2048  #: masked pixels inside the aperture
     NO_DATA = 4096  #: no measurement of this star on this frame (outside it, or the frame failed)
     POOR_FRAME = 8192  #: the frame's ensemble scatter is far above its night's (clouds, bright sky)
+    STAR_CROSSING = 16384  #: a moving target's aperture holds light of a star of the field
 
 
 def describe(value: int) -> str:

@@ -70,16 +70,25 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".") or "_"
 
 
-def target_files(names) -> list[str]:
-    """The per-target light-curve files of the forced targets ``names``.
+#: Files written besides per moving target (:func:`fieldphot.export.moving_products`).
+MOVING_SUFFIXES = ("_phased.png", "_alcdef.txt")
+
+
+def target_files(names, moving=()) -> list[str]:
+    """The per-target light-curve files of the forced targets ``names`` (of which
+    ``moving`` are moving targets).
 
     Examples
     --------
     >>> target_files(["T 1"])[::2]
     ['lightcurves/targets/T_1.ecsv', 'lightcurves/targets/T_1_aavso.txt']
+    >>> target_files(["433"], moving=["433"])[-1]
+    'lightcurves/targets/433_alcdef.txt'
     """
     return [
-        path("target_curve", name=safe_name(n), suffix=s) for n in names for s in TARGET_SUFFIXES
+        path("target_curve", name=safe_name(n), suffix=s)
+        for n in names
+        for s in TARGET_SUFFIXES + (MOVING_SUFFIXES if n in set(moving) else ())
     ]
 
 

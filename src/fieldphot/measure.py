@@ -33,6 +33,8 @@ Examples
 (True, 'relaxed')
 """
 
+import logging
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
@@ -40,6 +42,8 @@ from scipy.spatial import cKDTree
 from . import photometry as phot
 from . import zeropoint as zpt
 from .flags import Flag, any_set
+
+log = logging.getLogger("fieldphot")
 
 #: Columns of the photometry product (targets add ``flux_lim`` and ``detected``).
 COLUMNS = [
@@ -131,7 +135,9 @@ def measure_frame(
     cfg : dict
         The ``photometry`` config slice.
     targets : list of dict
-        Forced positions: ``name``, ``ra``, ``dec`` (deg).
+        Forced positions: ``name``, ``ra``, ``dec`` (deg), and ``index`` (the target's
+        place among the config's targets: its id is ``-1 - index``; default its place
+        in ``targets``).
     avoid_xy : (array, array), optional
         Detections (px) that blank-sky apertures keep clear of, besides catalog stars.
 
@@ -154,7 +160,8 @@ def measure_frame(
     ny, nx = shape
     inside = (x_all >= 0) & (x_all <= nx - 1) & (y_all >= 0) & (y_all <= ny - 1)
     stars = ref[near][inside].reset_index(drop=True)
-    tg = pd.DataFrame(list(targets), columns=["name", "ra", "dec"])
+    tg = pd.DataFrame(list(targets), columns=["name", "ra", "dec", "index"])
+    tg["index"] = tg["index"].fillna(pd.Series(np.arange(len(tg)), index=tg.index))
     tx, ty, t_in = _project(wcs, tg["ra"], tg["dec"], shape)
     tg, tx, ty = tg[t_in].reset_index(drop=True), tx[t_in], ty[t_in]
     n_star = len(stars)
@@ -253,7 +260,7 @@ def measure_frame(
     nsig = cfg["limit_sigma"]
     out = pd.DataFrame(
         {
-            "id": _ids(stars["id"], tg["name"]),
+            "id": _ids(stars["id"], tg["name"], tg["index"]),
             "target": np.concatenate([np.full(n_star, ""), tg["name"].astype(str)]),
             "ra": np.concatenate([stars["ra"], tg["ra"]]).astype(float),
             "dec": np.concatenate([stars["dec"], tg["dec"]]).astype(float),
@@ -380,10 +387,10 @@ def _light_mag(ref: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(mag, nan=99.0)
 
 
-def _ids(star_ids: pd.Series, names: pd.Series) -> np.ndarray:
-    """Catalog ids, then the targets': -1, -2, ... beside numeric ids, else the names."""
+def _ids(star_ids: pd.Series, names: pd.Series, index: pd.Series) -> np.ndarray:
+    """Catalog ids, then the targets': ``-1 - index`` beside numeric ids, else the names."""
     if pd.api.types.is_numeric_dtype(star_ids) or len(star_ids) == 0:
-        return np.concatenate([star_ids.to_numpy(np.int64), -1 - np.arange(len(names))])
+        return np.concatenate([star_ids.to_numpy(np.int64), -1 - index.to_numpy(np.int64)])
     return np.concatenate([star_ids.astype(str), "target:" + names.astype(str)])
 
 
@@ -453,3 +460,94 @@ def _limit_mag(per_radius, main, cfg, exptime) -> float:
         ok = np.isfinite(per_radius)
         flux = np.min(per_radius[ok]) if ok.any() else np.nan
     return float(zpt.instrumental_mag([flux], [0.0], exptime)[0][0])
+
+
+def measure_moving(sci, err, mask, wcs, table: pd.DataFrame, tracks, info: dict, frame, cfg):
+    """Photometry of moving targets on one frame (:func:`fieldphot.moving.measure`), as
+    rows of :data:`COLUMNS` beside the frame's ``table`` (:func:`measure_frame`, whose
+    stars are masked in the targets' sky and judged for crossings) with the frame's
+    ``info`` (FWHM, main aperture, curve of growth, annulus).
+
+    ``tracks``: per target ``(name, index, positions)``, ``positions`` the ephemeris
+    (:func:`fieldphot.ephemeris.at`) at the exposure's start, middle and end.
+    """
+    from . import moving
+
+    fwhm, r_ap = info["fwhm"], info["r_ap"]
+    main = int(np.argmin(np.abs(np.asarray(info["radii"]) - r_ap)))
+    growth = info["growth"][main] if info["growth_status"] != "none" else None
+    stars = table[table["target"] == ""]
+    sx, sy = stars["x"].to_numpy(float), stars["y"].to_numpy(float)
+    star_light = (
+        sx,
+        sy,
+        np.nan_to_num(stars["flux"].to_numpy(float)),
+        _wing_radius(sci, err, sx, sy, fwhm, info["r_in"]),
+    )
+    ny, nx = sci.shape
+    rows = []
+    for name, index, pos in tracks:
+        px, py = wcs.world_to_pixel_values(pos["ra"].to_numpy(float), pos["dec"].to_numpy(float))
+        if not (-0.5 <= px[1] <= nx - 0.5 and -0.5 <= py[1] <= ny - 0.5):
+            continue
+        m = moving.measure(
+            sci,
+            err,
+            mask,
+            (px[0], py[0]),
+            (px[2], py[2]),
+            fwhm=fwhm,
+            radius=r_ap,
+            annulus=(info["r_in"], info["r_out"]),
+            growth=growth,
+            stars=star_light,
+            recenter_px=cfg["recenter_fwhm"] * fwhm,
+            detect_snr=cfg["detect_snr"],
+            blend_fraction=cfg["blend_fraction"],
+        )
+        # As every star's: the noise blank-sky apertures show beyond their error (per
+        # pixel of aperture) and the curve of growth's error.
+        excess = max(info["blank_scatter"][main] ** 2 - info["blank_err"][main] ** 2, 0.0)
+        excess = np.nan_to_num(excess) * m["area"] / (np.pi * r_ap**2)
+        m["flux_err"] = np.hypot(
+            np.sqrt(m["flux_err_ap"] ** 2 + excess) / m["fraction"],
+            m["flux"] * info["growth_rel_err"][main],
+        )
+        m["snr"] = m["flux"] / m["flux_err"] if m["flux_err"] > 0 else 0.0
+        ra, dec = wcs.pixel_to_world_values(m["x"], m["y"])
+        flags = m["flags"] | (int(Flag.LOW_SNR) if m["snr"] < cfg["min_snr"] else 0)
+        mag, merr = zpt.instrumental_mag([m["flux"]], [m["flux_err"]], float(frame["exptime"]))
+        # The noise without the source's own photons, as total flux.
+        background = np.sqrt(max(m["flux_err_ap"] ** 2 + excess - max(m["flux_ap"], 0.0), 0.0))
+        rows.append(
+            {
+                "id": -1 - index,
+                "target": name,
+                "ra": float(ra),
+                "dec": float(dec),
+                "x": m["x"],
+                "y": m["y"],
+                "r_ap": r_ap,
+                "flux": m["flux"],
+                "flux_err": m["flux_err"],
+                "flux_ap": m["flux_ap"],
+                "sky": m["sky"],
+                "sky_err": m["sky_err"],
+                "snr": m["snr"],
+                "peak": m["peak"],
+                "mag_inst": mag[0],
+                "mag_inst_err": merr[0],
+                "flux_lim": cfg["limit_sigma"] * background / m["fraction"],
+                "detected": m["snr"] >= cfg["detect_snr"],
+                "flags": np.int32(flags),
+                "mag_cat": np.nan,
+                "mag_cat_err": np.nan,
+                "color": np.nan,
+                "contamination": m["contamination"],
+            }
+        )
+        log.info(
+            "%s at (%.1f, %.1f): trail %.1f px, recentred %.2f px, S/N %.1f, stars' light %.3f",
+            name, m["x"], m["y"], m["trail_px"], m["shift"], m["snr"], m["contamination"],
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)

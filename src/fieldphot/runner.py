@@ -145,7 +145,9 @@ def run_night(config: dict, results, processes: int = 1) -> dict:
         lc_cfg = steps.reads("night_lightcurves", cfg)
         stages.night_light_curves(night_cats, nights[-1], lc_cfg, cfg["targets"])
     names = [t["name"] for t in cfg["targets"]]
-    stages.light_curves(nights, r / "lightcurves", steps.reads("lightcurves", cfg), names)
+    stages.light_curves(
+        nights, r / "lightcurves", steps.reads("lightcurves", cfg), names, steps.moving_targets(cfg)
+    )
     stages.export(cats, r / "export", steps.reads("export", cfg), bool(cfg["targets"]))
     return {
         "catalogs": cats,

@@ -38,6 +38,7 @@ from . import (
     bayer,
     camera_raw,
     catalog_query,
+    ephemeris,
     headers,
     io,
     layout,
@@ -77,6 +78,8 @@ FRAME_CARDS = {
     "object": "FP_OBJ",
     "saturation_e": "FP_SATE",
     "pixel_scale": "FP_SCALE",
+    "site_lat": "FP_LAT",
+    "site_lon": "FP_LON",
     "site_elev": "FP_ELEV",
     "cal_flags": "FP_CALFL",
     "exposure": "FP_EXPO",
@@ -853,18 +856,29 @@ def photometer(*, calibrated, astrometry, starlist, out, cfg: dict, targets=(), 
         src, _ = io.read_table(sources, columns=["x", "y"])
         avoid = (src["x"].to_numpy(), src["y"].to_numpy())
     frame = meta["frame"]
+    wcs = wcsmodel.wcs_from_string(meta["wcs"])
+    indexed = [{**t, "index": i} for i, t in enumerate(targets)]
     table, info = measure.measure_frame(
         sci,
         err,
         mask,
-        wcsmodel.wcs_from_string(meta["wcs"]),
+        wcs,
         rcat.at_epoch(ref, frame.get("mjd_utc_mid")),
         meta["extract"].get("fwhm"),
         frame,
         cfg,
-        targets=targets,
+        targets=[t for t in indexed if not ephemeris.is_moving(t)],
         avoid_xy=avoid,
     )
+    tracks = []
+    for t in (t for t in indexed if ephemeris.is_moving(t)):
+        try:
+            tracks.append((t["name"], t["index"], _track(t, frame)))
+        except (io.FrameError, ValueError) as exc:
+            log.warning("%s: moving target %s not measured: %s", frame.get("frame"), t["name"], exc)
+    if tracks:
+        rows = measure.measure_moving(sci, err, mask, wcs, table, tracks, info, frame, cfg)
+        table = pd.concat([table, rows], ignore_index=True) if len(rows) else table
     log.info(
         "%d stars and %d targets measured, aperture %.2f px (%s), apcor %.4f from %d stars, "
         "limit %.2f (analytic %.2f) instrumental",
@@ -879,6 +893,17 @@ def photometer(*, calibrated, astrometry, starlist, out, cfg: dict, targets=(), 
     )
     meta.update(photometry=info, status="ok", reason="")
     io.write_table(out, table, meta)
+
+
+def _track(target: dict, frame: dict) -> pd.DataFrame:
+    """A moving target's ephemeris at the start, middle and end of the frame's exposure."""
+    jd = frame["mjd_utc_mid"] + 2400000.5 + np.array([-0.5, 0.0, 0.5]) * frame["exptime"] / 86400
+    site = {
+        "lat": frame.get("site_lat"),
+        "lon": frame.get("site_lon"),
+        "elev": frame.get("site_elev"),
+    }
+    return ephemeris.at(target, jd, target.get("cache_dir"), site, target.get("server", ""))
 
 
 def zeropoint(*, photometry, out, cfg: dict):
@@ -1093,7 +1118,7 @@ def night_products(paths, product: str) -> list[str]:
     return out
 
 
-def light_curves(nights, outdir, cfg: dict, names=()) -> None:
+def light_curves(nights, outdir, cfg: dict, names=(), moving=()) -> None:
     """Across nights: the per-star summary, the frames table (with the nights'
     extinction fits), the rms-magnitude diagram and, per forced target, its light curve
     as ECSV (an astropy ``TimeSeries``), PNG and AAVSO extended file (``names``: the
@@ -1131,7 +1156,11 @@ def light_curves(nights, outdir, cfg: dict, names=()) -> None:
     io.save_figure(
         lightcurves.rms_figure(summary, f"{n_ok} frames ({column})"), outdir / "rms_mag.png"
     )
-    xport.target_products(nights, outdir, list(names), column, cfg, summary)
+    site = {
+        k: next(iter(frames[f"site_{k}"].dropna()), None) if f"site_{k}" in frames else None
+        for k in ("lat", "lon", "elev")
+    }
+    xport.target_products(nights, outdir, list(names), column, cfg, summary, moving, site)
     log.info(
         "light curves: %d stars, %d frames (%d skipped)",
         len(summary),

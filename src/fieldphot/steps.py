@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import layout
+from . import ephemeris, layout
 from . import manifest as mf
 from . import starlist as sl
 
@@ -134,6 +134,7 @@ STEPS = {
             "min_snr",
             "detect_snr",
             "limit_sigma",
+            "recenter_fwhm",
             "blank_apertures",
             "scintillation",
         ),
@@ -204,7 +205,16 @@ READS = {
     ),
     "lightcurves": (
         "lightcurves",
-        ("periodograms", "bls", "max_frequencies", "min_period_d", "aavso_obscode"),
+        (
+            "periodograms",
+            "bls",
+            "max_frequencies",
+            "min_period_d",
+            "aavso_obscode",
+            "rotation_period_h",
+            "fourier_order",
+            "observer",
+        ),
     ),
     "export": ("export", ("formats", "catalog", "t0_mjd")),
 }
@@ -302,9 +312,44 @@ def master_params(config: dict) -> dict:
     }
 
 
+#: What the photometer reads of a moving target (:func:`fieldphot.ephemeris.at`).
+MOTION = ("ra", "dec", "epoch_jd", "rate_ra", "rate_dec", "ephemeris", "horizons", "location")
+
+
 def target_positions(config: dict) -> list[dict]:
-    """The forced targets' names and positions (what the per-frame steps read of them)."""
-    return [{k: t[k] for k in ("name", "ra", "dec")} for t in config["targets"]]
+    """The forced targets as the photometer reads them: a fixed one's name and position,
+    a moving one's name and motion (with where a Horizons ephemeris is fetched and kept).
+
+    Examples
+    --------
+    >>> from fieldphot import config
+    >>> cfg = config.with_defaults({"raw_dir": "raw", "targets": [
+    ...     {"name": "V1", "ra": 10.0, "dec": 5.0, "t0_bjd": 2460000.1, "duration_h": 2.0},
+    ...     {"name": "433", "horizons": "433", "number": 433}]})
+    >>> target_positions(cfg)[0], sorted(target_positions(cfg)[1])
+    ({'name': 'V1', 'ra': 10.0, 'dec': 5.0}, ['cache_dir', 'horizons', 'name', 'server'])
+    """
+    out = []
+    for t in config["targets"]:
+        if ephemeris.is_moving(t):
+            out.append(
+                {"name": t["name"], **{k: t[k] for k in MOTION if k in t}}
+                | ({"cache_dir": config["ephemeris"]["cache_dir"],
+                    "server": config["ephemeris"]["horizons_server"]} if "horizons" in t else {})
+            )  # fmt: skip
+        else:
+            out.append({k: t[k] for k in ("name", "ra", "dec")})
+    return out
+
+
+def moving_targets(config: dict) -> list[dict]:
+    """The moving targets as their light-curve products read them: their motion
+    (:func:`target_positions`) and their minor-planet ``number`` where given."""
+    return [
+        {**p, **({"number": t["number"]} if "number" in t else {})}
+        for p, t in zip(target_positions(config), config["targets"], strict=True)
+        if ephemeris.is_moving(t)
+    ]
 
 
 def starlist_params(config: dict) -> dict:
@@ -313,7 +358,7 @@ def starlist_params(config: dict) -> dict:
     return {
         "cfg": reads("starlist", config),
         "frame_params": {n: frame_params(n, config) for n in ("calibrate", "extract", "solve")},
-        "targets": target_positions(config),
+        "targets": [t for t in target_positions(config) if not ephemeris.is_moving(t)],
     }
 
 

@@ -130,6 +130,18 @@ class SimConfig:
     #: (:data:`CHANNEL_MODEL`), the truth per channel plane (frame ``<frame>_<channel>``).
     bayer: str = ""
     row_order: str = "TOP-DOWN"  #: the ROWORDER written beside BAYERPAT
+    #: An asteroid crossing the field in a straight line, passing 1" from a field star at
+    #: the night's middle, with a double-peaked light curve (its ephemeris in JPL
+    #: Horizons' format beside the raw folder, its truth in ``truth/asteroid.parquet``).
+    asteroid: bool = False
+    asteroid_mag: float = 15.5  #: mean magnitude (the catalog's system)
+    asteroid_rate: float = 0.5  #: arcsec / min
+    asteroid_pa_deg: float = 70.0  #: direction of motion, deg east of north
+    asteroid_period_h: float = 2.4  #: rotation period
+    asteroid_amplitude: float = 0.3  #: of the double-peaked term (peak to peak, mag)
+    asteroid_delta_au: float = 1.35  #: from the observer (its light time shifts its clock)
+    asteroid_r_au: float = 2.2  #: from the Sun
+    asteroid_phase_deg: float = 18.0
 
 
 #: A one-shot-colour night (the tests' and ``benchmarks/colour.py``'s): RGGB, a 1 %
@@ -138,6 +150,99 @@ class SimConfig:
 COLOUR_NIGHT = SimConfig(
     nx=768, ny=768, n_science=50, cadence=120.0, seed=13, bayer="RGGB",
     fwhm_min=5.0, fwhm_max=7.0, transit_depth=0.01, targets=True,
+)  # fmt: skip
+
+
+class _Asteroid:
+    """The simulated asteroid: moving at ``asteroid_rate`` along ``asteroid_pa_deg``,
+    1 arcsec from a field star of about its brightness at ``t_mid`` (JD, UTC)."""
+
+    def __init__(self, cfg: SimConfig, stars: pd.DataFrame, nominal: WCS, t_mid: float):
+        self.cfg, self.t_mid = cfg, t_mid
+        x, y = nominal.world_to_pixel_values(stars["ra"].to_numpy(), stars["dec"].to_numpy())
+        near_centre = np.hypot(x - cfg.nx / 2, y - cfg.ny / 2)
+        fits_mag = np.abs(stars["mag"].to_numpy() - cfg.asteroid_mag) < 1.5
+        fits_mag &= (stars["kind"] == "constant").to_numpy()
+        self.star = int(np.argmin(np.where(fits_mag, near_centre, near_centre + 1e6)))
+        pa = np.radians(cfg.asteroid_pa_deg)
+        star = SkyCoord(stars["ra"].iloc[self.star], stars["dec"].iloc[self.star], unit="deg")
+        self.crossing = star.directional_offset_by((pa + np.pi / 2) * u.rad, 1.0 * u.arcsec)
+        self.light_time = cfg.asteroid_delta_au * 499.004784 / 86400.0
+
+    def sky(self, jd):
+        """RA, Dec (deg) at times ``jd`` (UTC)."""
+        minutes = (np.asarray(jd, float) - self.t_mid) * 1440.0
+        p = self.crossing.directional_offset_by(
+            np.where(minutes >= 0, 0.0, np.pi) * u.rad
+            + np.radians(self.cfg.asteroid_pa_deg) * u.rad,
+            np.abs(minutes) * self.cfg.asteroid_rate * u.arcsec,
+        )
+        return p.ra.deg, p.dec.deg
+
+    def mag(self, jd):
+        """The magnitude seen at ``jd`` (UTC): the rotation at the light's departure."""
+        c = self.cfg
+        turn = (
+            2
+            * np.pi
+            * (np.asarray(jd, float) - self.light_time - self.t_mid)
+            / (c.asteroid_period_h / 24)
+        )
+        half = c.asteroid_amplitude / 2
+        return c.asteroid_mag + half * np.cos(2 * turn) + 0.1 * half * np.cos(turn + 0.7)
+
+    def amplitude(self) -> float:
+        """Peak-to-peak amplitude of the light curve."""
+        return float(
+            np.ptp(self.mag(self.t_mid + np.linspace(0, self.cfg.asteroid_period_h / 24, 2000)))
+        )
+
+    def horizons_text(self, jd0: float, jd1: float, name: str) -> str:
+        """The ephemeris over ``jd0``-``jd1`` every 10 minutes as the JPL Horizons API
+        writes it (observer table, CSV, UT, degrees)."""
+        c = self.cfg
+        jd = np.arange(np.floor(jd0 * 144) / 144, jd1 + 1 / 144, 1 / 144)
+        ra, dec = self.sky(jd)
+        rows = []
+        for t, a, d in zip(jd, ra, dec, strict=True):
+            cal = Time(t, format="jd", scale="utc").strftime("%Y-%b-%d %H:%M")
+            rows.append(
+                f" {cal}, {t:.9f}, , , {a:12.7f}, {d:12.7f}, {c.asteroid_mag:8.3f},   5.120, "
+                f"{c.asteroid_r_au:.10f},  -0.52, {c.asteroid_delta_au:.11f},  -8.31, "
+                f"{c.asteroid_phase_deg:8.4f}, 142.1075,   1.8231,"
+            )
+        return "\n".join(
+            [
+                "API VERSION: 1.2",
+                "API SOURCE: NASA/JPL Horizons API",
+                "",
+                "*" * 79,
+                f"Target body name: {name}                 {{source: fieldphot.synthetic}}",
+                "Center body name: Earth (399)                     {source: DE441}",
+                "Center-site name: fieldphot simulated site",
+                "*" * 79,
+                " Date__(UT)__HR:MN, Date_________JDUT, , , R.A._(ICRF), DEC_(ICRF),    APmag,"
+                "   S-brt,             r,        rdot,             delta,      deldot,"
+                "    S-T-O,   PAB-LON,  PAB-LAT,",
+                "*" * 79,
+                "$$SOE",
+                *rows,
+                "$$EOE",
+                "*" * 79,
+                "",
+            ]
+        )
+
+
+#: An asteroid night (the tests' and ``benchmarks/asteroid.py``'s): six hours of 60 s
+#: frames every 6 minutes, the asteroid rotating in 2.4 h (2.5 rotations) at 0.5"/min,
+#: passing 1" from a field star at the night's middle.
+ASTEROID_NIGHT = SimConfig(nx=512, ny=512, n_science=60, cadence=360.0, seed=3, asteroid=True)
+
+#: A fast asteroid whose 60 s trail is three times the seeing (3 px FWHM).
+TRAILED_NIGHT = SimConfig(
+    nx=512, ny=512, n_science=12, cadence=70.0, seed=4, asteroid=True, asteroid_rate=5.4,
+    fwhm_min=3.0, fwhm_max=3.0,
 )  # fmt: skip
 
 
@@ -584,6 +689,12 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     t0_var = float(bjd[0])
     sky_rate = 10 ** (-0.4 * (cfg.sky_mag - cfg.zp0)) * cfg.pixel_scale**2  # e-/s/px
 
+    if cfg.asteroid and cfg.bayer:
+        raise ValueError("the simulated asteroid is drawn on monochrome nights only (bayer='')")
+    rock = (
+        _Asteroid(cfg, stars, nominal, float(mjd_mid[n // 2] + 2400000.5)) if cfg.asteroid else None
+    )
+    rock_rows = []
     x_nom, y_nom = nominal.world_to_pixel_values(stars["ra"].to_numpy(), stars["dec"].to_numpy())
     kind = stars["kind"].to_numpy()
     color = stars["color"].to_numpy()
@@ -628,6 +739,31 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             else:
                 st = flux_e[i] * st
             _add(stars_img, x0, y0, st)
+        if rock:  # the asteroid, smeared along its motion during the exposure
+            jd_k = mjd_mid[k] + 2400000.5 + cfg.exptime / 86400 * (np.arange(8) + 0.5 - 4) / 8
+            a_ra, a_dec = rock.sky(jd_k)
+            ax_, ay_ = nominal.world_to_pixel_values(a_ra, a_dec)
+            ax_, ay_ = _distort(cfg, ax_ + jitter[k, 0], ay_ + jitter[k, 1])
+            a_mag = float(rock.mag(mjd_mid[k] + 2400000.5))
+            a_flux = 10 ** (-0.4 * (a_mag - cfg.zp0)) * atm * cfg.exptime
+            for x_, y_ in zip(ax_, ay_, strict=True):
+                x0, y0, st = _stamp(x_, y_, alpha, beta, int(np.ceil(alpha * 8)))
+                _add(stars_img, x0, y0, a_flux / len(ax_) * st)
+            mid = len(ax_) // 2
+            gap = np.hypot(x - (ax_[mid - 1] + ax_[mid]) / 2, y - (ay_[mid - 1] + ay_[mid]) / 2)
+            bright = stars["mag"].to_numpy() < a_mag + 2.5
+            rock_rows.append(
+                {
+                    "frame": "",  # named when written
+                    "jd_utc_mid": mjd_mid[k] + 2400000.5,
+                    "mag_true": a_mag,
+                    "flux_e": a_flux,
+                    "x": float((ax_[mid - 1] + ax_[mid]) / 2),
+                    "y": float((ay_[mid - 1] + ay_[mid]) / 2),
+                    "trail_px": float(np.hypot(ax_[-1] - ax_[0], ay_[-1] - ay_[0]) * 8 / 7),
+                    "star_gap_px": float(np.min(gap[bright])),
+                }
+            )
         sky_e = sky_rate * cfg.exptime * atm
         if colours:
             sky_e = colours.sky(cfg.exptime, zp_c)
@@ -651,6 +787,8 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
                 wcs_h["CRPIX1"] += cfg.prescan  # the WCS refers to the raw array (MEF: detector)
             h.update(wcs_h)
         path, sat_map = write(camera.read_out(e, rng), h)
+        if rock:
+            rock_rows[-1]["frame"] = path.name.split(".fits")[0]
         saturated = _saturated_within(sat_map, x, y, 2.0 * fwhm[k])
         if colours:
             stem = path.name.split(".fits")[0]
@@ -746,6 +884,22 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             | (ephemeris if r.kind == "transit" else {})
             for r in stars[stars["kind"].isin(["transit", "variable"])].itertuples()
         ]
+    if rock:
+        jd = mjd_mid + 2400000.5
+        eph = root / "asteroid_horizons.txt"
+        io.write_text(eph, rock.horizons_text(jd[0] - 1 / 24, jd[-1] + 1 / 24, "SIMROCK"))
+        io.write_table(truth / "asteroid.parquet", pd.DataFrame(rock_rows), {})
+        params["asteroid"] = {
+            "name": "SIMROCK",
+            "star_id": int(stars["id"].iloc[rock.star]),
+            "period_h": cfg.asteroid_period_h,
+            "amplitude": rock.amplitude(),
+            "light_time_d": rock.light_time,
+            "ephemeris": str(eph.resolve()),
+        }
+        io.write_text(truth / "params.json", json.dumps(params, indent=2))
+        rock_target = {"name": "SIMROCK", "ephemeris": str(eph.resolve()), "number": 99999}
+        demo["targets"] = [*demo.get("targets", []), rock_target]
     io.write_text(config_path, yaml.safe_dump(demo, sort_keys=False))
     return Night(root, raw_dir, refcat_path, config_path, stars, frames, fluxes, params)
 

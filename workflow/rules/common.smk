@@ -294,7 +294,10 @@ def landing_page():
 
 #: The forced targets' light-curve files (ECSV time series, plot, AAVSO report).
 TARGET_FILES = [
-    os.path.join(RESULTS, p) for p in layout.target_files(t["name"] for t in config["targets"])
+    os.path.join(RESULTS, p)
+    for p in layout.target_files(
+        [t["name"] for t in config["targets"]], [t["name"] for t in steps.moving_targets(config)]
+    )
 ]
 
 

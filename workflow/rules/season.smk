@@ -34,6 +34,7 @@ rule lightcurves:
     params:
         cfg=steps.reads("lightcurves", config),
         names=[t["name"] for t in config["targets"]],
+        moving=steps.moving_targets(config),
     conda:
         "../../envs/fieldphot.yaml"
     log:
