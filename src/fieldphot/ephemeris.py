@@ -282,8 +282,8 @@ def is_moving(target: dict) -> bool:
 
 def at(target: dict, jd, cache_dir="resources/catalogs", site=None, server="") -> pd.DataFrame:
     """Where moving ``target`` (a config ``targets`` entry) is at times ``jd`` (UTC):
-    :data:`COLUMNS`. A ``horizons`` designation is asked for the UTC day(s) around ``jd``
-    (one query per night, cached) from ``target["location"]``, else the ``site``
+    :data:`COLUMNS`. A ``horizons`` designation is asked once per night (local noon to
+    noon at the site's longitude; cached) from ``target["location"]``, else the ``site``
     (``lat``, ``lon`` deg, ``elev`` m), else the geocentre."""
     jd = np.atleast_1d(np.asarray(jd, float))
     if "ephemeris" in target:
@@ -294,12 +294,15 @@ def at(target: dict, jd, cache_dir="resources/catalogs", site=None, server="") -
             if site and None not in (site.get("lat"), site.get("lon"))
             else "500@399"
         )
-        day = np.floor(jd.min() - 0.5) + 0.5
-        stop = max(day + 1.0, np.ceil(jd.max() - 0.5) + 0.5)
-        table = horizons(
-            str(target["horizons"]), location, day - 0.25, stop + 0.25, cache_dir, server
-        )
-        return interpolate(table, jd)
+        # One query per night: from local noon to local noon (the site's longitude).
+        lon = (site or {}).get("lon") or 0.0
+        night = np.floor(jd + lon / 360.0)
+        out = pd.DataFrame(index=range(len(jd)), columns=list(COLUMNS), dtype=float)
+        for n in np.unique(night):
+            noon = n - lon / 360.0
+            table = horizons(str(target["horizons"]), location, noon, noon + 1.0, cache_dir, server)
+            out.loc[night == n] = interpolate(table, jd[night == n]).to_numpy()
+        return out
     return linear(
         target["ra"],
         target["dec"],

@@ -509,9 +509,11 @@ def measure_moving(sci, err, mask, wcs, table: pd.DataFrame, tracks, info: dict,
         # pixel of aperture) and the curve of growth's error.
         excess = max(info["blank_scatter"][main] ** 2 - info["blank_err"][main] ** 2, 0.0)
         excess = np.nan_to_num(excess) * m["area"] / (np.pi * r_ap**2)
-        m["flux_err"] = np.hypot(
-            np.sqrt(m["flux_err_ap"] ** 2 + excess) / m["fraction"],
-            m["flux"] * info["growth_rel_err"][main],
+        # The field's stars' light in the aperture is not removed: its estimate is an error.
+        m["flux_err"] = np.sqrt(
+            (m["flux_err_ap"] ** 2 + excess) / m["fraction"] ** 2
+            + (m["flux"] * info["growth_rel_err"][main]) ** 2
+            + (m["flux"] * m["contamination"]) ** 2
         )
         m["snr"] = m["flux"] / m["flux_err"] if m["flux_err"] > 0 else 0.0
         ra, dec = wcs.pixel_to_world_values(m["x"], m["y"])

@@ -155,6 +155,8 @@ def test_horizons_designation_through_a_local_server_then_the_cache(tmp_path):
     server.server_close()
     again = ephemeris.at(target, jd[::-1], tmp_path, site, url)
     assert len(asked) == 1 and np.allclose(again["ra"].to_numpy()[::-1], first["ra"])
+    later = ephemeris.at(target, [2460385.05], tmp_path, site, url)  # 06:12 local: same night
+    assert len(asked) == 1 and np.isfinite(later["ra"]).all()
     ra, _ = rock.sky(jd)
     assert np.allclose(first["ra"], ra, atol=1e-6)
     with pytest.raises(FrameError, match=r"did not answer .*targets\[\]\.ephemeris"):
@@ -200,7 +202,7 @@ def test_asteroid_points_against_truth_and_crossings_flagged(asteroid_night):
     d = (m["mag"] - m["mag_true"])[good]
     pull = (d - np.median(d)) / m["mag_err"][good]
     assert abs(np.median(d)) < 0.01  # calibrated to the catalog's system
-    assert np.all(np.abs(pull) < 4) and 0.7 < np.std(pull) < 1.4
+    assert np.all(np.abs(pull) < 4) and 0.7 < np.std(pull) < 1.3
     # Times: light-time corrected by Delta / c; reduced magnitude from r and Delta.
     assert np.allclose(m["jd_utc"] - m["jd_ltc"], 1.35 * asteroid.LIGHT_DAYS_PER_AU)
     assert np.allclose(m["mag_reduced"], m["mag_ens"] - 5 * np.log10(2.2 * 1.35))
