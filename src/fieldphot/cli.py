@@ -382,6 +382,8 @@ def report(results: Path) -> None:
     print(f"rms-magnitude diagram:       {lc / 'rms_mag.png'}")
     if (lc / "targets").is_dir():
         print(f"targets (ECSV, PNG, AAVSO):  {lc / 'targets'}")
+        if any((lc / "targets").glob("*_alcdef.txt")):
+            print(f"moving targets' period, ALCDEF: {lc / 'targets'} (*_phased.png, *_alcdef.txt)")
     print(f"per-frame catalogs:          {results / 'catalogs'}")
     print(f"calibrated frames:           {results / 'calibrated'}")
 

@@ -121,7 +121,8 @@ def unknown_keys(schema: dict, value, prefix: str = "") -> list[str]:
 def check(config: dict, workdir=".") -> None:
     """Refuse a config that cannot run as meant, with one line naming the key: unknown
     keys (a typo would otherwise be ignored), a ``raw_dir`` that is not a folder, two
-    targets whose names make the same file name, or a working folder inside ``raw_dir``
+    targets whose names make the same file name, a moving target's ephemeris file that
+    cannot be read (relative to ``workdir``), or a working folder inside ``raw_dir``
     (nothing is ever written there).
 
     Raises
@@ -146,6 +147,14 @@ def check(config: dict, workdir=".") -> None:
                 f"files (lightcurves/targets/{key}.*): rename one"
             )
         files[key.lower()] = name
+        if "ephemeris" in target:  # read now: a moving target's positions on every frame
+            from . import ephemeris, io
+
+            path = Path(str(target["ephemeris"])).expanduser()
+            try:
+                ephemeris.read(path if path.is_absolute() else Path(workdir) / path)
+            except io.FrameError as exc:
+                raise ValueError(f"config: targets {name!r} ephemeris: {exc}") from None
     here = Path(workdir).resolve()
     if here == raw.resolve() or raw.resolve() in here.parents:
         raise ValueError(

@@ -20,12 +20,16 @@ Magnitudes: AB system (reference catalog rmag), not corrected for Galactic extin
 Upper limits: 5-sigma.
 """
 
+import logging
+
 import numpy as np
 import pandas as pd
 from astropy.table import Column, Table
 from astropy.time import Time
 
 from . import io, layout, report
+
+log = logging.getLogger("fieldphot")
 
 #: Units of the catalog columns (everything else is dimensionless or text).
 UNITS = {
@@ -271,7 +275,11 @@ def moving_products(t: pd.DataFrame, target: dict, column: str, cfg: dict, path:
     from .flags import Flag
 
     jd = t["mjd_utc_mid"].to_numpy(float) + 2400000.5
-    eph = ephemeris.at(target, jd, target.get("cache_dir"), site, target.get("server", ""))
+    try:
+        eph = ephemeris.at(target, jd, target.get("cache_dir"), site, target.get("server", ""))
+    except (io.FrameError, ValueError) as exc:  # measured on no frame, or offline and uncached
+        log.warning("%s: no ephemeris for its products: %s", target["name"], exc)
+        eph = pd.DataFrame(np.nan, index=range(len(t)), columns=list(ephemeris.COLUMNS))
     ltc = asteroid.light_time(eph["delta"].to_numpy(float))
     t = t.assign(
         jd_utc=jd,
@@ -297,7 +305,7 @@ def moving_products(t: pd.DataFrame, target: dict, column: str, cfg: dict, path:
                                target["name"]),
         path["_phased.png"],
     )  # fmt: skip
-    calibrated = bool(np.isfinite(t["mag"]).any()) if "mag" in t else False
+    calibrated = bool(np.isfinite(t["mag"].to_numpy(float)).any()) if "mag" in t else False
     sessions = [
         pd.DataFrame(
             {

@@ -17,6 +17,11 @@ from fieldphot.cli import snakemake_command
             "unknown key photometry.aperture_fwhn (did you mean 'aperture_fwhm'?)",
         ),
         ({"raw_dir": "/no/such/folder"}, "raw_dir '/no/such/folder' is not a folder"),
+        (
+            {"targets": [{"name": "rock", "ephemeris": "/no/such/eph.txt"}]},
+            "targets 'rock' ephemeris: /no/such/eph.txt: ephemeris file cannot be read "
+            "(No such file or directory)",
+        ),
     ],
 )
 def test_config_mistakes_are_named(tmp_path, cfg, text):
