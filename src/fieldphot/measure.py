@@ -253,6 +253,17 @@ def measure_frame(
         )
     )
     flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
+    psf_info, psf_cols = {}, {}
+    if cfg["mode"] == "psf":
+        # The PSF's stars: as the curve of growth's, relaxed on crowded frames.
+        usable = np.zeros(len(x), bool)
+        for max_cont, min_snr in ((1e-3, cfg["apcor_min_snr"]), (1e-2, 20.0), (5e-2, 20.0)):
+            usable[:n_star] = clean & (cont_big < max_cont) & (snr_main[:n_star] > min_snr)
+            if usable.sum() >= 20:
+                break
+        psf_cols, psf_info = _psf_fluxes(sci, err, mask, others, x, y, flux, m["sky"], usable, fwhm)
+        if psf_cols:
+            flux, flux_err = psf_cols.pop("flux"), psf_cols.pop("flux_err")
     snr = np.where(flux_err > 0, flux / flux_err, 0.0)
     flags |= np.where(snr < cfg["min_snr"], int(Flag.LOW_SNR), 0).astype(np.int32)
     mag, merr = zpt.instrumental_mag(flux, flux_err, exptime)
@@ -285,6 +296,8 @@ def measure_frame(
             "contamination": contamination,
         }
     )
+    for c, v in psf_cols.items():
+        out[c] = v
     if cfg["keep_apertures"]:
         for j in range(len(rad)):
             out[f"flux_r{j}"] = f[:, j] / growth[j]
@@ -322,8 +335,40 @@ def measure_frame(
         "limit_sigma": nsig,
         "n_stars": n_star,
         "n_targets": int(len(tg)),
+        **({"psf": psf_info} if psf_info else {}),
     }
     return out, info
+
+
+def _psf_fluxes(sci, err, mask, others, x, y, total, sky, usable, fwhm):
+    """PSF fluxes (:mod:`fieldphot.psf`) of every position, on the total-flux scale of
+    the curve of growth (the median ratio over the PSF's own stars), each star's annulus
+    ``sky`` removed (the PSF is built on the frame less its sep background), with the fit's
+    columns ``psf_chi2``, ``psf_masked`` and ``psf_group``; nothing (apertures stay) when
+    the frame has too few stars for a PSF."""
+    import sep
+
+    from . import psf
+
+    bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
+    back = sep.Background(phot.native(sci), mask=bad | others, bw=64, bh=64)
+    sub = sci - back.back()
+    size = 2 * int(np.ceil(2.5 * fwhm)) + 1
+    model, info = psf.build(sub, x[usable], y[usable], fwhm, size)
+    if model is None:
+        log.warning("PSF photometry: %d stars for a PSF (5 needed): apertures", info["n_stars"])
+        return {}, {**info, "status": "none"}
+    f = psf.fit(sci, err, bad, model, x, y, total, fwhm, sky=sky)
+    ratio = total[usable] / f["flux"].to_numpy()[usable]
+    scale = float(np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)]))
+    info.update(status="ok", scale=scale, chi2_median=float(np.nanmedian(f["chi2"])))
+    return {
+        "flux": f["flux"].to_numpy() * scale,
+        "flux_err": f["flux_err"].to_numpy() * scale,
+        "psf_chi2": f["chi2"].to_numpy(),
+        "psf_masked": f["masked"].to_numpy(),
+        "psf_group": f["group_size"].to_numpy(),
+    }, info
 
 
 def _growth(f, clean, contamination, snr, rad, main, cfg):

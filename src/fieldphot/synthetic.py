@@ -246,6 +246,11 @@ TRAILED_NIGHT = SimConfig(
 )  # fmt: skip
 
 
+#: A crowded field (the tests' and ``benchmarks/crowded.py``'s, at their own size): many
+#: stars within two FWHM of a neighbour.
+CROWDED_NIGHT = SimConfig(nx=384, ny=384, n_science=3, seed=21, stars_per_arcmin2=20.0)
+
+
 @dataclass
 class Night:
     """Paths and truth of a simulated night."""
