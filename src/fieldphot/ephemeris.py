@@ -58,8 +58,8 @@ QUERY_STEP_MIN = 10
 
 
 def read(path) -> pd.DataFrame:
-    """An ephemeris file as JPL Horizons (its text or API reply, CSV format) or the MPC's
-    ephemeris service export it: :data:`COLUMNS`, sorted by time.
+    """An ephemeris file as JPL Horizons (its text table, CSV or not, or its API reply) or
+    the MPC's ephemeris service export it: :data:`COLUMNS`, sorted by time.
 
     Raises
     ------
@@ -98,17 +98,17 @@ def _horizons(text: str) -> pd.DataFrame:
         (lines[i] for i in range(soe - 1, -1, -1) if "Date_" in lines[i] or "JDUT" in lines[i]),
         "",
     )
-    if "," not in header:
-        raise ValueError(
-            "a Horizons table not in CSV format: export it again with 'CSV format' on "
-            "(API: CSV_FORMAT=YES)"
-        )
     if "(TT)" in header or "JDTT" in header or "(TDB)" in header:
         raise ValueError("a Horizons table in TT or TDB: export it with times in UT")
-    names = [re.sub(r"[\s_]+", "", h).lower() or f"_{k}" for k, h in enumerate(header.split(","))]
-    rows = list(csv.reader(lines[soe + 1 : eoe], skipinitialspace=True))
-    raw = pd.DataFrame([r[: len(names)] for r in rows if r], columns=None)
-    raw = raw.set_axis(names[: raw.shape[1]], axis=1) if len(raw) else pd.DataFrame(columns=names)
+    if "," in header:
+        names = [_label(h) or f"_{k}" for k, h in enumerate(header.split(","))]
+        rows = list(csv.reader(lines[soe + 1 : eoe], skipinitialspace=True))
+        raw = pd.DataFrame([r[: len(names)] for r in rows if r], columns=None)
+        raw = (
+            raw.set_axis(names[: raw.shape[1]], axis=1) if len(raw) else pd.DataFrame(columns=names)
+        )
+    else:
+        raw = _fixed_width(header, lines[soe + 1 : eoe])
     out = pd.DataFrame(index=range(len(raw)))
     for col, ours in _HORIZONS.items():
         if col in raw and ours not in out:
@@ -123,6 +123,51 @@ def _horizons(text: str) -> pd.DataFrame:
     out["ra"] = [_angle(s, hours=True) for s in out["ra"]]
     out["dec"] = [_angle(s, hours=False) for s in out["dec"]]
     return _complete(out)
+
+
+def _label(h: str) -> str:
+    """A Horizons column label as a key: spaces and underscores out, lower case."""
+    return re.sub(r"[\s_]+", "", h).lower()
+
+
+#: Marks Horizons writes after the date in its text table (Sun and Moon presence,
+#: rise/transit/set): never a value.
+_MARKS = re.compile(r"^[*CNAmrtsex]{1,3}$")
+_INT2 = re.compile(r"^[-+]?\d{1,3}$")
+
+
+def _fixed_width(header: str, rows) -> pd.DataFrame:
+    """Horizons' default text table (not CSV): the date, then the values in the order of
+    the header's labels, a sexagesimal RA/Dec pair (or an hours-minutes-seconds time)
+    taking three words each."""
+    labels = header.split()[1:]  # after Date__(UT)__HR:MN
+    out = []
+    for line in rows:
+        words = line.split()
+        if len(words) < 3:
+            continue
+        row, i = {"date(ut)hr:mn": f"{words[0]} {words[1]}"}, 2
+        while i < len(words) and _MARKS.match(words[i]):
+            i += 1
+        for lab in labels:
+            key = _label(lab)
+            if lab.startswith("R.A.") and lab.endswith("DEC"):
+                kind = "icrf" if "ICRF" in lab or "J2000" in lab else "a-app"
+                sexa = i + 5 < len(words) and all(_INT2.match(w) for w in words[i : i + 2])
+                n = 3 if sexa else 1
+                row[f"r.a.({kind})"] = " ".join(words[i : i + n])
+                row[f"dec({kind})"] = " ".join(words[i + n : i + 2 * n])
+                i += 2 * n
+            elif re.match(r"^[^_]+_\(.*\)_[^_]+$", lab):  # two values: Azi_(a-appr)_Elev
+                i += 2
+            elif i + 2 < len(words) and _INT2.match(words[i]) and _INT2.match(words[i + 1]):
+                row[key] = " ".join(words[i : i + 3])  # a time as hours minutes seconds
+                i += 3
+            else:
+                row[key] = words[i] if i < len(words) else ""
+                i += 1
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def _calendar_jd(s: str) -> float:

@@ -197,20 +197,42 @@ class _Asteroid:
             np.ptp(self.mag(self.t_mid + np.linspace(0, self.cfg.asteroid_period_h / 24, 2000)))
         )
 
-    def horizons_text(self, jd0: float, jd1: float, name: str) -> str:
+    def horizons_text(self, jd0: float, jd1: float, name: str, csv: bool = True) -> str:
         """The ephemeris over ``jd0``-``jd1`` every 10 minutes as the JPL Horizons API
-        writes it (observer table, CSV, UT, degrees)."""
+        writes it (observer table, UT): CSV in degrees, or (``csv=False``) its default
+        text table, sexagesimal, with Sun/Moon marks, azimuth-elevation pairs and the
+        sidereal time as hours minutes seconds."""
         c = self.cfg
         jd = np.arange(np.floor(jd0 * 144) / 144, jd1 + 1 / 144, 1 / 144)
         ra, dec = self.sky(jd)
         rows = []
         for t, a, d in zip(jd, ra, dec, strict=True):
             cal = Time(t, format="jd", scale="utc").strftime("%Y-%b-%d %H:%M")
-            rows.append(
-                f" {cal}, {t:.9f}, , , {a:12.7f}, {d:12.7f}, {c.asteroid_mag:8.3f},   5.120, "
-                f"{c.asteroid_r_au:.10f},  -0.52, {c.asteroid_delta_au:.11f},  -8.31, "
-                f"{c.asteroid_phase_deg:8.4f}, 142.1075,   1.8231,"
-            )
+            if csv:
+                rows.append(
+                    f" {cal}, {t:.9f}, , , {a:12.7f}, {d:12.7f}, {c.asteroid_mag:8.3f},   5.120, "
+                    f"{c.asteroid_r_au:.10f},  -0.52, {c.asteroid_delta_au:.11f},  -8.31, "
+                    f"{c.asteroid_phase_deg:8.4f}, 142.1075,   1.8231,"
+                )
+            else:
+                pos = SkyCoord(a, d, unit="deg")
+                hms = pos.ra.to_string(unit="hourangle", sep=" ", precision=3, pad=True)
+                dms = pos.dec.to_string(sep=" ", precision=2, alwayssign=True, pad=True)
+                rows.append(
+                    f" {cal} *m  {hms} {dms} 231.4471  35.2231  08 12 44.1031"
+                    f"  {c.asteroid_mag:7.3f}   5.120 {c.asteroid_r_au:15.11f}  -0.5200000"
+                    f" {c.asteroid_delta_au:16.13f}  -8.3100000 {c.asteroid_phase_deg:8.4f}"
+                    f" 142.1075   1.8231"
+                )
+        header = (
+            " Date__(UT)__HR:MN, Date_________JDUT, , , R.A._(ICRF), DEC_(ICRF),    APmag,"
+            "   S-brt,             r,        rdot,             delta,      deldot,"
+            "    S-T-O,   PAB-LON,  PAB-LAT,"
+            if csv
+            else " Date__(UT)__HR:MN     R.A._____(ICRF)_____DEC Azi_(a-appr)_Elev"
+            "  L_Ap_Sid_Time   APmag   S-brt               r        rdot"
+            "            delta      deldot    S-T-O  PAB-LON  PAB-LAT"
+        )
         return "\n".join(
             [
                 "API VERSION: 1.2",
@@ -221,9 +243,7 @@ class _Asteroid:
                 "Center body name: Earth (399)                     {source: DE441}",
                 "Center-site name: fieldphot simulated site",
                 "*" * 79,
-                " Date__(UT)__HR:MN, Date_________JDUT, , , R.A._(ICRF), DEC_(ICRF),    APmag,"
-                "   S-brt,             r,        rdot,             delta,      deldot,"
-                "    S-T-O,   PAB-LON,  PAB-LAT,",
+                header,
                 "*" * 79,
                 "$$SOE",
                 *rows,

@@ -91,8 +91,14 @@ def test_horizons_and_mpc_exports_read():
     assert m["ra"].iloc[0] == pytest.approx(150.259583, abs=1e-6)
     assert m["jd_utc"].iloc[1] - m["jd_utc"].iloc[0] == pytest.approx(1 / 24)
     assert m["phase"].iloc[0] == 12.3
-    with pytest.raises(ValueError, match="CSV format"):
-        ephemeris.parse(text.replace(",", " "))
+    # Horizons' default text table (not CSV): sexagesimal, marks, pairs, times as h m s.
+    plain = ephemeris.parse(rock.horizons_text(2460384.6, 2460384.8, "SIMROCK", csv=False))
+    assert len(plain) == len(table)
+    assert np.allclose(plain["jd_utc"], table["jd_utc"], atol=1e-8)
+    assert np.allclose(plain["ra"], table["ra"], atol=0.01 / 3600 * 15)
+    assert np.allclose(plain["dec"], table["dec"], atol=0.01 / 3600)
+    for col in ("delta", "r", "phase", "vmag", "pab_lon", "pab_lat"):
+        assert np.allclose(plain[col], table[col]), col
 
 
 def test_horizons_reply_of_astroquery_reads():
