@@ -19,6 +19,7 @@ Examples
 
 import csv
 import fcntl
+import functools
 import hashlib
 import json
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from astropy.coordinates import Angle
+from astropy.time import Time
 from scipy.interpolate import CubicSpline
 
 from . import io
@@ -75,6 +77,13 @@ def read(path) -> pd.DataFrame:
         return parse(text)
     except ValueError as exc:
         raise FrameError(f"{path}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _read_once(path: str, mtime_ns: int) -> pd.DataFrame:
+    """:func:`read`, once per file version in a process (every frame a warm worker
+    measures reads the same ephemeris)."""
+    return read(path)
 
 
 def parse(text: str) -> pd.DataFrame:
@@ -184,8 +193,6 @@ def _calendar_jd(s: str) -> float:
 
 
 def _jd(year, month, day, hours) -> float:
-    from astropy.time import Time
-
     return float(Time(f"{year:04d}-{month:02d}-{day:02d}", scale="utc").jd + hours / 24)
 
 
@@ -332,7 +339,9 @@ def at(target: dict, jd, cache_dir="resources/catalogs", site=None, server="") -
     (``lat``, ``lon`` deg, ``elev`` m), else the geocentre."""
     jd = np.atleast_1d(np.asarray(jd, float))
     if "ephemeris" in target:
-        return interpolate(read(target["ephemeris"]), jd)
+        path = Path(target["ephemeris"])
+        version = path.stat().st_mtime_ns if path.is_file() else -1  # -1: read() says why
+        return interpolate(_read_once(str(path), version), jd)
     if "horizons" in target:
         location = target.get("location") or (
             {"lon": site["lon"], "lat": site["lat"], "elevation": (site.get("elev") or 0) / 1e3}

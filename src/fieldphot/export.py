@@ -27,7 +27,8 @@ import pandas as pd
 from astropy.table import Column, Table
 from astropy.time import Time
 
-from . import io, layout, report
+from . import asteroid, ephemeris, io, layout, lightcurves, report
+from .flags import Flag
 
 log = logging.getLogger("fieldphot")
 
@@ -271,9 +272,6 @@ def moving_products(t: pd.DataFrame, target: dict, column: str, cfg: dict, path:
     (:func:`fieldphot.asteroid.rotation_period` on the points with no bad or
     ``STAR_CROSSING`` flag), the folded curve (``path["_phased.png"]``) and the ALCDEF
     file (``path["_alcdef.txt"]``, one session per night). Returns the table and the fit."""
-    from . import asteroid, ephemeris, lightcurves
-    from .flags import Flag
-
     jd = t["mjd_utc_mid"].to_numpy(float) + 2400000.5
     try:
         eph = ephemeris.at(target, jd, target.get("cache_dir"), site, target.get("server", ""))

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from . import moving
 from . import photometry as phot
 from . import zeropoint as zpt
 from .flags import Flag, any_set
@@ -187,7 +188,7 @@ def measure_frame(
     )
     # Noise that blank-sky apertures show beyond their own error estimate (undetected
     # faint stars, sky structure, correlated noise) is added to every measurement.
-    excess = np.nan_to_num(np.maximum(blank["scatter"] ** 2 - blank["err"] ** 2, 0.0))
+    excess = _excess(blank["scatter"], blank["err"])
     f, e = m["flux"], np.sqrt(m["flux_err"] ** 2 + excess)
     # Background variance in each aperture: the error without the source's own photons.
     bvar = np.maximum(e**2 - np.maximum(f, 0.0), 0.0)
@@ -371,6 +372,13 @@ def _psf_fluxes(sci, err, mask, others, x, y, total, sky, usable, fwhm):
     }, info
 
 
+def _excess(scatter, err):
+    """The variance blank-sky apertures show beyond their own error estimate (0 where
+    unknown)."""
+    scatter, err = np.asarray(scatter, float), np.asarray(err, float)
+    return np.nan_to_num(np.maximum(scatter**2 - err**2, 0.0))
+
+
 def _growth(f, clean, contamination, snr, rad, main, cfg):
     """Curve of growth from bright, clean, isolated stars, relaxed on sparse frames.
 
@@ -516,8 +524,6 @@ def measure_moving(sci, err, mask, wcs, table: pd.DataFrame, tracks, info: dict,
     ``tracks``: per target ``(name, index, positions)``, ``positions`` the ephemeris
     (:func:`fieldphot.ephemeris.at`) at the exposure's start, middle and end.
     """
-    from . import moving
-
     fwhm, r_ap = info["fwhm"], info["r_ap"]
     main = int(np.argmin(np.abs(np.asarray(info["radii"]) - r_ap)))
     growth = info["growth"][main] if info["growth_status"] != "none" else None
@@ -552,8 +558,8 @@ def measure_moving(sci, err, mask, wcs, table: pd.DataFrame, tracks, info: dict,
         )
         # As every star's: the noise blank-sky apertures show beyond their error (per
         # pixel of aperture) and the curve of growth's error.
-        excess = max(info["blank_scatter"][main] ** 2 - info["blank_err"][main] ** 2, 0.0)
-        excess = np.nan_to_num(excess) * m["area"] / (np.pi * r_ap**2)
+        excess = _excess(info["blank_scatter"][main], info["blank_err"][main])
+        excess = float(excess) * m["area"] / (np.pi * r_ap**2)
         # The field's stars' light in the aperture is not removed: its estimate is an error.
         m["flux_err"] = np.sqrt(
             (m["flux_err_ap"] ** 2 + excess) / m["fraction"] ** 2
@@ -568,7 +574,7 @@ def measure_moving(sci, err, mask, wcs, table: pd.DataFrame, tracks, info: dict,
         background = np.sqrt(max(m["flux_err_ap"] ** 2 + excess - max(m["flux_ap"], 0.0), 0.0))
         rows.append(
             {
-                "id": -1 - index,
+                "id": _ids(stars["id"], pd.Series([name]), pd.Series([index]))[-1],
                 "target": name,
                 "ra": float(ra),
                 "dec": float(dec),

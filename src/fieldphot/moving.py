@@ -8,9 +8,10 @@ light into the aperture.
 Examples
 --------
 >>> import numpy as np
->>> rng = np.random.default_rng(0)
->>> img = trail_image((80, 80), (30.0, 40.0), (50.0, 40.0), 1e5, fwhm=3.0) + 100.0
->>> img = rng.poisson(img).astype(float)
+>>> from fieldphot.synthetic import render_stars
+>>> # a source of 1e5 e- moving 20 px along x during the exposure, on a sky of 100 e-
+>>> img = render_stars((80, 80), np.linspace(30, 50, 81), np.full(81, 40.0),
+...                    np.full(81, 1e5 / 81), 3.0, 100.0, np.random.default_rng(0))
 >>> m = measure(img, np.sqrt(img), np.zeros(img.shape, np.int32), (30.0, 40.0), (50.0, 40.0),
 ...             fwhm=3.0, radius=6.0, annulus=(12.0, 18.0))
 >>> bool(abs(m["flux"] / 1e5 - 1) < 0.02), m["flags"]
@@ -67,35 +68,6 @@ def stadium_weights(shape, start, end, radius: float, sub: int = 8):
     py = yy[..., None, None] + f[None, None, :, None]
     inside = segment_distance(px, py, *start, *end) <= radius
     return (ys, xs), inside.mean(axis=(2, 3))
-
-
-def trail_image(shape, start, end, flux: float, fwhm: float, beta: float = BETA, sub: int = 3):
-    """A source of total ``flux`` moving uniformly from ``start`` to ``end`` (px) during
-    the exposure: a Moffat image (``fwhm``, ``beta``) smeared along the segment.
-
-    Examples
-    --------
-    >>> im = trail_image((60, 60), (20.0, 30.0), (40.0, 30.0), 1000.0, fwhm=3.0)
-    >>> round(float(im.sum()))
-    1000
-    """
-    ny, nx = shape
-    length = float(np.hypot(end[0] - start[0], end[1] - start[1]))
-    n = max(int(np.ceil(length / 0.25)), 1)
-    s = (np.arange(n) + 0.5) / n
-    cx = start[0] + s * (end[0] - start[0])
-    cy = start[1] + s * (end[1] - start[1])
-    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
-    f = (np.arange(sub) + 0.5) / sub - 0.5
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
-    image = np.zeros(shape)
-    for fy in f:
-        for fx in f:
-            for x_, y_ in zip(cx, cy, strict=True):
-                r2 = (xx + fx - x_) ** 2 + (yy + fy - y_) ** 2
-                image += (1 + r2 / alpha**2) ** -beta
-    norm = (beta - 1) / (np.pi * alpha**2) / (sub * sub * n)
-    return flux * norm * image
 
 
 def trail_fraction(length: float, radius: float, fwhm: float, beta: float = BETA) -> float:

@@ -331,14 +331,14 @@ def target_positions(config: dict) -> list[dict]:
     """
     out = []
     for t in config["targets"]:
-        if ephemeris.is_moving(t):
-            out.append(
-                {"name": t["name"], **{k: t[k] for k in MOTION if k in t}}
-                | ({"cache_dir": config["ephemeris"]["cache_dir"],
-                    "server": config["ephemeris"]["horizons_server"]} if "horizons" in t else {})
-            )  # fmt: skip
-        else:
+        if not ephemeris.is_moving(t):
             out.append({k: t[k] for k in ("name", "ra", "dec")})
+            continue
+        motion = {"name": t["name"], **{k: t[k] for k in MOTION if k in t}}
+        if "horizons" in t:
+            motion["cache_dir"] = config["ephemeris"]["cache_dir"]
+            motion["server"] = config["ephemeris"]["horizons_server"]
+        out.append(motion)
     return out
 
 
