@@ -170,9 +170,8 @@ def measure_frame(
     x = np.concatenate([x_all[inside], tx])
     y = np.concatenate([y_all[inside], ty])
     known_x, known_y = np.concatenate([x_all, det_x]), np.concatenate([y_all, det_y])
-    others = phot.source_mask(
-        shape, known_x, known_y, _wing_radius(sci, err, known_x, known_y, fwhm, r_in)
-    )
+    wing = _wing_radius(sci, err, known_x, known_y, fwhm, r_in)
+    others = phot.source_mask(shape, known_x, known_y, wing)
     m = phot.multi_aperture(sci, err, mask, x, y, rad, r_in, r_out, others)
     blank = blank_sky(
         sci,
@@ -213,18 +212,7 @@ def measure_frame(
     r_pick = rad[pick]
     g_pick = growth[pick]
     flux = f[rows, pick] / g_pick
-    var = (e[rows, pick] / g_pick) ** 2 + (flux * rel_err[pick]) ** 2
-    scint = cfg["scintillation"]
-    if scint["enabled"]:
-        sigma = phot.scintillation(
-            scint["diameter_m"],
-            exptime,
-            frame.get("airmass") or 1.0,
-            scint["altitude_m"] or frame.get("site_elev") or 0.0,
-            scint["correction"],
-        )
-        var = var + (np.maximum(flux, 0.0) * sigma) ** 2
-    flux_err = np.sqrt(var)
+    flux_err = np.hypot(e[rows, pick] / g_pick, flux * rel_err[pick])
     flags = m["flags"][rows, pick]
     contamination = np.full(len(x), np.nan)
     contamination[:n_star] = phot.neighbour_contamination(
@@ -256,15 +244,37 @@ def measure_frame(
     flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
     psf_info, psf_cols = {}, {}
     if cfg["mode"] == "psf":
-        # The PSF's stars: as the curve of growth's, relaxed on crowded frames.
+        # The PSF's stars: as the curve of growth's, relaxed until there are enough to
+        # follow the PSF over the field (their neighbours are masked).
         usable = np.zeros(len(x), bool)
-        for max_cont, min_snr in ((1e-3, cfg["apcor_min_snr"]), (1e-2, 20.0), (5e-2, 20.0)):
+        tiers = ((1e-3, cfg["apcor_min_snr"]), (1e-2, 30.0), (0.1, 20.0), (0.3, 20.0))
+        for max_cont, min_snr in tiers:
             usable[:n_star] = clean & (cont_big < max_cont) & (snr_main[:n_star] > min_snr)
-            if usable.sum() >= 20:
+            if usable.sum() >= 120:
                 break
-        psf_cols, psf_info = _psf_fluxes(sci, err, mask, others, x, y, flux, m["sky"], usable, fwhm)
+        # The PSF's stars see none of their neighbours' light (their own detections are
+        # no neighbours).
+        neighbours = np.ones(len(known_x), bool)
+        neighbours[np.flatnonzero(inside)[usable[:n_star]]] = False
+        if usable.any() and len(det_x):
+            own = cKDTree(np.c_[x[usable], y[usable]]).query(np.c_[det_x, det_y])[0] < fwhm
+            neighbours[len(x_all) :] &= ~own
+        crowd = phot.source_mask(
+            shape, known_x[neighbours], known_y[neighbours], np.fmin(wing[neighbours], 2 * fwhm)
+        )
+        psf_cols, psf_info = _psf_fluxes(sci, err, mask, others, crowd, x, y, flux, usable, fwhm)
         if psf_cols:
             flux, flux_err = psf_cols.pop("flux"), psf_cols.pop("flux_err")
+    scint = cfg["scintillation"]
+    if scint["enabled"]:
+        sigma = phot.scintillation(
+            scint["diameter_m"],
+            exptime,
+            frame.get("airmass") or 1.0,
+            scint["altitude_m"] or frame.get("site_elev") or 0.0,
+            scint["correction"],
+        )
+        flux_err = np.hypot(flux_err, np.maximum(flux, 0.0) * sigma)
     snr = np.where(flux_err > 0, flux / flux_err, 0.0)
     flags |= np.where(snr < cfg["min_snr"], int(Flag.LOW_SNR), 0).astype(np.int32)
     mag, merr = zpt.instrumental_mag(flux, flux_err, exptime)
@@ -341,12 +351,14 @@ def measure_frame(
     return out, info
 
 
-def _psf_fluxes(sci, err, mask, others, x, y, total, sky, usable, fwhm):
+def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, fwhm):
     """PSF fluxes (:mod:`fieldphot.psf`) of every position, on the total-flux scale of
-    the curve of growth (the median ratio over the PSF's own stars), each star's annulus
-    ``sky`` removed (the PSF is built on the frame less its sep background), with the fit's
-    columns ``psf_chi2``, ``psf_masked`` and ``psf_group``; nothing (apertures stay) when
-    the frame has too few stars for a PSF."""
+    the curve of growth (the median ratio over the PSF's own stars), the PSF built from
+    the ``usable`` stars with their neighbours' light (``crowd``) left out, every star
+    fitted on the frame less its sep background (sources, ``others``, masked: in a crowded
+    field an annulus holds the neighbours' wings), with the fit's columns ``psf_chi2``,
+    ``psf_masked`` and ``psf_group``; nothing (apertures stay) when the frame has too few
+    stars for a PSF."""
     import sep
 
     from . import psf
@@ -354,12 +366,12 @@ def _psf_fluxes(sci, err, mask, others, x, y, total, sky, usable, fwhm):
     bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
     back = sep.Background(phot.native(sci), mask=bad | others, bw=64, bh=64)
     sub = sci - back.back()
-    size = 2 * int(np.ceil(2.5 * fwhm)) + 1
-    model, info = psf.build(sub, x[usable], y[usable], fwhm, size)
+    size = 2 * int(np.ceil(3.0 * fwhm)) + 1
+    model, info = psf.build(sub, x[usable], y[usable], fwhm, size, err=err, mask=bad | crowd)
     if model is None:
         log.warning("PSF photometry: %d stars for a PSF (5 needed): apertures", info["n_stars"])
         return {}, {**info, "status": "none"}
-    f = psf.fit(sci, err, bad, model, x, y, total, fwhm, sky=sky)
+    f = psf.fit(sub, err, bad, model, x, y, total, fwhm)
     ratio = total[usable] / f["flux"].to_numpy()[usable]
     scale = float(np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)]))
     info.update(status="ok", scale=scale, chi2_median=float(np.nanmedian(f["chi2"])))

@@ -25,48 +25,143 @@ import numpy as np
 import pandas as pd
 
 
-def build(sub, x, y, fwhm: float, size: int, oversampling: int = 2, maxiters: int = 10):
+def build(
+    sub,
+    x,
+    y,
+    fwhm: float,
+    size: int,
+    err=None,
+    mask=None,
+    oversampling: int = 2,
+    maxiters: int = 10,
+    min_stars: int = 30,
+    grid: int = 5,
+):
     """The frame's empirical PSF from the stars at (``x``, ``y``) (bright, unsaturated and
-    isolated: the caller's choice) on the background-subtracted image ``sub``, in stamps
-    of ``size`` px (odd), normalised to unit flux within the stamp.
+    isolated: the caller's choice) on the background-subtracted image ``sub`` (per-pixel
+    errors ``err`` and pixels to leave out, ``mask``: bad ones and other stars' light,
+    optional), in stamps of ``size`` px (odd), normalised to unit flux within the stamp,
+    varying over the field.
+
+    The frame's ePSF (photutils ``EPSFBuilder``) is the mean; each ePSF pixel's departure
+    from it is then fitted, over every star's residual that falls on it, by a quadratic in
+    the star's x and y (DAOPHOT's variable PSF; linear with fewer than ``2 * min_stars``
+    stars, none with fewer than ``min_stars``), weighted by each residual's error, clipped
+    at 3 sigma (neighbours), and evaluated on a ``grid`` x ``grid`` grid reaching the
+    frame's corners, interpolated between its nodes (photutils ``GriddedPSFModel``).
 
     Returns
     -------
-    model : photutils.psf.ImagePSF or None
+    model : photutils.psf.ImagePSF or GriddedPSFModel or None
         None with fewer than 5 usable stars.
     info : dict
-        ``n_stars`` used and ``residual_rms`` (the stars' rms residual after subtracting
-        the model, relative to their peak).
+        ``n_stars`` used, ``order`` (of the polynomial: 0 for one ePSF), ``residual_rms``
+        (the stars' weighted rms residual from the model, relative to its peak pixel) and
+        ``fwhm_range`` (the smallest and largest FWHM in px over the grid: how much the PSF
+        varies).
     """
-    from astropy.nddata import NDData
+    from astropy.nddata import NDData, StdDevUncertainty
     from astropy.table import Table
-    from photutils.psf import EPSFBuilder, extract_stars
+    from photutils.psf import EPSFBuilder, GriddedPSFModel, extract_stars
 
     size = int(size) | 1
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    empty = {"n_stars": int(len(x)), "order": 0, "residual_rms": np.nan, "fwhm_range": []}
     if len(x) < 5:
-        return None, {"n_stars": int(len(x)), "residual_rms": np.nan}
-    stars = extract_stars(NDData(np.asarray(sub, float)), Table({"x": x, "y": y}), size=size)
+        return None, empty
+    data = NDData(
+        np.asarray(sub, float),
+        uncertainty=None if err is None else StdDevUncertainty(err),
+        mask=mask,
+    )
+    stars = extract_stars(data, Table({"x": x, "y": y}), size=size)
     if len(stars) < 5:
-        return None, {"n_stars": len(stars), "residual_rms": np.nan}
-    builder = EPSFBuilder(oversampling=oversampling, maxiters=maxiters, progress_bar=False)
-    model, fitted = builder.build_epsf(stars)
-    residuals = []
-    for s in fitted.all_good_stars:
+        return None, {**empty, "n_stars": len(stars)}
+    box = 2 * int(np.ceil(fwhm)) + 1
+    builder = EPSFBuilder(
+        oversampling=oversampling,
+        maxiters=maxiters,
+        fit_shape=box,
+        recentering_boxsize=box,
+        progress_bar=False,
+    )
+    mean, fitted = builder.build_epsf(stars)
+    good = [s for s in fitted.all_good_stars if s.flux > 0]
+    n = len(good)
+    order = 2 if n >= 2 * min_stars else 1 if n >= min_stars else 0
+    ny, nx = np.shape(sub)
+
+    def terms(px, py):
+        u, v = np.asarray(px) / nx - 0.5, np.asarray(py) / ny - 0.5
+        cols = [np.ones_like(u), u, v] + ([u * u, u * v, v * v] if order == 2 else [])
+        return np.stack(cols, axis=-1)
+
+    # Every star's residual pixels: the oversampled ePSF pixel each falls on, its value
+    # (data over flux less the mean ePSF), weight and the star's polynomial terms.
+    shape = np.array(mean.data.shape)
+    q, r, w, t = [], [], [], []
+    for s in good:
         yy, xx = np.mgrid[: s.shape[0], : s.shape[1]]
-        pred = s.flux * model.evaluate(xx, yy, 1.0, *s.cutout_center)
-        residuals.append(np.std(s.data - pred) / max(float(np.max(s.data)), 1e-9))
-    return model, {
-        "n_stars": len(fitted.all_good_stars),
-        "residual_rms": float(np.median(residuals)),
+        qx = np.rint((xx - s.cutout_center[0]) * oversampling + (shape[1] - 1) / 2).astype(int)
+        qy = np.rint((yy - s.cutout_center[1]) * oversampling + (shape[0] - 1) / 2).astype(int)
+        on = (qx >= 0) & (qx < shape[1]) & (qy >= 0) & (qy < shape[0]) & (s.weights > 0)
+        q.append((qy * shape[1] + qx)[on])
+        r.append((s.data / s.flux - mean.evaluate(xx, yy, 1.0, *s.cutout_center))[on])
+        w.append((s.weights * s.flux)[on] ** 2)
+        t.append(np.broadcast_to(terms(*s.center), (int(on.sum()), terms(0, 0).size)))
+    q, r, w, t = np.concatenate(q), np.concatenate(r), np.concatenate(w), np.concatenate(t)
+    coef = np.zeros((shape.prod(), t.shape[1]))
+    if order:
+        keep = np.ones(len(r), bool)
+        for _ in range(2):  # fit, clip at 3 sigma, fit again
+            coef = _weighted_fits(q[keep], t[keep], r[keep], w[keep], shape.prod())
+            dev = (r - np.einsum("ij,ij->i", t, coef[q])) * np.sqrt(w)
+            sigma = 1.4826 * np.median(np.abs(dev[keep]))
+            keep = np.abs(dev) < 3 * sigma
+    dev = r - np.einsum("ij,ij->i", t, coef[q])
+    info = {
+        "n_stars": n,
+        "order": order,
+        "residual_rms": float(np.sqrt(np.average(dev**2, weights=w)) / mean.data.max()),
     }
+    if not order:
+        info["fwhm_range"] = [round(_fwhm(mean.data, oversampling), 3)] * 2
+        return mean, info
+    gx, gy = np.meshgrid(np.linspace(0, nx - 1, grid), np.linspace(0, ny - 1, grid))
+    nodes = np.c_[gx.ravel(), gy.ravel()]
+    epsfs = mean.data[None] + (terms(nodes[:, 0], nodes[:, 1]) @ coef.T).reshape(-1, *shape)
+    epsfs *= oversampling**2 / epsfs.sum(axis=(1, 2), keepdims=True)
+    widths = [_fwhm(e, oversampling) for e in epsfs]
+    info["fwhm_range"] = [round(min(widths), 3), round(max(widths), 3)]
+    model = NDData(epsfs, meta={"grid_xypos": nodes.tolist(), "oversampling": oversampling})
+    return GriddedPSFModel(model), info
 
 
-def fit(
-    image, err, bad, model, x, y, flux0, fwhm: float, sky=None, recenter_px: float = 0.0
-) -> pd.DataFrame:
-    """PSF fluxes at fixed positions (within ``recenter_px`` when it is above 0), stars
-    closer than 2.5 FWHM fitted together, bad pixels (``bad``) left out, each star's
-    ``sky`` (per pixel; default none: ``image`` is background-subtracted) removed.
+def _weighted_fits(q, t, r, w, n_pix: int):
+    """Per pixel index ``q``, the weighted least-squares coefficients of ``r`` on the
+    terms ``t`` (rows), all pixels at once (0 where a pixel has too few samples)."""
+    m = t.shape[1]
+    a = np.zeros((n_pix, m, m))
+    b = np.zeros((n_pix, m))
+    np.add.at(a, q, w[:, None, None] * t[:, :, None] * t[:, None, :])
+    np.add.at(b, q, (w * r)[:, None] * t)
+    ok = np.bincount(q, minlength=n_pix) > 2 * m
+    coef = np.zeros((n_pix, m))
+    coef[ok] = np.linalg.solve(a[ok] + 1e-12 * np.eye(m), b[ok][..., None])[..., 0]
+    return coef
+
+
+def _fwhm(data, oversampling: int) -> float:
+    """A PSF image's FWHM in detector pixels, from the area above half its peak."""
+    above = np.count_nonzero(data >= 0.5 * np.max(data))
+    return float(2.0 * np.sqrt(above / np.pi) / oversampling)
+
+
+def fit(image, err, bad, model, x, y, flux0, fwhm: float, recenter_px: float = 0.0) -> pd.DataFrame:
+    """PSF fluxes on the background-subtracted ``image`` at fixed positions (within
+    ``recenter_px`` when it is above 0), stars closer than 2.5 FWHM fitted together, bad
+    pixels (``bad``) left out.
 
     Returns
     -------
@@ -89,17 +184,17 @@ def fit(
         xy_bounds=recenter_px if recenter_px > 0 else None,
         group_warning_threshold=10**6,
     )
+    _forget_group_models()
     init = Table({"x": np.asarray(x, float), "y": np.asarray(y, float),
                   "flux": np.clip(np.nan_to_num(flux0), 1.0, None)})  # fmt: skip
-    if sky is not None:
-        init["local_bkg"] = np.nan_to_num(np.asarray(sky, float))
     res = phot(np.asarray(image, float), error=np.asarray(err, float), mask=bad, init_params=init)
     chi2 = np.asarray(res["reduced_chi2"], float)
     n_pix = np.asarray(res["n_pixels_fit"], float)
     return pd.DataFrame(
         {
-            "x": np.asarray(res["x_fit"], float),
-            "y": np.asarray(res["y_fit"], float),
+            # photutils 3.0 reports 0 for a fixed position in a group: the input is kept
+            "x": np.asarray(res["x_fit"] if recenter_px > 0 else x, float),
+            "y": np.asarray(res["y_fit"] if recenter_px > 0 else y, float),
             "flux": np.asarray(res["flux_fit"], float),
             "flux_err": np.asarray(res["flux_err"], float)
             * np.sqrt(np.fmax(np.nan_to_num(chi2), 1.0)),
@@ -108,3 +203,15 @@ def fit(
             "group_size": np.asarray(res["group_size"], int),
         }
     )
+
+
+def _forget_group_models() -> None:
+    """Empty photutils' cache of grouped-source model classes: photutils 3.0 keys it by
+    group size and PSF class only, so the next frame's PSF model of the same class was
+    fitted to every group with a previous frame's PSF (astropy/photutils#2384, fixed
+    after 3.0.0)."""
+    from photutils.psf import _components
+
+    cache = getattr(_components, "_FLAT_MODEL_CACHE", None)
+    if cache is not None:
+        cache.clear()

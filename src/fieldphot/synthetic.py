@@ -102,6 +102,9 @@ class SimConfig:
     fwhm_min: float = 2.6  #: px
     fwhm_max: float = 4.2
     moffat_beta: float = 3.0
+    #: the FWHM's growth from the field's centre to its corners, as a fraction (field
+    #: curvature: quadratic in the distance from the centre)
+    psf_variation: float = 0.0
     stars_per_arcmin2: float = 4.5
     mag_min: float = 10.5
     mag_max: float = 20.5  #: catalog limit; fainter stars are in the images only
@@ -267,8 +270,10 @@ TRAILED_NIGHT = SimConfig(
 
 
 #: A crowded field (the tests' and ``benchmarks/crowded.py``'s, at their own size): many
-#: stars within two FWHM of a neighbour.
-CROWDED_NIGHT = SimConfig(nx=384, ny=384, n_science=3, seed=21, stars_per_arcmin2=20.0)
+#: stars within two FWHM of a neighbour, the PSF 10 % broader in the corners.
+CROWDED_NIGHT = SimConfig(
+    nx=384, ny=384, n_science=3, seed=21, stars_per_arcmin2=20.0, psf_variation=0.1
+)
 
 
 @dataclass
@@ -749,6 +754,11 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
         x, y = _distort(cfg, x_nom + jitter[k, 0], y_nom + jitter[k, 1])
         alpha = moffat_alpha(fwhm[k], cfg.moffat_beta)
         beta = cfg.moffat_beta
+        # each star's own alpha: the PSF broadens towards the corners
+        curvature = np.hypot(x - (cfg.nx - 1) / 2, y - (cfg.ny - 1) / 2) ** 2 / (
+            ((cfg.nx - 1) / 2) ** 2 + ((cfg.ny - 1) / 2) ** 2
+        )
+        alpha_i = alpha * (1.0 + cfg.psf_variation * curvature)
         if colours:  # each channel's electrons: its own band, zeropoint and extinction
             zp_c = colours.zeropoints(x_air[k], transparency[k])
             flux_c = {
@@ -757,8 +767,8 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
             }
         stars_img = np.zeros((cfg.ny, cfg.nx))
         for i in np.flatnonzero((x > -30) & (x < cfg.nx + 30) & (y > -30) & (y < cfg.ny + 30)):
-            half = int(np.ceil(alpha * (25 if flux_e[i] > 3e6 else 8)))
-            x0, y0, st = _stamp(x[i], y[i], alpha, beta, half)
+            half = int(np.ceil(alpha_i[i] * (25 if flux_e[i] > 3e6 else 8)))
+            x0, y0, st = _stamp(x[i], y[i], alpha_i[i], beta, half)
             if colours:
                 st = st * colours.tile(x0, y0, st.shape, {c: f[i] for c, f in flux_c.items()})
             else:
@@ -841,7 +851,7 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
                 "bjd_tdb": bjd[k],
                 "airmass": x_air[k],
                 "zp": zp[k],
-                "fwhm": fwhm[k],
+                "fwhm": fwhm[k],  # at the field's centre
                 "sky_e": sky_e,
                 "jitter_x": jitter[k, 0],
                 "jitter_y": jitter[k, 1],
@@ -929,8 +939,9 @@ def simulate_night(outdir, cfg: SimConfig = SimConfig()) -> Night:
     return Night(root, raw_dir, refcat_path, config_path, stars, frames, fluxes, params)
 
 
-def render_stars(shape, x, y, flux, fwhm: float, sky: float, rng, read_noise: float = 5.0):
-    """An image (electrons) of point sources on a flat sky, with Poisson and read noise.
+def render_stars(shape, x, y, flux, fwhm, sky: float, rng, read_noise: float = 5.0):
+    """An image (electrons) of point sources (Moffat, beta 3, of FWHM ``fwhm``: one for
+    all or one per source) on a flat sky, with Poisson and read noise.
 
     Examples
     --------
@@ -938,11 +949,10 @@ def render_stars(shape, x, y, flux, fwhm: float, sky: float, rng, read_noise: fl
     >>> int(np.unravel_index(np.argmax(im), im.shape)[0])
     20
     """
-    alpha = moffat_alpha(fwhm, 3.0)
+    fwhm = np.broadcast_to(np.asarray(fwhm, float), np.shape(x))
     image = np.zeros(shape)
-    half = int(4 * fwhm) + 2
-    for xi, yi, fi in zip(x, y, flux, strict=True):
-        x0, y0, st = _stamp(xi, yi, alpha, 3.0, half, oversample=1)
+    for xi, yi, fi, wi in zip(x, y, flux, fwhm, strict=True):
+        x0, y0, st = _stamp(xi, yi, moffat_alpha(wi, 3.0), 3.0, int(4 * wi) + 2, oversample=1)
         _add(image, x0, y0, fi * st)
     return rng.poisson(image + sky).astype(float) + rng.normal(0, read_noise, shape)
 
