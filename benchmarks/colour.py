@@ -2,6 +2,7 @@
 
     python benchmarks/colour.py             # simulate and run the tests' colour night
     python benchmarks/colour.py --root DIR  # a colour night already simulated and run in DIR
+    python benchmarks/colour.py --mode psf --density 20   # PSF photometry on a crowded one
 
 Prints, per channel (R, G1, G2, B and the combined G): the largest offset of a frame's
 calibrated magnitudes from the truth (median over its calibration stars), the median
@@ -10,6 +11,7 @@ their median rms; the transit's depth and mid-time in each green and in G.
 """
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -64,12 +66,20 @@ def channel_numbers(root: Path) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, help="an already processed colour night")
+    ap.add_argument("--mode", help="photometry.mode (default: the configuration's)")
+    ap.add_argument("--density", type=float, help="stars per arcmin^2 (default: the night's)")
     args = ap.parse_args()
     root = args.root
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="fieldphot-colour-"))
-        night = synthetic.simulate_night(root, synthetic.COLOUR_NIGHT)
-        runner.run_night(yaml.safe_load(night.config.read_text()), root / "results", processes=2)
+        sim = synthetic.COLOUR_NIGHT
+        if args.density:
+            sim = dataclasses.replace(sim, stars_per_arcmin2=args.density)
+        night = synthetic.simulate_night(root, sim)
+        config = yaml.safe_load(night.config.read_text())
+        if args.mode:
+            config.setdefault("photometry", {})["mode"] = args.mode
+        runner.run_night(config, root / "results", processes=2)
     print(json.dumps(channel_numbers(root), indent=2))
 
 

@@ -371,7 +371,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, fwhm):
     if model is None:
         log.warning("PSF photometry: %d stars for a PSF (5 needed): apertures", info["n_stars"])
         return {}, {**info, "status": "none"}
-    f = psf.fit(sub, err, bad, model, x, y, total, fwhm)
+    f = psf.fit(sub, err, bad, model, x, y, total, fwhm, profile_err=info["profile_err"])
     ratio = total[usable] / f["flux"].to_numpy()[usable]
     scale = float(np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)]))
     info.update(status="ok", scale=scale, chi2_median=float(np.nanmedian(f["chi2"])))

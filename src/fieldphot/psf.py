@@ -120,10 +120,17 @@ def build(
             sigma = 1.4826 * np.median(np.abs(dev[keep]))
             keep = np.abs(dev) < 3 * sigma
     dev = r - np.einsum("ij,ij->i", t, coef[q])
+    # The profile error: the residuals' scatter beyond their noise, as a fraction of the
+    # model, where the model holds the light (DAOPHOT's); outliers (neighbours) left out.
+    model_at = mean.data.ravel()[q] + np.einsum("ij,ij->i", t, coef[q])
+    pull = dev * np.sqrt(w)
+    core = (model_at > 0.1 * mean.data.max()) & (np.abs(pull) < 7.4 * np.median(np.abs(pull)))
+    excess = np.sum(w[core] * dev[core] ** 2 - 1.0) / np.sum(w[core] * model_at[core] ** 2)
     info = {
         "n_stars": n,
         "order": order,
         "residual_rms": float(np.sqrt(np.average(dev**2, weights=w)) / mean.data.max()),
+        "profile_err": float(np.sqrt(max(excess, 0.0))),
     }
     if not order:
         info["fwhm_range"] = [round(_fwhm(mean.data, oversampling), 3)] * 2
@@ -158,7 +165,9 @@ def _fwhm(data, oversampling: int) -> float:
     return float(2.0 * np.sqrt(above / np.pi) / oversampling)
 
 
-def fit(image, err, bad, model, x, y, flux0, fwhm: float, recenter_px: float = 0.0) -> pd.DataFrame:
+def fit(
+    image, err, bad, model, x, y, flux0, fwhm: float, recenter_px: float = 0.0, profile_err=0.0
+) -> pd.DataFrame:
     """PSF fluxes on the background-subtracted ``image`` at fixed positions (within
     ``recenter_px`` when it is above 0), stars closer than 2.5 FWHM fitted together, bad
     pixels (``bad``) left out.
@@ -190,19 +199,56 @@ def fit(image, err, bad, model, x, y, flux0, fwhm: float, recenter_px: float = 0
     res = phot(np.asarray(image, float), error=np.asarray(err, float), mask=bad, init_params=init)
     chi2 = np.asarray(res["reduced_chi2"], float)
     n_pix = np.asarray(res["n_pixels_fit"], float)
+    # photutils 3.0 reports 0 for a fixed position in a group: the input is kept
+    x = np.asarray(res["x_fit"] if recenter_px > 0 else x, float)
+    y = np.asarray(res["y_fit"] if recenter_px > 0 else y, float)
+    flux = np.asarray(res["flux_fit"], float)
+    flux_err = np.asarray(res["flux_err"], float) * np.sqrt(np.fmax(np.nan_to_num(chi2), 1.0))
+    if profile_err > 0:
+        extra = _profile_variance(image.shape, err, bad, model, x, y, flux, shape, fwhm)
+        flux_err = np.sqrt(flux_err**2 + profile_err**2 * extra)
     return pd.DataFrame(
         {
-            # photutils 3.0 reports 0 for a fixed position in a group: the input is kept
-            "x": np.asarray(res["x_fit"] if recenter_px > 0 else x, float),
-            "y": np.asarray(res["y_fit"] if recenter_px > 0 else y, float),
-            "flux": np.asarray(res["flux_fit"], float),
-            "flux_err": np.asarray(res["flux_err"], float)
-            * np.sqrt(np.fmax(np.nan_to_num(chi2), 1.0)),
+            "x": x,
+            "y": y,
+            "flux": flux,
+            "flux_err": flux_err,
             "chi2": chi2,
             "masked": 1.0 - n_pix / shape**2,
             "group_size": np.asarray(res["group_size"], int),
         }
     )
+
+
+def _profile_variance(shape, err, bad, model, x, y, flux, box: int, fwhm: float):
+    """Per star, the variance its fitted flux takes from an error of the PSF's profile of
+    1 (times the model, per pixel: its own light and its neighbours'), propagated through
+    the fit's weights over its ``box`` x ``box`` fit region."""
+    half = int(np.ceil(3 * fwhm))
+    ny, nx = shape
+    light = np.zeros(shape)
+    stamps = []
+    for xi, yi, fi in zip(x, y, flux, strict=True):
+        cx, cy = int(round(xi)), int(round(yi))
+        sl = np.s_[
+            min(max(cy - half, 0), ny) : min(max(cy + half + 1, 0), ny),
+            min(max(cx - half, 0), nx) : min(max(cx + half + 1, 0), nx),
+        ]
+        yy, xx = np.mgrid[sl]
+        psi = model.evaluate(xx, yy, 1.0, xi, yi) if xx.size else np.zeros(xx.shape)
+        stamps.append((sl, psi))
+        light[sl] += np.nan_to_num(fi) * psi
+    weight = np.where(bad | ~(err > 0), 0.0, 1.0 / np.where(err > 0, err, 1.0) ** 2)
+    var = np.full(len(x), np.nan)
+    b = box // 2
+    for i, (sl, psi) in enumerate(stamps):
+        yy, xx = np.mgrid[sl]
+        near = (np.abs(xx - round(x[i])) <= b) & (np.abs(yy - round(y[i])) <= b)
+        p, wt, m = psi[near], weight[sl][near], light[sl][near]
+        den = np.sum(p * p * wt)
+        if den > 0:
+            var[i] = np.sum(p * wt * m) ** 2 / den**2
+    return var
 
 
 def _forget_group_models() -> None:

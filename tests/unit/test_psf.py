@@ -26,10 +26,12 @@ def crowded(tmp_path_factory):
 
 def test_psf_removes_most_of_the_confusion_bias(crowded):
     ap, psf = crowded["optimal"]["crowded"], crowded["psf"]["crowded"]
-    assert ap["n"] > 100 and psf["n"] > 100
+    # (fewer crowded stars reach S/N 50 with psf: a neighbour's PSF error is in their errors)
+    assert ap["n"] > 100 and psf["n"] > 40
     assert abs(ap["median"]) > 0.02  # apertures take in their neighbours' light
     assert abs(psf["median"]) < 0.3 * abs(ap["median"])
     assert psf["scatter"] < 0.5 * ap["scatter"]
+    assert psf["pull_sd"] < 0.5 * ap["pull_sd"]
 
 
 def test_psf_matches_apertures_on_isolated_stars(crowded):
