@@ -369,7 +369,8 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, fwhm):
     size = 2 * int(np.ceil(3.0 * fwhm)) + 1
     model, info = psf.build(sub, x[usable], y[usable], fwhm, size, err=err, mask=bad | crowd)
     if model is None:
-        log.warning("PSF photometry: %d stars for a PSF (5 needed): apertures", info["n_stars"])
+        why = info.get("reason") or f"{info['n_stars']} stars for a PSF (5 needed)"
+        log.warning("PSF photometry: %s: apertures", why)
         return {}, {**info, "status": "none"}
     f = psf.fit(sub, err, bad, model, x, y, total, fwhm, profile_err=info["profile_err"])
     ratio = total[usable] / f["flux"].to_numpy()[usable]

@@ -54,7 +54,8 @@ def build(
     Returns
     -------
     model : photutils.psf.ImagePSF or GriddedPSFModel or None
-        None with fewer than 5 usable stars.
+        None with fewer than 5 usable stars, or when photutils cannot build the ePSF
+        (``info["reason"]`` says why).
     info : dict
         ``n_stars`` used, ``order`` (of the polynomial: 0 for one ePSF), ``residual_rms``
         (the stars' weighted rms residual from the model, relative to its peak pixel) and
@@ -86,7 +87,10 @@ def build(
         recentering_boxsize=box,
         progress_bar=False,
     )
-    mean, fitted = builder.build_epsf(stars)
+    try:
+        mean, fitted = builder.build_epsf(stars)
+    except ValueError as exc:  # e.g. an ePSF pixel that every star has masked
+        return None, {**empty, "n_stars": len(stars), "reason": f"ePSF not built: {exc}"}
     good = [s for s in fitted.all_good_stars if s.flux > 0]
     n = len(good)
     order = 2 if n >= 2 * min_stars else 1 if n >= min_stars else 0

@@ -65,3 +65,15 @@ def test_psf_follows_a_psf_that_varies_over_the_field():
         assert info["n_stars"] >= 40
     assert abs(offsets[2]) < 0.01
     assert offsets[0] < -0.03
+
+
+def test_psf_build_gives_up_cleanly_when_masks_hide_the_wings():
+    """Stars whose surroundings are all masked (a crowded field's neighbours): no ePSF, a
+    reason, and the frame keeps its apertures (seen on a crowded colour night)."""
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(30, 226, 12), rng.uniform(30, 226, 12)
+    img = synthetic.render_stars((256, 256), x, y, np.full(12, 1e5), 3.0, 100.0, rng) - 100.0
+    yy, xx = np.mgrid[:256, :256]
+    mask = np.min(np.hypot(xx[..., None] - x, yy[..., None] - y), axis=-1) > 1.5
+    model, info = psf.build(img, x, y, 3.0, 19, mask=mask)
+    assert model is None and "ePSF not built" in info["reason"]
