@@ -240,13 +240,12 @@ def _profile_variance(shape, err, bad, model, x, y, flux, box: int, fwhm: float)
         ]
         yy, xx = np.mgrid[sl]
         psi = model.evaluate(xx, yy, 1.0, xi, yi) if xx.size else np.zeros(xx.shape)
-        stamps.append((sl, psi))
+        stamps.append((sl, xx, yy, psi))
         light[sl] += np.nan_to_num(fi) * psi
     weight = np.where(bad | ~(err > 0), 0.0, 1.0 / np.where(err > 0, err, 1.0) ** 2)
     var = np.full(len(x), np.nan)
     b = box // 2
-    for i, (sl, psi) in enumerate(stamps):
-        yy, xx = np.mgrid[sl]
+    for i, (sl, xx, yy, psi) in enumerate(stamps):
         near = (np.abs(xx - round(x[i])) <= b) & (np.abs(yy - round(y[i])) <= b)
         p, wt, m = psi[near], weight[sl][near], light[sl][near]
         den = np.sum(p * p * wt)
