@@ -262,7 +262,13 @@ def measure_frame(
         crowd = phot.source_mask(
             shape, known_x[neighbours], known_y[neighbours], np.fmin(wing[neighbours], 2 * fwhm)
         )
-        psf_cols, psf_info = _psf_fluxes(sci, err, mask, others, crowd, x, y, flux, usable, fwhm)
+        # Their large-aperture fluxes, where no catalog star adds light, check the fits.
+        check = np.full((2, len(x)), np.nan)
+        ok = usable[:n_star] & (cont_big < 1e-2)
+        check[:, :n_star][:, ok] = f[:n_star, -1][ok], e[:n_star, -1][ok]
+        psf_cols, psf_info = _psf_fluxes(
+            sci, err, mask, others, crowd, x, y, flux, usable, check, (known_x, known_y), fwhm
+        )
         if psf_cols:
             flux, flux_err = psf_cols.pop("flux"), psf_cols.pop("flux_err")
     scint = cfg["scintillation"]
@@ -351,34 +357,60 @@ def measure_frame(
     return out, info
 
 
-def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, fwhm):
+def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known, fwhm):
     """PSF fluxes (:mod:`fieldphot.psf`) of every position, on the total-flux scale of
-    the curve of growth (the median ratio over the PSF's own stars), the PSF built from
-    the ``usable`` stars with their neighbours' light (``crowd``) left out, every star
-    fitted on the frame less its sep background (sources, ``others``, masked: in a crowded
-    field an annulus holds the neighbours' wings), with the fit's columns ``psf_chi2``,
-    ``psf_masked`` and ``psf_group``; nothing (apertures stay) when the frame has too few
-    stars for a PSF."""
+    the curve of growth (the median ratio over the PSF's own stars), with the fit's
+    columns ``psf_chi2``, ``psf_masked`` and ``psf_group``; nothing (apertures stay) when
+    the frame has too few stars for a PSF.
+
+    The PSF is built from the ``usable`` stars with their neighbours' light (``crowd``)
+    left out, on the frame less its sep background (sources, ``others``, masked). Every
+    star is fitted, then the background is measured again on the frame less every fitted
+    star (in a crowded field the first one holds the stars' wings: faint stars came out
+    1-2 % faint) and every star fitted again, as DAOPHOT's ALLSTAR does. Each error adds
+    the PSF's profile error (the PSF stars' fluxes against their large-aperture fluxes,
+    ``check``: flux and error, NaN for others) over its fit region, and the noise PSF fits
+    at blank places of the star-subtracted frame show beyond their errors (undetected
+    stars: the ``known`` sources are avoided).
+    """
     import sep
 
     from . import psf
 
     bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
-    back = sep.Background(phot.native(sci), mask=bad | others, bw=64, bh=64)
-    sub = sci - back.back()
+    sub = sci - sep.Background(phot.native(sci), mask=bad | others, bw=64, bh=64).back()
     size = 2 * int(np.ceil(3.0 * fwhm)) + 1
     model, info = psf.build(sub, x[usable], y[usable], fwhm, size, err=err, mask=bad | crowd)
     if model is None:
         why = info.get("reason") or f"{info['n_stars']} stars for a PSF (5 needed)"
         log.warning("PSF photometry: %s: apertures", why)
         return {}, {**info, "status": "none"}
-    f = psf.fit(sub, err, bad, model, x, y, total, fwhm, profile_err=info["profile_err"])
-    ratio = total[usable] / f["flux"].to_numpy()[usable]
+    first = psf.fit(sub, err, bad, model, x, y, total, fwhm)
+    stars, _ = psf.render(sci.shape, model, x, y, first["flux"], fwhm)
+    sub = sci - sep.Background(phot.native(sci - stars), mask=bad, bw=64, bh=64).back()
+    f = psf.fit(sub, err, bad, model, x, y, first["flux"], fwhm)
+    flux, flux_err = f["flux"].to_numpy(), f["flux_err"].to_numpy()
+    light, stamps = psf.render(sci.shape, model, x, y, flux, fwhm)
+    measured = psf.profile_error(flux, flux_err, *check)
+    profile = measured if np.isfinite(measured) else info["profile_err"]
+    blank_var, blank_median, n_blank = psf.blank_noise(sub - light, err, bad, model, fwhm, *known)
+    var = profile**2 * psf.profile_variance(stamps, light, err, bad, x, y, fwhm) + blank_var
+    flux_err = np.sqrt(flux_err**2 + np.nan_to_num(var))
+    ratio = total[usable] / flux[usable]
     scale = float(np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)]))
-    info.update(status="ok", scale=scale, chi2_median=float(np.nanmedian(f["chi2"])))
+    info.update(
+        status="ok",
+        scale=scale,
+        chi2_median=float(np.nanmedian(f["chi2"])),
+        profile_err=float(profile),
+        profile_err_source="apertures" if np.isfinite(measured) else "residuals",
+        blank_noise=float(np.sqrt(blank_var) * scale),
+        blank_median=float(blank_median * scale),
+        blank_n=n_blank,
+    )
     return {
-        "flux": f["flux"].to_numpy() * scale,
-        "flux_err": f["flux_err"].to_numpy() * scale,
+        "flux": flux * scale,
+        "flux_err": flux_err * scale,
         "psf_chi2": f["chi2"].to_numpy(),
         "psf_masked": f["masked"].to_numpy(),
         "psf_group": f["group_size"].to_numpy(),

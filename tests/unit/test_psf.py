@@ -21,17 +21,29 @@ def crowded(tmp_path_factory):
         cfg["photometry"] = {"mode": mode}
         run_night(cfg, root / mode, processes=2)
         out[mode] = validation.crowding_accuracy(root / mode, truth)
+        out[mode, 20] = validation.crowding_accuracy(root / mode, truth, min_snr=20.0)
     return out
 
 
 def test_psf_removes_most_of_the_confusion_bias(crowded):
     ap, psf = crowded["optimal"]["crowded"], crowded["psf"]["crowded"]
-    # (fewer crowded stars reach S/N 50 with psf: a neighbour's PSF error is in their errors)
-    assert ap["n"] > 100 and psf["n"] > 40
+    # (fewer crowded stars reach S/N 50 with psf: the PSF's error is in their errors)
+    assert ap["n"] > 100 and psf["n"] > 20
     assert abs(ap["median"]) > 0.02  # apertures take in their neighbours' light
     assert abs(psf["median"]) < 0.3 * abs(ap["median"])
     assert psf["scatter"] < 0.5 * ap["scatter"]
     assert psf["pull_sd"] < 0.5 * ap["pull_sd"]
+
+
+def test_psf_errors_are_honest_in_a_crowd(crowded):
+    """Pulls near 1 down to S/N 20, crowded or not: the PSF's profile error (from its
+    stars' fluxes against large apertures) and the noise of undetected stars (blank fits
+    on the star-subtracted frame) are in the errors (without them: 1.95 for crowded
+    stars, 1.33 for isolated ones on this night)."""
+    for group in ("crowded", "isolated"):
+        got = crowded["psf", 20][group]
+        assert got["n"] >= 30
+        assert 0.7 < got["pull_sd"] < 1.6, (group, got)
 
 
 def test_psf_matches_apertures_on_isolated_stars(crowded):
