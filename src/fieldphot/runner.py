@@ -43,8 +43,9 @@ def frame_params(cfg: dict) -> dict:
 
 def process_frame(row: dict, results: str, params: dict) -> str:
     """Calibrate -> extract -> solve -> photometer -> zeropoint for one science frame
-    (``params``: :func:`frame_params`)."""
-    steps.run_frame(row, results, params)
+    (``params``: :func:`frame_params`); a step that fails on the frame flags it with the
+    reason and the night goes on, as in the workflow."""
+    steps.run_frame(row, results, params, step=stages.run_frame_step)
     return steps.frame_output("zeropoint", row, results)
 
 

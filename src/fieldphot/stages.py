@@ -581,6 +581,31 @@ def _failed_calibrated(out, meta: dict, reason: str) -> None:
     io.write_calibrated(out, nan, nan, np.zeros((1, 1), np.int32), header)
 
 
+def run_frame_step(name: str, inputs: dict, out, params: dict, log_file=None) -> str | None:
+    """Run per-frame step ``name`` (:func:`fieldphot.steps.run`); a frame the step cannot
+    use (its message names the cause), or an error in fieldphot on this frame, flags the
+    frame with the reason (:func:`failed_step`) and returns it, so that the night goes on
+    (`fieldphot status` lists it and exits 1). Faults of the disk or memory are raised:
+    the job fails. ``log_file`` is named in the reason of an error in fieldphot."""
+    try:
+        steps.run(name, inputs, out, params)
+    except (OSError, MemoryError):
+        raise
+    except Exception as err:
+        log.exception("failed")
+        where = f", with {log_file}" if log_file else ""
+        reason = (
+            str(err)
+            if isinstance(err, io.FrameError)
+            else f"an error in fieldphot's {name} step on this frame "
+            f"({type(err).__name__}: {err}): please report it{where}"
+        )
+        reason = " ".join(reason.split())
+        failed_step(name, inputs, out, params, reason)
+        return reason
+    return None
+
+
 def failed_step(name: str, inputs: dict, out, params: dict, reason: str) -> None:
     """Write per-frame step ``name``'s product for a frame it failed on (an error that is
     no fault of the disk or memory), so that the frame is flagged with ``reason`` and the
@@ -589,6 +614,7 @@ def failed_step(name: str, inputs: dict, out, params: dict, reason: str) -> None
 
     ``inputs`` and ``params`` are the step's (:func:`fieldphot.steps.run`).
     """
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     if name == "calibrate":
         _failed_calibrated(out, params["row"], reason)
         return

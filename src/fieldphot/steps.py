@@ -405,13 +405,14 @@ def run(name: str, inputs: dict, output, params: dict) -> None:
     getattr(stages, STEPS[name].function)(**inputs, out=output, **params)
 
 
-def run_frame(row, results, params: dict, names=FRAME, products=None) -> None:
+def run_frame(row, results, params: dict, names=FRAME, products=None, step=run) -> None:
     """Run the steps ``names`` of the frame of manifest ``row``, in order, each with its
-    ``params[name]`` (:func:`frame_params` without a row: the row is added here);
-    ``products``: see :func:`frame_inputs`."""
+    ``params[name]`` (:func:`frame_params` without a row: the row is added here) by
+    ``step`` (:func:`run`, or :func:`fieldphot.stages.run_frame_step` to flag a frame a
+    step fails on and go on); ``products``: see :func:`frame_inputs`."""
     products = results if products is None else products
     for name in names:
-        run(
+        step(
             name,
             frame_inputs(name, row, results, products),
             frame_output(name, row, products),

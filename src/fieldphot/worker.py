@@ -77,25 +77,9 @@ def run(argv: list[str], where: str = "in its own process") -> int:
                 threads,
                 os.environ.get("SLURM_CPUS_PER_TASK", "not under SLURM"),
             )
-            try:
+            if name not in FRAME:
                 stages.steps.run(name, inputs, output, params)
-            except (OSError, MemoryError):  # a fault of the machine: the job fails
-                raise
-            except Exception as err:
-                if name not in FRAME:
-                    raise
-                # A frame the step cannot use (its message names the cause), or an error
-                # in fieldphot on this frame: the frame is flagged with it and the night
-                # goes on (`fieldphot status` lists it and exits 1).
-                lg.exception("failed")
-                reason = (
-                    str(err)
-                    if isinstance(err, stages.io.FrameError)
-                    else f"an error in fieldphot's {name} step on this frame "
-                    f"({type(err).__name__}: {err}): please report it, with {log}"
-                )
-                reason = " ".join(reason.split())
-                stages.failed_step(name, inputs, output, params, reason)
+            elif reason := stages.run_frame_step(name, inputs, output, params, log):
                 print(f"fieldphot {name}: frame flagged: {reason}", file=sys.stderr)
     except Exception as err:  # logged with its traceback by stages.logged
         print(f"fieldphot {name}: {err} (see {log})", file=sys.stderr)

@@ -7,7 +7,7 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from fieldphot import config, io, refcat, runner, steps, synthetic, validation
+from fieldphot import config, io, refcat, runner, stages, steps, synthetic, validation
 from fieldphot.flags import Flag
 
 #: The config every key of which has its default.
@@ -40,6 +40,32 @@ def test_frame_without_wcs_flows_through_as_data(tmp_path):
     gap = lc[lc["frame"] == frame]  # every star has a flagged gap on the failed frame
     assert len(gap) == lc["id"].nunique() and (gap["flags"] & int(Flag.NO_DATA)).all()
     assert gap["mag_ens"].isna().all() and lc["frame"].nunique() == 3
+
+
+def test_an_error_in_one_frames_step_flags_it_and_the_night_goes_on(tmp_path, monkeypatch):
+    """The plain-loop runner (the library's ``run_night``) as the workflow: an unexpected
+    error in one frame's step (a bug, or a library raising on odd data: photutils on a
+    crowded colour frame stopped a whole benchmark night) flags that frame with its cause."""
+    night = synthetic.simulate_night(
+        tmp_path / "night",
+        synthetic.SimConfig(nx=256, ny=256, n_science=3, n_bias=3, n_dark=3, n_flat=3, seed=32),
+    )
+    victim = sorted(night.raw_dir.glob("*.fits"))[-1].name.removesuffix(".fits")
+    measure = stages.measure.measure_frame
+
+    def broken(*args, **kwargs):
+        if args[6]["frame"] == victim:  # measure_frame's frame
+            raise ZeroDivisionError("a bug")
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(stages.measure, "measure_frame", broken)
+    runner.run_night(yaml.safe_load(night.config.read_text()), tmp_path / "results")
+    frames, _ = io.read_table(tmp_path / "results" / "lightcurves" / "frames.parquet")
+    frames = frames.set_index("frame")
+    assert frames.loc[victim, "status"] == "bad"
+    assert "photometer step" in frames.loc[victim, "reason"]
+    assert "ZeroDivisionError: a bug" in frames.loc[victim, "reason"]
+    assert (frames.drop(index=victim)["status"] == "ok").all() and len(frames) == 3
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "ecsv", "fits", "csv"])
