@@ -5,7 +5,7 @@
 
 Simulates a crowded field (``--density`` stars per arcmin² to the catalog's limit, more
 below it; the FWHM ``--variation`` broader in the corners than at the centre), runs the
-night with ``photometry.mode: optimal`` and with ``psf``, and prints for each: crowded
+night with ``photometry.mode: optimal``, ``psf`` and ``subtracted``, and prints for each: crowded
 stars (a neighbour within 2 FWHM at most 2 mag brighter) and isolated ones (none within
 4 FWHM) above S/N 50: the median of measured minus true magnitude, its robust scatter and
 the pulls' (:func:`fieldphot.validation.crowding_accuracy`), and the wall time per frame
@@ -45,7 +45,7 @@ def main() -> None:
     night = synthetic.simulate_night(root, cfg)
     truth = validation.Truth(root)
     out = {"stars_simulated": len(night.stars)}
-    for mode in ("optimal", "psf"):
+    for mode in ("optimal", "psf", "subtracted"):
         config = yaml.safe_load(night.config.read_text())
         config["photometry"] = {"mode": mode}
         start = time.perf_counter()

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from . import moving
+from . import moving, psf
 from . import photometry as phot
 from . import zeropoint as zpt
 from .flags import Flag, any_set
@@ -203,27 +203,20 @@ def measure_frame(
         f[:n_star], clean, cont_big, snr_main[:n_star], rad, main, cfg
     )
 
-    if cfg["mode"] == "optimal" and growth_status != "none":
-        guess = f[:, main] / growth[main]
-        pick = phot.best_aperture(guess, growth, bvar)
-    else:
-        pick = np.full(len(x), main)
+    optimal = cfg["mode"] == "optimal" and growth_status != "none"
+    pick, flux, flux_err = _choose(f, e, bvar, growth, rel_err, main, optimal)
     rows = np.arange(len(x))
-    r_pick = rad[pick]
-    g_pick = growth[pick]
-    flux = f[rows, pick] / g_pick
-    flux_err = np.hypot(e[rows, pick] / g_pick, flux * rel_err[pick])
     flags = m["flags"][rows, pick]
     contamination = np.full(len(x), np.nan)
     contamination[:n_star] = phot.neighbour_contamination(
-        x_all, y_all, mag_all, fwhm, _per_star(r_pick[:n_star], inside), inside
+        x_all, y_all, mag_all, fwhm, _per_star(rad[pick][:n_star], inside), inside
     )[inside]
     blended = (
         (contamination > cfg["blend_fraction"])
         | _uncatalogued_neighbour(
             x,
             y,
-            r_pick,
+            rad[pick],
             np.concatenate([x_all, tx]),
             np.concatenate([y_all, ty]),
             det_x,
@@ -243,7 +236,7 @@ def measure_frame(
     )
     flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
     psf_info, psf_cols = {}, {}
-    if cfg["mode"] == "psf":
+    if cfg["mode"] in ("psf", "subtracted"):
         # The PSF's stars: as the curve of growth's, relaxed until there are enough to
         # follow the PSF over the field (their neighbours are masked).
         usable = np.zeros(len(x), bool)
@@ -266,11 +259,31 @@ def measure_frame(
         check = np.full((2, len(x)), np.nan)
         ok = usable[:n_star] & (cont_big < 1e-2)
         check[:, :n_star][:, ok] = f[:n_star, -1][ok], e[:n_star, -1][ok]
-        psf_cols, psf_info = _psf_fluxes(
+        psf_cols, psf_info, fitted = _psf_fluxes(
             sci, err, mask, others, crowd, x, y, flux, usable, check, (known_x, known_y), fwhm
         )
         if psf_cols:
             flux, flux_err = psf_cols.pop("flux"), psf_cols.pop("flux_err")
+        if psf_cols and cfg["mode"] == "subtracted":
+            # Apertures on the frame less every neighbour's fitted PSF: the star's own
+            # light is measured, not modelled (the PSF's error of its shape stays out).
+            f, e, ee = _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted)
+            e = np.sqrt(e**2 + excess)
+            bvar = np.maximum(e**2 - np.maximum(f, 0.0), 0.0)
+            snr_main = np.where(e[:, main] > 0, f[:, main] / e[:, main], 0.0)
+            growth, rel_err, apcor_err, n_growth, growth_status = _growth(
+                f[:n_star], clean, np.zeros(n_star), snr_main[:n_star], rad, main, cfg
+            )
+            # Each aperture's share of the star's light from the PSF at its place (the
+            # frame's curve of growth misses a PSF that varies), on the total-flux scale.
+            share = ee / psf_info["scale"]
+            optimal = growth_status != "none"
+            fit_err = flux_err
+            pick, flux, flux_err = _choose(f, e, bvar, growth, rel_err, main, optimal, share)
+            flags = (m["flags"][rows, pick] | (flags & int(Flag.BLENDED))).astype(np.int32)
+            # No smaller than the PSF fit's error: the aperture's misses how well the
+            # PSF gives each aperture's share and the neighbours' light (pulls near 2).
+            flux_err = np.fmax(flux_err, fit_err)
     scint = cfg["scintillation"]
     if scint["enabled"]:
         sigma = phot.scintillation(
@@ -286,6 +299,7 @@ def measure_frame(
     mag, merr = zpt.instrumental_mag(flux, flux_err, exptime)
     is_target = np.arange(len(x)) >= n_star
     nsig = cfg["limit_sigma"]
+    lim = nsig * np.sqrt(bvar[rows, pick]) / growth[pick]
     out = pd.DataFrame(
         {
             "id": _ids(stars["id"], tg["name"], tg["index"]),
@@ -294,7 +308,7 @@ def measure_frame(
             "dec": np.concatenate([stars["dec"], tg["dec"]]).astype(float),
             "x": x,
             "y": y,
-            "r_ap": r_pick,
+            "r_ap": rad[pick],
             "flux": flux,
             "flux_err": flux_err,
             "flux_ap": f[rows, pick],
@@ -304,7 +318,7 @@ def measure_frame(
             "peak": phot.peak_pixel(sci, x, y),
             "mag_inst": mag,
             "mag_inst_err": merr,
-            "flux_lim": np.where(is_target, nsig * np.sqrt(bvar[rows, pick]) / g_pick, np.nan),
+            "flux_lim": np.where(is_target, lim, np.nan),
             "detected": ~is_target | (snr >= cfg["detect_snr"]),
             "flags": flags.astype(np.int32),
             "mag_cat": np.concatenate([stars["mag"], np.full(len(tg), np.nan)]).astype(float),
@@ -375,8 +389,6 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     """
     import sep
 
-    from . import psf
-
     bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
     sub = sci - sep.Background(phot.native(sci), mask=bad | others, bw=64, bh=64).back()
     size = 2 * int(np.ceil(3.0 * fwhm)) + 1
@@ -384,7 +396,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     if model is None:
         why = info.get("reason") or f"{info['n_stars']} stars for a PSF (5 needed)"
         log.warning("PSF photometry: %s: apertures", why)
-        return {}, {**info, "status": "none"}
+        return {}, {**info, "status": "none"}, None
     first = psf.fit(sub, err, bad, model, x, y, total, fwhm)
     stars, _ = psf.render(sci.shape, model, x, y, first["flux"], fwhm)
     sub = sci - sep.Background(phot.native(sci - stars), mask=bad, bw=64, bh=64).back()
@@ -408,13 +420,53 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
         blank_median=float(blank_median * scale),
         blank_n=n_blank,
     )
-    return {
-        "flux": flux * scale,
-        "flux_err": flux_err * scale,
-        "psf_chi2": f["chi2"].to_numpy(),
-        "psf_masked": f["masked"].to_numpy(),
-        "psf_group": f["group_size"].to_numpy(),
-    }, info
+    return (
+        {
+            "flux": flux * scale,
+            "flux_err": flux_err * scale,
+            "psf_chi2": f["chi2"].to_numpy(),
+            "psf_masked": f["masked"].to_numpy(),
+            "psf_group": f["group_size"].to_numpy(),
+        },
+        info,
+        {"light": light, "stamps": stamps, "flux": flux, "profile_err": profile},
+    )
+
+
+def _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted):
+    """Fluxes and errors in every aperture ``rad`` on the frame less every star's fitted PSF
+    (``fitted``: :func:`_psf_fluxes`' model light, per-star stamps, fluxes and profile
+    error), each star's own modelled light added back: the star's light as the frame has
+    it, its neighbours' as the PSF models them; the error adds the profile error of the
+    neighbours' light in the aperture; also the share of each star's modelled light
+    in each aperture."""
+    import sep
+
+    light, stamps, flux = fitted["light"], fitted["stamps"], fitted["flux"]
+    m = phot.multi_aperture(sci - light, err, mask, x, y, rad, r_in, r_out, others)
+    share = np.zeros(m["flux"].shape)
+    for i, (sl, psi) in enumerate(stamps):
+        if psi.size:
+            cx, cy = np.full(len(rad), x[i] - sl[1].start), np.full(len(rad), y[i] - sl[0].start)
+            share[i] = sep.sum_circle(phot.native(psi), cx, cy, rad)[0]
+    own = np.nan_to_num(flux)[:, None] * share
+    total = np.stack([sep.sum_circle(phot.native(light), x, y, r)[0] for r in rad], axis=1)
+    neighbours = fitted["profile_err"] * (total - own)
+    return m["flux"] + own, np.sqrt(m["flux_err"] ** 2 + neighbours**2), share
+
+
+def _choose(f, e, bvar, growth, rel_err, main: int, optimal: bool, share=None):
+    """Each star's aperture (index; the one of highest expected S/N when ``optimal``,
+    else ``main``), its total flux (on the curve of ``growth``, or each star's own
+    ``share`` of its light in each aperture) and error, from the fluxes ``f`` and errors
+    ``e`` in every aperture and their background variance."""
+    pick = np.full(len(f), main)
+    if optimal:
+        pick = phot.best_aperture(f[:, main] / growth[main], growth, bvar)
+    rows = np.arange(len(f))
+    g = growth[pick] if share is None else share[rows, pick]
+    flux = f[rows, pick] / g
+    return pick, flux, np.hypot(e[rows, pick] / g, flux * rel_err[pick])
 
 
 def _excess(scatter, err):

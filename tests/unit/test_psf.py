@@ -16,7 +16,7 @@ def crowded(tmp_path_factory):
     night = synthetic.simulate_night(root, synthetic.CROWDED_NIGHT)
     truth = validation.Truth(root)
     out = {}
-    for mode in ("optimal", "psf"):
+    for mode in ("optimal", "psf", "subtracted"):
         cfg = yaml.safe_load(night.config.read_text())
         cfg["photometry"] = {"mode": mode}
         run_night(cfg, root / mode, processes=2)
@@ -35,15 +35,26 @@ def test_psf_removes_most_of_the_confusion_bias(crowded):
     assert psf["pull_sd"] < 0.5 * ap["pull_sd"]
 
 
+def test_subtracted_apertures_remove_the_confusion_bias(crowded):
+    """Apertures on the frame less the neighbours' fitted PSFs (``mode: subtracted``): the
+    confusion bias gone as with psf, the star's own light measured."""
+    ap, sub = crowded["optimal"]["crowded"], crowded["subtracted"]["crowded"]
+    assert sub["n"] > 20
+    assert abs(sub["median"]) < 0.3 * abs(ap["median"])
+    assert sub["scatter"] < 0.5 * ap["scatter"]
+    assert abs(crowded["subtracted"]["isolated"]["median"]) < 0.01
+
+
 def test_psf_errors_are_honest_in_a_crowd(crowded):
     """Pulls near 1 down to S/N 20, crowded or not: the PSF's profile error (from its
     stars' fluxes against large apertures) and the noise of undetected stars (blank fits
     on the star-subtracted frame) are in the errors (without them: 1.95 for crowded
     stars, 1.33 for isolated ones on this night)."""
-    for group in ("crowded", "isolated"):
-        got = crowded["psf", 20][group]
-        assert got["n"] >= 30
-        assert 0.7 < got["pull_sd"] < 1.6, (group, got)
+    for mode in ("psf", "subtracted"):
+        for group in ("crowded", "isolated"):
+            got = crowded[mode, 20][group]
+            assert got["n"] >= 30
+            assert 0.6 < got["pull_sd"] < 1.6, (mode, group, got)
 
 
 def test_psf_matches_apertures_on_isolated_stars(crowded):
