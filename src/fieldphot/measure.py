@@ -465,6 +465,7 @@ def _choose(f, e, bvar, growth, rel_err, main: int, optimal: bool, share=None):
         pick = phot.best_aperture(f[:, main] / growth[main], growth, bvar)
     rows = np.arange(len(f))
     g = growth[pick] if share is None else share[rows, pick]
+    g = np.where(g > 0, g, growth[pick])  # (no share: a star with no pixels of its own)
     flux = f[rows, pick] / g
     return pick, flux, np.hypot(e[rows, pick] / g, flux * rel_err[pick])
 
