@@ -250,7 +250,7 @@ def profile_variance(stamps, light, err, bad, x, y, fwhm: float) -> np.ndarray:
     1 (times the model, per pixel: its own light and its neighbours', ``light``, coherent
     over the region), propagated through the fit's weights over its fit box; ``stamps``
     and ``light`` from :func:`render`."""
-    weight = np.where(bad | ~(err > 0), 0.0, 1.0 / np.where(err > 0, err, 1.0) ** 2)
+    weight = _weights(err, bad)
     var = np.full(len(x), np.nan)
     b = fit_box(fwhm) // 2
     for i, (sl, psi) in enumerate(stamps):
@@ -334,7 +334,7 @@ def blank_noise(
     if len(avoid_x):
         xy = xy[cKDTree(np.c_[avoid_x, avoid_y]).query(xy)[0] > fwhm]
     xy = xy[:n]
-    weight = np.where(bad | ~(err > 0), 0.0, 1.0 / np.where(err > 0, err, 1.0) ** 2)
+    weight = _weights(err, bad)
     flux, expected = [], []
     for px, py in xy:
         cx, cy = int(round(px)), int(round(py))
@@ -350,6 +350,11 @@ def blank_noise(
     median = float(np.median(flux))
     scatter = 1.4826 * np.median(np.abs(flux - median))
     return float(max(scatter**2 - np.median(expected), 0.0)), median, len(flux)
+
+
+def _weights(err, bad):
+    """The fit's per-pixel weights: 1 / err^2, 0 on bad pixels and where err is not above 0."""
+    return np.where(bad | ~(err > 0), 0.0, 1.0 / np.where(err > 0, err, 1.0) ** 2)
 
 
 def _forget_group_models() -> None:
