@@ -387,10 +387,8 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     at blank places of the star-subtracted frame show beyond their errors (undetected
     stars: the ``known`` sources are avoided).
     """
-    import sep
-
     bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
-    sub = sci - sep.Background(phot.native(sci), mask=bad | others, bw=64, bh=64).back()
+    sub = sci - background(sci, bad, others)
     size = 2 * int(np.ceil(3.0 * fwhm)) + 1
     model, info = psf.build(sub, x[usable], y[usable], fwhm, size, err=err, mask=bad | crowd)
     if model is None:
@@ -399,7 +397,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
         return {}, {**info, "status": "none"}, None
     first = psf.fit(sub, err, bad, model, x, y, total, fwhm)
     stars, _ = psf.render(sci.shape, model, x, y, first["flux"], fwhm)
-    sub = sci - sep.Background(phot.native(sci - stars), mask=bad, bw=64, bh=64).back()
+    sub = sci - background(sci - stars, bad)
     f = psf.fit(sub, err, bad, model, x, y, first["flux"], fwhm)
     flux, flux_err = f["flux"].to_numpy(), f["flux_err"].to_numpy()
     light, stamps = psf.render(sci.shape, model, x, y, flux, fwhm)
@@ -431,6 +429,29 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
         info,
         {"light": light, "stamps": stamps, "flux": flux, "profile_err": profile},
     )
+
+
+def background(image, bad, sources=None):
+    """The ``image``'s background (sep, 64 px meshes) with the ``bad`` pixels and the
+    ``sources`` (optional) left out.
+
+    sep measures a mesh with at least half of its pixels left: where the sources cover
+    more than half of the frame (a crowd) none may be, and sep gives a background of 0
+    (seen on the planes of a crowded colour night); the sources then stay in and sep's
+    own clipping measures the background under them.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> image = rng.normal(100.0, 5.0, (128, 128)).astype(np.float32)
+    >>> bad, crowd = np.zeros(image.shape, bool), np.ones(image.shape, bool)
+    >>> round(float(np.median(background(image, bad, crowd))))
+    100
+    """
+    import sep
+
+    out = bad if sources is None or sources.mean() >= 0.5 else bad | sources
+    return sep.Background(phot.native(image), mask=out, bw=64, bh=64).back()
 
 
 def _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from scipy.spatial import cKDTree
 
-from fieldphot import psf, synthetic, validation
+from fieldphot import measure, psf, synthetic, validation
 from fieldphot.runner import run_night
 
 
@@ -100,3 +100,18 @@ def test_psf_build_gives_up_cleanly_when_masks_hide_the_wings():
     mask = np.min(np.hypot(xx[..., None] - x, yy[..., None] - y), axis=-1) > 1.5
     model, info = psf.build(img, x, y, 3.0, 19, mask=mask)
     assert model is None and "ePSF not built" in info["reason"]
+
+
+def test_the_sky_under_a_crowd_that_covers_most_of_the_frame():
+    """Sources masked over 70 % of a frame leave sep no mesh with half of its pixels: the
+    background must still be the sky's, not 0 (seen on a crowded colour night: a 1,000 e-
+    pedestal left in, the ePSF ragged and the PSF fluxes 37 % of the stars')."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(5, 251, 400), rng.uniform(5, 251, 400)
+    img = synthetic.render_stars((256, 256), x, y, np.full(400, 2e4), 3.0, 1000.0, rng)
+    yy, xx = np.mgrid[:256, :256]
+    near = cKDTree(np.c_[x, y]).query(np.c_[xx.ravel(), yy.ravel()])[0].reshape(img.shape)
+    sources = near < 9
+    assert sources.mean() > 0.7
+    sky = measure.background(img, np.zeros(img.shape, bool), sources)
+    assert np.median(sky) == pytest.approx(1000.0, rel=0.05)
