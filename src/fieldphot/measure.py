@@ -211,29 +211,20 @@ def measure_frame(
     contamination[:n_star] = phot.neighbour_contamination(
         x_all, y_all, mag_all, fwhm, _per_star(rad[pick][:n_star], inside), inside
     )[inside]
-    blended = (
-        (contamination > cfg["blend_fraction"])
-        | _uncatalogued_neighbour(
-            x,
-            y,
-            rad[pick],
-            np.concatenate([x_all, tx]),
-            np.concatenate([y_all, ty]),
-            det_x,
-            det_y,
-            fwhm,
-        )
-        | _spread_light(
-            f,
-            m["flux_err"],
-            growth,
-            main,
-            rad,
-            fwhm,
-            growth_status,
-            cfg["blend_fraction"],
-        )
+    detection = _uncatalogued_neighbour(
+        x,
+        y,
+        rad[pick],
+        np.concatenate([x_all, tx]),
+        np.concatenate([y_all, ty]),
+        det_x,
+        det_y,
+        fwhm,
     )
+    spread = _spread_light(
+        f, m["flux_err"], growth, main, rad, fwhm, growth_status, cfg["blend_fraction"]
+    )
+    blended = (contamination > cfg["blend_fraction"]) | detection | spread
     flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
     psf_info, psf_cols = {}, {}
     if cfg["mode"] in ("psf", "subtracted"):
@@ -264,11 +255,21 @@ def measure_frame(
         )
         if psf_cols:
             flux, flux_err = psf_cols.pop("flux"), psf_cols.pop("flux_err")
-        if psf_cols and cfg["mode"] == "subtracted":
             # Apertures on the frame less every neighbour's fitted PSF: the star's own
             # light is measured, not modelled (the PSF's error of its shape stays out).
-            f, e, ee = _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted)
-            e = np.sqrt(e**2 + excess)
+            fs, es, ee = _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted)
+            # The star list's neighbours are fitted together (or subtracted): they blend
+            # no more (a crowded colour frame's zeropoint kept 1 % of its stars). Light
+            # of sources the list lacks still does: a detection in the aperture, or light
+            # missing from the core once the neighbours' is taken out.
+            spread = _spread_light(
+                fs, es, growth, main, rad, fwhm, growth_status, cfg["blend_fraction"]
+            )
+            flags = (flags & ~int(Flag.BLENDED)) | np.where(
+                detection | spread, int(Flag.BLENDED), 0
+            )
+        if psf_cols and cfg["mode"] == "subtracted":
+            f, e = fs, np.sqrt(es**2 + excess)
             bvar = np.maximum(e**2 - np.maximum(f, 0.0), 0.0)
             snr_main = np.where(e[:, main] > 0, f[:, main] / e[:, main], 0.0)
             growth, rel_err, apcor_err, n_growth, growth_status = _growth(
