@@ -3,10 +3,12 @@
     python benchmarks/colour.py             # simulate and run the tests' colour night
     python benchmarks/colour.py --root DIR  # a colour night already simulated and run in DIR
     python benchmarks/colour.py --mode psf --density 20   # PSF photometry on a crowded one
+    python benchmarks/colour.py --mode psf --density 20 --frames 15   # its first 15 frames
 
 Prints, per channel (R, G1, G2, B and the combined G): the largest offset of a frame's
 calibrated magnitudes from the truth (median over its calibration stars), the median
-fitted colour term against the simulator's, the constant stars' rms over the noise model,
+fitted colour term against the simulator's and the largest departure from it over the
+frames, the constant stars' rms over the noise model,
 their median rms; the transit's depth and mid-time in each green and in G.
 """
 
@@ -40,6 +42,10 @@ def channel_numbers(root: Path) -> dict:
             "max_abs_offset_mmag": round(1000 * float(np.max(np.abs(v["offsets"]))), 1),
             "color_term": round(float(np.median(v["terms"])), 3),
             "color_term_true": synthetic.CHANNEL_MODEL[ch[0]][1],
+            "color_term_max_dev": round(
+                float(np.max(np.abs(np.subtract(v["terms"], synthetic.CHANNEL_MODEL[ch[0]][1])))),
+                3,
+            ),
         }
     p = truth.params["transit"]
     for ch in ("R", "G1", "G2", "B", "G"):
@@ -68,6 +74,7 @@ def main():
     ap.add_argument("--root", type=Path, help="an already processed colour night")
     ap.add_argument("--mode", help="photometry.mode (default: the configuration's)")
     ap.add_argument("--density", type=float, help="stars per arcmin^2 (default: the night's)")
+    ap.add_argument("--frames", type=int, help="science frames (default: the night's 50)")
     args = ap.parse_args()
     root = args.root
     if root is None:
@@ -75,6 +82,8 @@ def main():
         sim = synthetic.COLOUR_NIGHT
         if args.density:
             sim = dataclasses.replace(sim, stars_per_arcmin2=args.density)
+        if args.frames:
+            sim = dataclasses.replace(sim, n_science=args.frames)
         night = synthetic.simulate_night(root, sim)
         config = yaml.safe_load(night.config.read_text())
         if args.mode:
