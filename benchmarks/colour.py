@@ -57,7 +57,8 @@ def channel_numbers(root: Path) -> dict:
             median_rms_mmag=round(1000 * float(np.median(s["rms"])), 2),
         )
         t, f, e = validation.flux_curve(results, p["id"], filter_name=ch)
-        if len(t) > 10:
+        inside = np.abs(t - p["t0_bjd"]) < p["duration_d"] / 2
+        if inside.sum() >= 5 and (~inside).sum() >= 5:  # (a night's first frames may miss it)
             t0, depth, err = validation.transit_fit(
                 t, f, e, p["t0_bjd"] + 10 / 1440, p["duration_d"], p["ingress_d"]
             )

@@ -399,6 +399,11 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     first = psf.fit(sub, err, bad, model, x, y, total, fwhm)
     stars, _ = psf.render(sci.shape, model, x, y, first["flux"], fwhm)
     sub = sci - background(sci - stars, bad)
+    # The PSF again on that background: built on the first, a crowd's wings were cut (PSF
+    # fluxes 17 % below the stars' aperture fluxes on a crowded colour plane).
+    rebuilt, again = psf.build(sub, x[usable], y[usable], fwhm, size, err=err, mask=bad | crowd)
+    if rebuilt is not None:
+        model, info = rebuilt, again
     f = psf.fit(sub, err, bad, model, x, y, first["flux"], fwhm)
     flux, flux_err = f["flux"].to_numpy(), f["flux_err"].to_numpy()
     light, stamps = psf.render(sci.shape, model, x, y, flux, fwhm)
