@@ -399,7 +399,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     first = psf.fit(sub, err, bad, model, x, y, total, fwhm)
     stars, _ = psf.render(sci.shape, model, x, y, first["flux"], fwhm)
     sub = sci - background(sci - stars, bad)
-    if others.mean() >= SKY_COVER:
+    if covers_sky(others):
         # The first background held the crowd's wings (:func:`background`) and the PSF
         # built on it lost them (its fluxes 17-21 % below the stars' aperture fluxes on
         # two crowded colour planes, 3 % built again on this one).
@@ -463,8 +463,20 @@ def background(image, bad, sources=None):
     """
     import sep
 
-    out = bad if sources is None or sources.mean() >= SKY_COVER else bad | sources
+    out = bad if sources is None or covers_sky(sources) else bad | sources
     return sep.Background(phot.native(image), mask=out, bw=64, bh=64).back()
+
+
+def covers_sky(sources) -> bool:
+    """Whether the ``sources`` (a mask) cover ``SKY_COVER`` of the frame or more: a crowd,
+    whose background :func:`background` measures with the sources in.
+
+    Examples
+    --------
+    >>> covers_sky(np.eye(4, dtype=bool)), covers_sky(np.ones((4, 4), bool))
+    (False, True)
+    """
+    return bool(sources.mean() >= SKY_COVER)
 
 
 def _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted):
