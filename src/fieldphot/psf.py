@@ -100,9 +100,7 @@ def build(
     order = _width_order(good, mean, nx, ny, highest)
 
     def terms(px, py):
-        u, v = np.asarray(px) / nx - 0.5, np.asarray(py) / ny - 0.5
-        cols = [np.ones_like(u), u, v] + ([u * u, u * v, v * v] if order == 2 else [])
-        return np.stack(cols, axis=-1)
+        return _terms(px, py, nx, ny)[..., : 6 if order == 2 else 3]
 
     # Every star's residual pixels: the oversampled ePSF pixel each falls on, its value
     # (data over flux less the mean ePSF), weight and the star's polynomial terms.
@@ -180,6 +178,8 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
     """
     from scipy.stats import f as f_dist
 
+    if not highest:
+        return 0
     grid = np.linspace(0.7, 1.4, 15)
     xy, stretch, err = [], [], []
     for s in stars:
@@ -199,11 +199,10 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
         xy.append(s.center)
         stretch.append(grid[j] - (c2 - c0) / (2 * (grid[1] - grid[0])) / curv)
         err.append(np.sqrt(2.0 / curv))
-    if len(stretch) < 10 or not highest:
+    if len(stretch) < 10:
         return 0
     xy, stretch, err = np.asarray(xy), np.asarray(stretch), np.asarray(err)
-    u, v = xy[:, 0] / nx - 0.5, xy[:, 1] / ny - 0.5
-    terms = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
+    terms = _terms(xy[:, 0], xy[:, 1], nx, ny)
     keep = np.ones(len(stretch), bool)
     for _ in range(2):  # the highest order's fit, its 3 sigma outliers left out
         m = 3 * highest
@@ -222,6 +221,13 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
         if n > m1 and f_dist.sf(stat, m1 - m0, n - m1) < p_value:
             order = higher
     return order
+
+
+def _terms(px, py, nx: int, ny: int):
+    """The quadratic's terms (1, u, v, u², uv, v²) at x, y, with u, v from -0.5 to 0.5 over
+    the ``nx`` x ``ny`` frame (the last axis)."""
+    u, v = np.asarray(px) / nx - 0.5, np.asarray(py) / ny - 0.5
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
 
 
 def _weighted_fits(q, t, r, w, n_pix: int):
