@@ -383,10 +383,11 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     star is fitted, then the background is measured again on the frame less every fitted
     star (in a crowded field the first one holds the stars' wings: faint stars came out
     1-2 % faint) and every star fitted again, as DAOPHOT's ALLSTAR does. Each error adds
-    the PSF's profile error (the PSF stars' fluxes against their large-aperture fluxes,
-    ``check``: flux and error, NaN for others) over its fit region, and the noise PSF fits
-    at blank places of the star-subtracted frame show beyond their errors (undetected
-    stars: the ``known`` sources are avoided).
+    the PSF's profile error on the star's own light (the PSF stars' fluxes against their
+    large-aperture fluxes, ``check``: flux and error, NaN for others; else against their
+    cores' light, :func:`fieldphot.psf.build`), its pixel error on the neighbours' light in
+    its fit region, and the noise PSF fits at blank places of the star-subtracted frame
+    show beyond their errors (undetected stars: the ``known`` sources are avoided).
     """
     bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
     sub = sci - background(sci, bad, others)
@@ -412,7 +413,8 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     measured = psf.profile_error(flux, flux_err, *check)
     profile = measured if np.isfinite(measured) else info["profile_err"]
     blank_var, blank_median, n_blank = psf.blank_noise(sub - light, err, bad, model, fwhm, *known)
-    var = profile**2 * psf.profile_variance(stamps, light, err, bad, x, y, fwhm) + blank_var
+    own, neighbours = psf.profile_variance(stamps, light, flux, err, bad, x, y, fwhm)
+    var = profile**2 * own + info["pixel_err"] ** 2 * neighbours + blank_var
     flux_err = np.sqrt(flux_err**2 + np.nan_to_num(var))
     ratio = total[usable] / flux[usable]
     scale = float(np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)]))
@@ -421,7 +423,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
         scale=scale,
         chi2_median=float(np.nanmedian(f["chi2"])),
         profile_err=float(profile),
-        profile_err_source="apertures" if np.isfinite(measured) else "residuals",
+        profile_err_source="apertures" if np.isfinite(measured) else "cores",
         blank_noise=float(np.sqrt(blank_var) * scale),
         blank_median=float(blank_median * scale),
         blank_n=n_blank,
@@ -435,7 +437,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
             "psf_group": f["group_size"].to_numpy(),
         },
         info,
-        {"light": light, "stamps": stamps, "flux": flux, "profile_err": profile},
+        {"light": light, "stamps": stamps, "flux": flux, "pixel_err": info["pixel_err"]},
     )
 
 
@@ -483,7 +485,7 @@ def _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted):
     """Fluxes and errors in every aperture ``rad`` on the frame less every star's fitted PSF
     (``fitted``: :func:`_psf_fluxes`' model light, per-star stamps, fluxes and profile
     error), each star's own modelled light added back: the star's light as the frame has
-    it, its neighbours' as the PSF models them; the error adds the profile error of the
+    it, its neighbours' as the PSF models them; the error adds the pixel error of the
     neighbours' light in the aperture; also the share of each star's modelled light
     in each aperture."""
     import sep
@@ -497,7 +499,7 @@ def _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted):
             share[i] = sep.sum_circle(phot.native(psi), cx, cy, rad)[0]
     own = np.nan_to_num(flux)[:, None] * share
     total = np.stack([sep.sum_circle(phot.native(light), x, y, r)[0] for r in rad], axis=1)
-    neighbours = fitted["profile_err"] * (total - own)
+    neighbours = fitted["pixel_err"] * (total - own)
     return m["flux"] + own, np.sqrt(m["flux_err"] ** 2 + neighbours**2), share
 
 

@@ -166,3 +166,37 @@ def test_a_psf_that_does_not_vary_gets_one_epsf():
     pick = (cKDTree(np.c_[x, y]).query(np.c_[x, y], 2)[0][:, 1] > 15) & (flux > 3e4)
     model, info = psf.build(img, x[pick], y[pick], 3.0, 19, err=err, min_stars=20)
     assert info["n_stars"] >= 40 and info["order"] == 0
+
+
+def _pixel_integrated(x, y, flux, fwhm: float, shape) -> np.ndarray:
+    image = np.zeros(shape)
+    for xi, yi, fi in zip(x, y, flux, strict=True):
+        x0, y0, st = synthetic._stamp(xi, yi, synthetic.moffat_alpha(fwhm, 3.0), 3.0, 16, 5)
+        synthetic._add(image, x0, y0, fi * st)
+    return image
+
+
+def test_a_stars_psf_flux_does_not_depend_on_where_it_falls_in_a_pixel():
+    """The ePSF built from 60 stars with their neighbours' light masked, as on a crowded
+    colour plane (FWHM 2.7 px), then fitted to noiseless stars at 16 sub-pixel positions:
+    one flux for all. A 2 x oversampled ePSF, each oversampled pixel seeing a quarter of
+    the stars less the masked ones, gave fluxes 26 mmag rms apart here (115 mmag from
+    best to worst position; on the crowded colour night's planes 30 mmag rms)."""
+    rng = np.random.default_rng(3)
+    fwhm, size = 2.7, 420
+    x, y = rng.uniform(15, size - 15, (2, 60))
+    light = _pixel_integrated(x, y, 10 ** rng.uniform(5.0, 6.0, 60), fwhm, (size, size))
+    img = rng.poisson(light + 300.0) - 300.0 + rng.normal(0, 5, light.shape)
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.zeros(img.shape, bool)
+    for xi, yi in zip(x, y, strict=True):  # three neighbours' discs about each star
+        for ang, r, rad in zip(*rng.uniform((0, 3, 2), (2 * np.pi, 8, 4), (3, 3)).T, strict=True):
+            mask |= np.hypot(xx - xi - r * np.cos(ang), yy - yi - r * np.sin(ang)) < rad
+    model, _ = psf.build(img, x, y, fwhm, 19, err=np.sqrt(np.abs(img) + 325.0), mask=mask)
+    phase = np.arange(16)
+    tx, ty = 20 + 25 * (phase % 8) + phase % 4 / 4, 20 + 25 * (phase // 8) + phase // 4 / 4
+    clean = _pixel_integrated(tx, ty, np.full(16, 1e6), fwhm, (80, 220))
+    flux = psf.fit(clean, np.sqrt(clean + 300.0), np.zeros(clean.shape, bool), model, tx, ty,
+                   np.full(16, 1e6), fwhm)["flux"].to_numpy()  # fmt: skip
+    mmag = 1086 * np.log(flux / np.median(flux))
+    assert np.std(mmag) < 1.0 and np.ptp(mmag) < 4.0, mmag.round(1)
