@@ -384,10 +384,11 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
     star (in a crowded field the first one holds the stars' wings: faint stars came out
     1-2 % faint) and every star fitted again, as DAOPHOT's ALLSTAR does. Each error adds
     the PSF's profile error on the star's own light (the PSF stars' fluxes against their
-    large-aperture fluxes, ``check``: flux and error, NaN for others; else against their
-    cores' light, :func:`fieldphot.psf.build`), its pixel error on the neighbours' light in
-    its fit region, and the noise PSF fits at blank places of the star-subtracted frame
-    show beyond their errors (undetected stars: the ``known`` sources are avoided).
+    large-aperture fluxes, ``check``: flux and error, NaN for others; else their light
+    in their fit boxes against the model's, :func:`fieldphot.psf.build`), its pixel error
+    on the neighbours' light in its fit region, and the noise PSF fits at blank places of
+    the star-subtracted frame show beyond their errors (undetected stars: the ``known``
+    sources are avoided).
     """
     bad = any_set(mask, Flag.SATURATED | Flag.BAD_PIXEL | Flag.COSMIC_RAY)
     sub = sci - background(sci, bad, others)
@@ -483,7 +484,7 @@ def covers_sky(sources) -> bool:
 
 def _subtracted(sci, err, mask, x, y, rad, r_in, r_out, others, fitted):
     """Fluxes and errors in every aperture ``rad`` on the frame less every star's fitted PSF
-    (``fitted``: :func:`_psf_fluxes`' model light, per-star stamps, fluxes and profile
+    (``fitted``: :func:`_psf_fluxes`' model light, per-star stamps, fluxes and pixel
     error), each star's own modelled light added back: the star's light as the frame has
     it, its neighbours' as the PSF models them; the error adds the pixel error of the
     neighbours' light in the aperture; also the share of each star's modelled light
