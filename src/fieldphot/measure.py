@@ -221,12 +221,7 @@ def measure_frame(
         det_y,
         fwhm,
     )
-    spread = _spread_light(
-        f, m["flux_err"], growth, main, rad, fwhm, growth_status, cfg["blend_fraction"]
-    )
-    blended = (contamination > cfg["blend_fraction"]) | detection | spread
-    flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
-    psf_info, psf_cols = {}, {}
+    psf_info, psf_cols, blended = {}, {}, None
     if cfg["mode"] in ("psf", "subtracted"):
         # The PSF's stars: as the curve of growth's, relaxed until there are enough to
         # follow the PSF over the field (their neighbours are masked).
@@ -262,11 +257,8 @@ def measure_frame(
             # no more (a crowded colour frame's zeropoint kept 1 % of its stars). Light
             # of sources the list lacks still does: a detection in the aperture, or light
             # missing from the core once the neighbours' is taken out.
-            spread = _spread_light(
+            blended = detection | _spread_light(
                 fs, es, growth, main, rad, fwhm, growth_status, cfg["blend_fraction"]
-            )
-            flags = (flags & ~int(Flag.BLENDED)) | np.where(
-                detection | spread, int(Flag.BLENDED), 0
             )
         if psf_cols and cfg["mode"] == "subtracted":
             f, e = fs, np.sqrt(es**2 + excess)
@@ -281,10 +273,16 @@ def measure_frame(
             optimal = growth_status != "none"
             fit_err = flux_err
             pick, flux, flux_err = _choose(f, e, bvar, growth, rel_err, main, optimal, share)
-            flags = (m["flags"][rows, pick] | (flags & int(Flag.BLENDED))).astype(np.int32)
+            flags = m["flags"][rows, pick]
             # No smaller than the PSF fit's error: the aperture's misses how well the
             # PSF gives each aperture's share and the neighbours' light (pulls near 2).
             flux_err = np.fmax(flux_err, fit_err)
+    if blended is None:  # apertures (or no PSF): a neighbour's light in the aperture
+        blended = (contamination > cfg["blend_fraction"]) | detection
+        blended |= _spread_light(
+            f, m["flux_err"], growth, main, rad, fwhm, growth_status, cfg["blend_fraction"]
+        )
+    flags = flags | np.where(blended, int(Flag.BLENDED), 0).astype(np.int32)
     scint = cfg["scintillation"]
     if scint["enabled"]:
         sigma = phot.scintillation(
@@ -424,7 +422,7 @@ def _psf_fluxes(sci, err, mask, others, crowd, x, y, total, usable, check, known
         scale=scale,
         chi2_median=float(np.nanmedian(f["chi2"])),
         profile_err=float(profile),
-        profile_err_source="apertures" if np.isfinite(measured) else "cores",
+        profile_err_source="apertures" if np.isfinite(measured) else "fit boxes",
         blank_noise=float(np.sqrt(blank_var) * scale),
         blank_median=float(blank_median * scale),
         blank_n=n_blank,
