@@ -44,12 +44,14 @@ def build(
     optional), in stamps of ``size`` px (odd), normalised to unit flux within the stamp,
     varying over the field.
 
-    The frame's ePSF (photutils ``EPSFBuilder``) is the mean; each ePSF pixel's departure
-    from it is then fitted, over every star's residual that falls on it, by a quadratic in
-    the star's x and y (DAOPHOT's variable PSF; of the order the stars' widths ask for,
-    :func:`_width_order`, none with fewer than ``min_stars``), weighted by each residual's
-    error, clipped at 3 sigma (neighbours), and evaluated on a ``grid`` x ``grid`` grid reaching the
-    frame's corners, interpolated between its nodes (photutils ``GriddedPSFModel``).
+    The frame's ePSF (photutils ``EPSFBuilder``) is the mean. Where the stars' widths vary
+    (:func:`_width_order`: a polynomial in x, y of the order they ask for, none with fewer
+    than ``min_stars``), the mean is stretched as they say at each place, and each ePSF
+    pixel's departure from that is fitted, over every star's residual that falls on it, by
+    a polynomial of the same order in the star's x and y (DAOPHOT's variable PSF), weighted
+    by each residual's error, clipped at 3 sigma (neighbours), and evaluated on a ``grid``
+    x ``grid`` grid reaching the frame's corners, interpolated between its nodes (photutils
+    ``GriddedPSFModel``).
 
     ``oversampling`` (ePSF pixels per detector pixel) is 1 where the stars are sampled
     well enough to interpolate (:func:`_oversampling`), 2 where they are not; each of the
@@ -107,27 +109,34 @@ def build(
     # Every star's residual pixels: the oversampled ePSF pixel each falls on, its value
     # (data over flux less the mean ePSF), weight and the star's place.
     shape = np.array(mean.data.shape)
-    q, r, w, at, ev, rad = [], [], [], [], [], []
+    q, d, w, at, dx, dy = [], [], [], [], [], []
     for s in good:
         yy, xx = np.mgrid[: s.shape[0], : s.shape[1]]
         qx = np.rint((xx - s.cutout_center[0]) * oversampling + (shape[1] - 1) / 2).astype(int)
         qy = np.rint((yy - s.cutout_center[1]) * oversampling + (shape[0] - 1) / 2).astype(int)
         on = (qx >= 0) & (qx < shape[1]) & (qy >= 0) & (qy < shape[0]) & (s.weights > 0)
         q.append((qy * shape[1] + qx)[on])
-        ev.append(mean.evaluate(xx, yy, 1.0, *s.cutout_center)[on])
-        r.append(s.data[on] / s.flux - ev[-1])
+        d.append(s.data[on] / s.flux)
         w.append((s.weights * s.flux)[on] ** 2)
         at.append(np.broadcast_to(s.center, (int(on.sum()), 2)))
-        rad.append(np.hypot(xx - s.cutout_center[0], yy - s.cutout_center[1])[on])
+        dx.append((xx - s.cutout_center[0])[on])
+        dy.append((yy - s.cutout_center[1])[on])
     n = len(good)
     if n < 5 or not _covers_fit_box(q, shape, fwhm * oversampling):
         why = f"{n} stars fitted (5 needed)" if n < 5 else "its core is masked on every star"
         return None, {**empty, "n_stars": n, "reason": f"ePSF not built: {why}"}
     star = np.repeat(np.arange(n), [len(k) for k in q])
-    q, r, w, at, ev, rad = (np.concatenate(k) for k in (q, r, w, at, ev, rad))
+    q, d, w, at, dx, dy = (np.concatenate(k) for k in (q, d, w, at, dx, dy))
+    rad = np.hypot(dx, dy)
     ny, nx = np.shape(sub)
     highest = 2 if n >= min_stars else 0
-    order = _width_order(good, mean, nx, ny, highest)
+    order, widths = _width_order(good, mean, nx, ny, highest)
+    # The base the polynomial departs from: the mean ePSF stretched as the stars' widths
+    # say at each place. A pixel's value is not linear in the width, so a quadratic in
+    # x, y of each pixel alone follows a PSF that broadens towards the corners less well.
+    k = widths(at[:, 0], at[:, 1])
+    ev = mean.evaluate(dx / k, dy / k, 1.0, 0.0, 0.0) / k**2
+    r = d - ev
     t = _terms(at[:, 0], at[:, 1], nx, ny)[:, : 6 if order == 2 else 3]
     coef = np.zeros((shape.prod(), t.shape[1]))
     if order:
@@ -152,7 +161,7 @@ def build(
     profile = _beyond_noise(away, noise)
     # The residuals' scatter beyond their noise, per pixel, as a fraction of the model
     # where it holds the light (DAOPHOT's): how well a neighbour's light is modelled.
-    model_at = mean.data.ravel()[q] + np.einsum("ij,ij->i", t, coef[q])
+    model_at = (ev if order else mean.data.ravel()[q]) + np.einsum("ij,ij->i", t, coef[q])
     pull = dev * np.sqrt(w)
     core = (model_at > 0.1 * mean.data.max()) & (np.abs(pull) < 7.4 * np.median(np.abs(pull)))
     excess = np.sum(w[core] * dev[core] ** 2 - 1.0) / np.sum(w[core] * model_at[core] ** 2)
@@ -169,7 +178,8 @@ def build(
     gx, gy = np.meshgrid(np.linspace(0, nx - 1, grid), np.linspace(0, ny - 1, grid))
     nodes = np.c_[gx.ravel(), gy.ravel()]
     nodes_t = _terms(nodes[:, 0], nodes[:, 1], nx, ny)[:, : t.shape[1]]
-    epsfs = mean.data[None] + (nodes_t @ coef.T).reshape(-1, *shape)
+    base = _stretched(mean.data, widths(nodes[:, 0], nodes[:, 1]), oversampling)
+    epsfs = base + (nodes_t @ coef.T).reshape(-1, *shape)
     epsfs = _normalised(epsfs, oversampling)
     widths = [_fwhm(e, oversampling) for e in epsfs]
     info["fwhm_range"] = [round(min(widths), 3), round(max(widths), 3)]
@@ -177,7 +187,7 @@ def build(
     return GriddedPSFModel(model), info
 
 
-def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1e-3) -> int:
+def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1e-3):
     """The order (0 to ``highest``) of the polynomial in x, y the PSF's variation needs,
     from how the ``stars``' widths vary: each star's stretch of the ``mean`` ePSF (the
     best of 0.7 to 1.4, refined by a parabola), fitted by polynomials of rising order
@@ -185,6 +195,7 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
     chi-square more than the scatter allows (an F-test at ``p_value``). A constant PSF
     then gets one ePSF, not a polynomial fitted to its stars' neighbours and noise (on
     crowded colour planes the stars' fluxes scattered 1.5 times as much with one).
+    Also the stretch at any x, y (a function; 1 everywhere at order 0).
 
     Examples
     --------
@@ -199,14 +210,17 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
     ...     img = render_stars((400, 400), x, y, np.full(60, 1e5), widths, 100.0, rng) - 100
     ...     stars = extract_stars(NDData(img), Table({"x": x, "y": y}), size=19)
     ...     mean, fitted = EPSFBuilder(oversampling=2, progress_bar=False).build_epsf(stars)
-    ...     print(_width_order(fitted.all_good_stars, mean, 400, 400, 2))
+    ...     print(_width_order(fitted.all_good_stars, mean, 400, 400, 2)[0])
     0
     1
     """
     from scipy.stats import f as f_dist
 
+    def constant(px, py):
+        return np.ones(np.shape(px))
+
     if not highest:
-        return 0
+        return 0, constant
     grid = np.linspace(0.7, 1.4, 15)
     xy, stretch, err = [], [], []
     for s in stars:
@@ -227,7 +241,7 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
         stretch.append(grid[j] - (c2 - c0) / (2 * (grid[1] - grid[0])) / curv)
         err.append(np.sqrt(2.0 / curv))
     if len(stretch) < 10:
-        return 0
+        return 0, constant
     xy, stretch, err = np.asarray(xy), np.asarray(stretch), np.asarray(err)
     terms = _terms(xy[:, 0], xy[:, 1], nx, ny)
     keep = np.ones(len(stretch), bool)
@@ -236,18 +250,49 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
         coef = np.linalg.lstsq(terms[keep, :m] / err[keep, None], stretch[keep] / err[keep])[0]
         pull = (stretch - terms[:, :m] @ coef) / err
         keep = np.abs(pull) < 3 * 1.4826 * np.median(np.abs(pull[keep]))
-    chi2 = []
+    chi2, coefs = [], []
     for order in range(highest + 1):
         m = max(3 * order, 1)
         a, b = terms[keep, :m] / err[keep, None], stretch[keep] / err[keep]
-        chi2.append(np.sum((b - a @ np.linalg.lstsq(a, b)[0]) ** 2))
+        coefs.append(np.linalg.lstsq(a, b)[0])
+        chi2.append(np.sum((b - a @ coefs[-1]) ** 2))
     order, n = 0, int(keep.sum())
     for higher in range(1, highest + 1):
         m0, m1 = max(3 * order, 1), 3 * higher
         stat = (chi2[order] - chi2[higher]) / (m1 - m0) / (chi2[higher] / (n - m1))
         if n > m1 and f_dist.sf(stat, m1 - m0, n - m1) < p_value:
             order = higher
-    return order
+    if not order:
+        return 0, constant
+
+    def widths(px, py):
+        return _terms(px, py, nx, ny)[..., : 3 * order] @ coefs[order]
+
+    return order, widths
+
+
+def _stretched(data, stretch, oversampling: int):
+    """The ePSF ``data`` stretched by each of ``stretch`` (its shape broader by that factor,
+    its light the same): one array per stretch.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[-10:11, -10:11]
+    >>> data = np.exp(-(xx**2 + yy**2) / (2 * 1.5**2))
+    >>> data /= data.sum()
+    >>> wide = _stretched(data, [1.0, 1.2], 1)
+    >>> bool(np.allclose(wide[0], data)), round(float(wide[1].max() / data.max()), 2)
+    (True, 0.69)
+    """
+    from photutils.psf import ImagePSF
+
+    model = ImagePSF(data, oversampling=oversampling)
+    yy, xx = np.mgrid[: data.shape[0], : data.shape[1]]
+    dx, dy = (
+        (xx - (data.shape[1] - 1) / 2) / oversampling,
+        (yy - (data.shape[0] - 1) / 2) / oversampling,
+    )
+    return np.stack([model.evaluate(dx / k, dy / k, 1.0, 0.0, 0.0) / k**2 for k in stretch])
 
 
 def _terms(px, py, nx: int, ny: int):
