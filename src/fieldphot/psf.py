@@ -130,12 +130,11 @@ def build(
     rad = np.hypot(dx, dy)
     ny, nx = np.shape(sub)
     highest = 2 if n >= min_stars else 0
-    order, widths = _width_order(good, mean, nx, ny, highest)
+    order, stretch_at = _width_order(good, mean, nx, ny, highest)
     # The base the polynomial departs from: the mean ePSF stretched as the stars' widths
     # say at each place. A pixel's value is not linear in the width, so a quadratic in
     # x, y of each pixel alone follows a PSF that broadens towards the corners less well.
-    k = widths(at[:, 0], at[:, 1])
-    ev = mean.evaluate(dx / k, dy / k, 1.0, 0.0, 0.0) / k**2
+    ev = _stretched(mean, dx, dy, stretch_at(at[:, 0], at[:, 1]))
     r = d - ev
     t = _terms(at[:, 0], at[:, 1], nx, ny)[:, : 6 if order == 2 else 3]
     coef = np.zeros((shape.prod(), t.shape[1]))
@@ -178,8 +177,10 @@ def build(
     gx, gy = np.meshgrid(np.linspace(0, nx - 1, grid), np.linspace(0, ny - 1, grid))
     nodes = np.c_[gx.ravel(), gy.ravel()]
     nodes_t = _terms(nodes[:, 0], nodes[:, 1], nx, ny)[:, : t.shape[1]]
-    base = _stretched(mean.data, widths(nodes[:, 0], nodes[:, 1]), oversampling)
-    epsfs = base + (nodes_t @ coef.T).reshape(-1, *shape)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    dx, dy = (xx - (shape[1] - 1) / 2) / oversampling, (yy - (shape[0] - 1) / 2) / oversampling
+    base = [_stretched(mean, dx, dy, k) for k in stretch_at(nodes[:, 0], nodes[:, 1])]
+    epsfs = np.stack(base) + (nodes_t @ coef.T).reshape(-1, *shape)
     epsfs = _normalised(epsfs, oversampling)
     widths = [_fwhm(e, oversampling) for e in epsfs]
     info["fwhm_range"] = [round(min(widths), 3), round(max(widths), 3)]
@@ -265,34 +266,27 @@ def _width_order(stars, mean, nx: int, ny: int, highest: int, p_value: float = 1
     if not order:
         return 0, constant
 
-    def widths(px, py):
+    def stretch_at(px, py):
         return _terms(px, py, nx, ny)[..., : 3 * order] @ coefs[order]
 
-    return order, widths
+    return order, stretch_at
 
 
-def _stretched(data, stretch, oversampling: int):
-    """The ePSF ``data`` stretched by each of ``stretch`` (its shape broader by that factor,
-    its light the same): one array per stretch.
+def _stretched(model, dx, dy, stretch):
+    """The unit-flux ``model`` (an ePSF) at offsets ``dx``, ``dy`` (px) from its centre,
+    stretched by ``stretch`` (its shape broader by that factor, its light the same).
 
     Examples
     --------
+    >>> from photutils.psf import ImagePSF
     >>> yy, xx = np.mgrid[-10:11, -10:11]
     >>> data = np.exp(-(xx**2 + yy**2) / (2 * 1.5**2))
-    >>> data /= data.sum()
-    >>> wide = _stretched(data, [1.0, 1.2], 1)
-    >>> bool(np.allclose(wide[0], data)), round(float(wide[1].max() / data.max()), 2)
+    >>> model = ImagePSF(data / data.sum())
+    >>> same, wide = (_stretched(model, xx, yy, k) for k in (1.0, 1.2))
+    >>> bool(np.allclose(same, model.data)), round(float(wide.max() / same.max()), 2)
     (True, 0.69)
     """
-    from photutils.psf import ImagePSF
-
-    model = ImagePSF(data, oversampling=oversampling)
-    yy, xx = np.mgrid[: data.shape[0], : data.shape[1]]
-    dx, dy = (
-        (xx - (data.shape[1] - 1) / 2) / oversampling,
-        (yy - (data.shape[0] - 1) / 2) / oversampling,
-    )
-    return np.stack([model.evaluate(dx / k, dy / k, 1.0, 0.0, 0.0) / k**2 for k in stretch])
+    return model.evaluate(dx / stretch, dy / stretch, 1.0, 0.0, 0.0) / stretch**2
 
 
 def _terms(px, py, nx: int, ny: int):
